@@ -1,0 +1,30 @@
+"""The Python package behind *Residual Connections — a course you can run*.
+
+Importing ``book`` has no side effects: it sets no seeds, no matplotlib style
+and no thread counts. A notebook opts in with :func:`book.seed` and
+:func:`book.plots.use_style`.
+
+Submodules (imported on demand):
+
+- :mod:`book.data`        MNIST-1D, generated offline and cached
+- :mod:`book.models`      plain and residual stacks (1-D conv nets and MLPs)
+- :mod:`book.training`    a fast in-memory training loop with a divergence guard
+- :mod:`book.experiments` cached experiments behind the chapters and widgets
+- :mod:`book.plots`       an opt-in house style with fixed, colourblind-safe colours
+- :mod:`book.widgets`     ipywidgets explorers that run on ipywidgets 7.7.1 and 8
+- :mod:`book.colab`       the repository URL and the Colab install cell
+"""
+
+__version__ = "0.1.0"
+
+
+def seed(value: int = 0) -> None:
+    """Seed Python's, NumPy's and PyTorch's random generators (opt-in)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)

@@ -1,0 +1,144 @@
+"""Cached experiments: the runs behind the chapters, widgets and claim tests.
+
+Every experiment is a frozen dataclass (its *spec*) plus a function that
+computes a JSON-able result from it. :func:`cached` stores results in memory
+and on disk under :func:`book.data.cache_dir`, keyed by the spec and by a
+fingerprint of the package's source code, so
+
+- revisiting a setting in a widget or re-running a page is instant, and
+- editing the package invalidates old results instead of showing stale ones.
+
+Set ``$RESIDUAL_COURSE_CACHE`` to a fresh folder to measure a cold run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .data import cache_dir, load_mnist1d
+from .models import ConvNet1d, ConvNetConfig, _check_conv_config
+from .training import TrainConfig, TrainResult, train
+
+__all__ = ["cached", "is_cached", "code_fingerprint", "DepthRun", "run_depth", "depth_sweep", "clear_memory_cache"]
+
+_MEMORY: dict[str, dict] = {}
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of every ``.py`` file of the package: results depend on the code."""
+    h = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _key(kind: str, spec) -> str:
+    payload = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else spec
+    text = json.dumps([kind, payload, code_fingerprint(), torch.__version__], sort_keys=True, default=str)
+    return f"{kind}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+
+
+def cached(kind: str, spec, compute: Callable[[], dict], disk: bool = True) -> dict:
+    """Return ``compute()`` for ``spec``, computing it at most once per code version.
+
+    Args:
+        kind: a short name for the experiment family (part of the file name).
+        spec: a dataclass (or JSON-able value) that fully determines the result.
+        compute: builds the result; it must return something ``json.dumps`` accepts.
+        disk: also read and write the on-disk cache.
+    """
+    key = _key(kind, spec)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    path = cache_dir() / "experiments" / f"{key}.json"
+    if disk and path.exists():
+        try:
+            _MEMORY[key] = json.loads(path.read_text())
+            return _MEMORY[key]
+        except (OSError, ValueError):
+            pass  # a corrupt file is recomputed
+    result = compute()
+    _MEMORY[key] = result
+    if disk:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, path)
+    return result
+
+
+def is_cached(kind: str, spec) -> bool:
+    """Whether ``spec`` has a result in memory or on disk (nothing is computed)."""
+    key = _key(kind, spec)
+    return key in _MEMORY or (cache_dir() / "experiments" / f"{key}.json").exists()
+
+
+def clear_memory_cache() -> None:
+    """Forget in-memory results (the disk cache stays)."""
+    _MEMORY.clear()
+
+
+# --------------------------------------------------------------------------- Chapter 1
+
+@dataclass(frozen=True)
+class DepthRun:
+    """One training run of Chapter 1: a plain or residual ConvNet1d on MNIST-1D.
+
+    The defaults are the chapter's settings: He et al.'s CIFAR recipe (SGD,
+    momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 50 % and
+    75 % of training, one warm-up epoch) scaled down to MNIST-1D and a CPU.
+    """
+
+    depth: int = 20                      # weighted layers, 6n+2
+    residual: bool = False
+    seed: int = 0
+    widths: tuple[int, int, int] = (8, 16, 32)  # half the paper's 16/32/64, to fit a CPU budget
+    epochs: int = 10
+    warmup_epochs: int = 1
+    lr: float = 0.1
+    batch_size: int = 128
+
+    @property
+    def label(self) -> str:
+        return f"{'ResNet' if self.residual else 'plain'}-{self.depth}"
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, warmup_epochs=self.warmup_epochs, lr=self.lr,
+                           batch_size=self.batch_size)
+
+
+def _train_depth_run(spec: DepthRun, progress: bool) -> dict:
+    data = load_mnist1d()
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)  # same seed → same initial weights and batch order
+        model = ConvNet1d(ConvNetConfig(depth=spec.depth, residual=spec.residual, widths=spec.widths))
+        result = train(model, data, spec.train_config(), seed=spec.seed, progress=progress,
+                       description=f"{spec.label} (seed {spec.seed})")
+    return result.to_dict()
+
+
+def run_depth(spec: DepthRun, progress: bool = True, disk: bool = True) -> TrainResult:
+    """Train (or fetch from the cache) one :class:`DepthRun`."""
+    # Validate before touching the cache so a bad setting raises ConfigError at once.
+    _check_conv_config(ConvNetConfig(depth=spec.depth, residual=spec.residual, widths=spec.widths))
+    return TrainResult.from_dict(cached("depth", spec, lambda: _train_depth_run(spec, progress), disk=disk))
+
+
+def depth_sweep(depths=(8, 20, 32, 56), residual=(False, True), seeds=(0,), progress: bool = True,
+                **overrides) -> dict[tuple[int, bool, int], TrainResult]:
+    """Run :func:`run_depth` over a grid; returns ``{(depth, residual, seed): result}``."""
+    return {
+        (d, r, s): run_depth(DepthRun(depth=d, residual=r, seed=s, **overrides), progress=progress)
+        for r in residual for d in depths for s in seeds
+    }

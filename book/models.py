@@ -1,0 +1,199 @@
+r"""Plain and residual 1-D conv nets in the style of He et al. (2015). MLP stacks live in :mod:`book.mlp`.
+
+A residual block computes
+
+.. math::  y = \mathcal{F}(x) + \mathrm{shortcut}(x),
+
+where :math:`\mathcal{F}` (the *branch*) is a couple of weight layers and the
+shortcut is the identity whenever shapes match. A plain block is the same
+branch without the addition. Everything else (stem, widths, head, init) is
+shared, so comparing the two isolates the effect of the ``+ x``.
+
+The file reads top to bottom: helpers → blocks → networks → constructors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "PadChannelsShortcut",
+    "conv_net", "plain_net", "resnet", "valid_conv_depths", "ConfigError",
+]
+
+
+class ConfigError(ValueError):
+    """A model setting that cannot be built; the message says what to change."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+def conv3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv1d:
+    """3-tap convolution with padding 1 and no bias (a BatchNorm follows)."""
+    return nn.Conv1d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+class PadChannelsShortcut(nn.Module):
+    """He et al.'s option A shortcut: subsample by ``stride``, zero-pad the new channels.
+
+    Costs no parameters: ``(N, C, L) -> (N, C + extra, L / stride)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.extra, self.stride = out_channels - in_channels, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride]
+        return F.pad(x, (0, 0, 0, self.extra))  # pad the channel axis at the end
+
+
+# --------------------------------------------------------------------------- conv blocks
+
+def _branch(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    # Conv → BN → ReLU → Conv → BN: the two weight layers of a basic block.
+    return nn.Sequential(
+        conv3(in_channels, out_channels, stride), nn.BatchNorm1d(out_channels), nn.ReLU(inplace=True),
+        conv3(out_channels, out_channels), nn.BatchNorm1d(out_channels),
+    )
+
+
+class PlainBlock1d(nn.Module):
+    """Two weight layers and no shortcut: ``y = relu(F(x))``."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.branch = _branch(in_channels, out_channels, stride)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.branch(x))
+
+
+class BasicBlock1d(nn.Module):
+    """The residual basic block: ``y = relu(F(x) + shortcut(x))``.
+
+    The shortcut is ``nn.Identity()`` when shapes match and the parameter-free
+    option A shortcut when the block halves the length and widens the channels.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.branch = _branch(in_channels, out_channels, stride)
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut: nn.Module = nn.Identity()
+        else:
+            self.shortcut = PadChannelsShortcut(in_channels, out_channels, stride)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x) + self.shortcut(x)  # the residual sum, out of place
+        return self.relu(out)
+
+    def zero_init_last(self) -> None:
+        """Zero the last BN's γ so the branch starts at 0 (Goyal et al. 2017, arXiv 1706.02677)."""
+        nn.init.zeros_(self.branch[-1].weight)
+
+
+# --------------------------------------------------------------------------- conv network
+
+@dataclass
+class ConvNetConfig:
+    """A 1-D version of He et al.'s CIFAR networks: 6n+2 weighted layers."""
+
+    depth: int = 20                      # weighted layers: stem + 6n convs + classifier
+    residual: bool = True                # BasicBlock1d (True) or PlainBlock1d (False)
+    widths: tuple[int, int, int] = (16, 32, 64)  # channels of the three stages (paper: 16/32/64)
+    in_channels: int = 1                 # MNIST-1D has one channel
+    num_classes: int = 10
+    zero_init_residual: bool = False     # start every residual branch at zero (Goyal et al.)
+
+    @property
+    def blocks_per_stage(self) -> int:
+        return (self.depth - 2) // 6
+
+
+def valid_conv_depths(max_depth: int = 110) -> list[int]:
+    """Depths the 6n+2 family allows: 8, 14, 20, …"""
+    return [6 * n + 2 for n in range(1, (max_depth - 2) // 6 + 1)]
+
+
+def _check_conv_config(cfg: ConvNetConfig) -> None:
+    depth = cfg.depth
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        hint = ""
+        if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 8:
+            lower = depth - (depth - 2) % 6
+            hint = f" The nearest allowed depths are {lower} and {lower + 6}."
+        raise ConfigError(
+            f"depth {depth!r} is not a depth this network family has: it needs 6n+2 weighted layers "
+            f"(n ≥ 1), e.g. 8, 14, 20, 32, 44, 56.{hint}"
+        )
+    if any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in cfg.widths):
+        raise ConfigError(f"widths {cfg.widths!r} must be positive whole numbers of channels, e.g. (16, 32, 64).")
+    if list(cfg.widths) != sorted(cfg.widths):
+        raise ConfigError(f"widths {cfg.widths!r} must not shrink from one stage to the next.")
+
+
+class ConvNet1d(nn.Module):
+    """Stem conv → three stages of blocks (length 40 → 20 → 10) → global average pool → linear.
+
+    Input ``(N, 1, 40)``, output logits ``(N, num_classes)``.
+    """
+
+    def __init__(self, config: ConvNetConfig):
+        super().__init__()
+        _check_conv_config(config)
+        self.config = config
+        block = BasicBlock1d if config.residual else PlainBlock1d
+        w = config.widths
+        self.stem = nn.Sequential(conv3(config.in_channels, w[0]), nn.BatchNorm1d(w[0]), nn.ReLU(inplace=True))
+        layers, in_ch = [], w[0]
+        for stage, out_ch in enumerate(w):
+            for i in range(config.blocks_per_stage):
+                stride = 2 if (stage > 0 and i == 0) else 1
+                layers.append(block(in_ch, out_ch, stride))
+                in_ch = out_ch
+        self.blocks = nn.Sequential(*layers)
+        self.head = nn.Linear(in_ch, config.num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # He (Kaiming) init for convs, as in the paper; BN starts at γ=1, β=0.
+        for m in self.modules():
+            if isinstance(m, nn.Conv1d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm1d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.config.zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock1d):
+                    m.zero_init_last()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)              # (N, w0, 40)
+        x = self.blocks(x)            # (N, w2, 10)
+        x = x.mean(dim=-1)            # global average pool → (N, w2)
+        return self.head(x)           # (N, num_classes)
+
+
+# --------------------------------------------------------------------------- constructors
+
+def conv_net(depth: int, residual: bool, **kwargs) -> ConvNet1d:
+    """A ConvNet1d with ``depth`` weighted layers (6n+2), plain or residual."""
+    return ConvNet1d(ConvNetConfig(depth=depth, residual=residual, **kwargs))
+
+
+def plain_net(depth: int, **kwargs) -> ConvNet1d:
+    """The paper's "plain-{depth}" network at MNIST-1D scale."""
+    return conv_net(depth, residual=False, **kwargs)
+
+
+def resnet(depth: int, **kwargs) -> ConvNet1d:
+    """The paper's "ResNet-{depth}" with option A shortcuts at MNIST-1D scale."""
+    return conv_net(depth, residual=True, **kwargs)

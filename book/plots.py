@@ -1,0 +1,96 @@
+"""An opt-in house style and the course's fixed, colourblind-safe colours.
+
+Nothing here runs on import: a notebook calls :func:`use_style` once. Plain
+networks are always vermillion, residual ones always blue (Okabe & Ito's
+palette, distinguishable with every common colour-vision deficiency), and the
+two also differ in line style, so a figure reads in greyscale too.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+__all__ = ["COLORS", "LINESTYLES", "PALETTE", "use_style", "color_for", "style_for", "figure_to_html",
+           "scrubber"]
+
+# Okabe & Ito (2008), "Color Universal Design".
+PALETTE = {
+    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+}
+COLORS = {"plain": PALETTE["vermillion"], "residual": PALETTE["blue"],
+          "post-ln": PALETTE["vermillion"], "pre-ln": PALETTE["blue"],
+          "train": PALETTE["black"], "test": PALETTE["sky"]}
+LINESTYLES = {"plain": "--", "residual": "-", "train": "-", "test": ":"}
+
+_STYLE = {
+    "figure.facecolor": "white",         # opaque, so figures read in a dark theme too
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "figure.dpi": 90,
+    "savefig.dpi": 90,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "font.size": 10,
+    "axes.prop_cycle": None,  # filled in use_style
+}
+
+
+def use_style() -> None:
+    """Apply the course's matplotlib style (opt-in; nothing changes on import)."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    style = dict(_STYLE)
+    style["axes.prop_cycle"] = cycler(color=[PALETTE[k] for k in
+                                             ("blue", "vermillion", "green", "orange", "purple", "sky", "black")])
+    mpl.rcParams.update(style)
+
+
+def color_for(residual: bool) -> str:
+    return COLORS["residual" if residual else "plain"]
+
+
+def style_for(residual: bool) -> dict:
+    """Keyword arguments for ``ax.plot``: colour and line style of plain vs residual."""
+    kind = "residual" if residual else "plain"
+    return {"color": COLORS[kind], "linestyle": LINESTYLES[kind]}
+
+
+def figure_to_html(fig, alt: str) -> str:
+    """An ``<img>`` tag holding ``fig`` as a PNG, with alt text."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode()
+    alt = alt.replace('"', "&quot;")
+    return f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width:100%">'
+
+
+def scrubber(fig, draw_frame, n_frames: int, interval: int = 900):
+    """A kernel-free explorer for the static web book.
+
+    Returns an ``IPython.display.HTML`` holding a matplotlib animation exported
+    with ``to_jshtml()``: its slider scrubs through ``n_frames`` precomputed
+    frames, so a reader without a kernel can still explore a sweep.
+
+    Args:
+        fig: the figure to animate.
+        draw_frame: ``draw_frame(i)`` redraws the figure for frame ``i``.
+        n_frames: how many frames.
+        interval: milliseconds between frames when playing.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML
+    from matplotlib.animation import FuncAnimation
+
+    anim = FuncAnimation(fig, lambda i: draw_frame(i) or [], frames=n_frames, interval=interval, blit=False)
+    html = anim.to_jshtml(default_mode="once")
+    plt.close(fig)
+    return HTML(html)

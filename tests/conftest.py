@@ -1,0 +1,47 @@
+"""Shared fixtures: an isolated result cache and one executed build per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def course_cache(tmp_path_factory):
+    """Point the data and experiment cache at a fresh folder for this session.
+
+    Claim tests therefore train for real; the book build (below) shares the
+    folder, so a run the tests already made is not repeated by the build.
+    """
+    path = tmp_path_factory.mktemp("course-cache")
+    old = os.environ.get("RESIDUAL_COURSE_CACHE")
+    os.environ["RESIDUAL_COURSE_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("RESIDUAL_COURSE_CACHE", None)
+    else:
+        os.environ["RESIDUAL_COURSE_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def built_site(course_cache):
+    """Build the whole book once (every notebook executed) and return the build log.
+
+    Uses ``jupyter-book build --all -W -n --keep-going``: any warning or any
+    failing cell makes the build exit non-zero.
+    """
+    jb = Path(sys.executable).parent / "jupyter-book"
+    proc = subprocess.run(
+        [str(jb), "build", "--all", "-W", "-n", "--keep-going", str(ROOT)],
+        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ),
+    )
+    log = proc.stdout + proc.stderr
+    (ROOT / "_build").mkdir(exist_ok=True)
+    (ROOT / "_build" / "build.log").write_text(log)
+    return {"returncode": proc.returncode, "log": log, "html": ROOT / "_build" / "html"}

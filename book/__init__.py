@@ -28,3 +28,18 @@ def seed(value: int = 0) -> None:
     random.seed(value)
     np.random.seed(value)
     torch.manual_seed(value)
+
+
+def glue(name: str, value, display: bool = False):
+    """Store ``value`` for the book's prose (``{glue:text}`name```); returns ``value``.
+
+    Uses ``myst_nb.glue`` while the book is built. Where myst-nb is not
+    installed (Colab, a plain Jupyter), it does nothing, so the same notebook
+    runs everywhere.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return value
+    _glue(name, value, display=display)
+    return value

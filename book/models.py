@@ -23,6 +23,7 @@ from torch import nn
 __all__ = [
     "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "PadChannelsShortcut",
     "conv_net", "plain_net", "resnet", "valid_conv_depths", "ConfigError",
+    "deepen_with_identities", "make_identity_",
 ]
 
 
@@ -180,6 +181,60 @@ class ConvNet1d(nn.Module):
         x = self.blocks(x)            # (N, w2, 10)
         x = x.mean(dim=-1)            # global average pool → (N, w2)
         return self.head(x)           # (N, num_classes)
+
+
+# --------------------------------------------------------------------------- the construction argument
+
+@torch.no_grad()
+def make_identity_(block: PlainBlock1d) -> PlainBlock1d:
+    """Set a plain block (stride 1, equal channels) to compute the identity on its inputs.
+
+    Each conv becomes the identity kernel (centre tap = I) and each BN, in eval
+    mode, the identity map (running mean 0, variance 1 − ε, γ = 1, β = 0). Inputs
+    of a block follow a ReLU, so they are ≥ 0 and ``relu(relu(x)) = x``.
+    """
+    for m in block.branch:
+        if isinstance(m, nn.Conv1d):
+            if m.stride != (1,) or m.in_channels != m.out_channels:
+                raise ConfigError("only a stride-1 block with equal channels can be the identity")
+            m.weight.zero_()
+            m.weight[:, :, 1] = torch.eye(m.out_channels)
+        elif isinstance(m, nn.BatchNorm1d):
+            m.running_mean.zero_()
+            m.running_var.fill_(1.0 - m.eps)
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+    return block
+
+
+def deepen_with_identities(shallow: ConvNet1d, depth: int) -> ConvNet1d:
+    """A deeper plain net that computes exactly what ``shallow`` computes (in eval mode).
+
+    He et al.'s construction argument: copy the shallow net's layers and make
+    every added layer an identity. The deeper net therefore *can* be at least as
+    good as the shallower one; if training finds something worse, the optimizer
+    is to blame, not the capacity.
+    """
+    cfg = ConvNetConfig(**{**shallow.config.__dict__, "depth": depth})
+    deep = ConvNet1d(cfg)
+    n_shallow, n_deep = shallow.config.blocks_per_stage, cfg.blocks_per_stage
+    if n_deep < n_shallow:
+        raise ConfigError(f"depth {depth} is shallower than the network's {shallow.config.depth}")
+    deep.stem.load_state_dict(shallow.stem.state_dict())
+    deep.head.load_state_dict(shallow.head.state_dict())
+    for stage in range(3):
+        for i in range(n_deep):
+            target = deep.blocks[stage * n_deep + i]
+            if i < n_shallow:
+                target.load_state_dict(shallow.blocks[stage * n_shallow + i].state_dict())
+            elif cfg.residual:
+                target.zero_init_last()  # a residual block with a zero branch: relu(0 + x) = x
+                for m in target.branch:
+                    if isinstance(m, nn.BatchNorm1d):
+                        m.bias.data.zero_()
+            else:
+                make_identity_(target)
+    return deep.eval()
 
 
 # --------------------------------------------------------------------------- constructors

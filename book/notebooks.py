@@ -1,7 +1,7 @@
 """Keep every notebook's paired ``.ipynb`` in sync with its MyST ``.md`` source.
 
 ``python -m book.notebooks sync``  writes (or updates) the ``.ipynb`` next to each
-``.md`` in ``chapters/`` and ``exercises/``: same cells, no outputs, and the Colab
+``.md`` in ``chapters/``: same cells, no outputs, and the Colab
 install cell (from ``_config.yml``) as the first code cell.
 ``python -m book.notebooks check`` exits 1 and lists what is out of sync.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from .colab import INSTALL_MARKER, install_cell
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = ("chapters", "exercises")
+FOLDERS = ("chapters",)  # exercises pair with generated student notebooks: see book.exercises
 
 __all__ = ["sources", "expected_notebook", "sync", "check"]
 

@@ -45,3 +45,15 @@ def built_site(course_cache):
     (ROOT / "_build").mkdir(exist_ok=True)
     (ROOT / "_build" / "build.log").write_text(log)
     return {"returncode": proc.returncode, "log": log, "html": ROOT / "_build" / "html"}
+
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def record_margins(claim: str, **values) -> None:
+    """Append a claim's measured values to test-artifacts/margins.jsonl (for release notes)."""
+    import json
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "margins.jsonl", "a") as f:
+        f.write(json.dumps({"claim": claim, **values}) + "\n")

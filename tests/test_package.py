@@ -1,0 +1,41 @@
+"""Importing the package has no side effects; its requirements stay loose."""
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = r"""
+import json, random, numpy as np, torch, matplotlib as mpl
+state = (torch.random.get_rng_state().sum().item(), float(np.random.get_state()[1].sum()), random.getstate()[1][:3],
+         torch.get_num_threads(), dict(mpl.rcParams))
+import importlib, pkgutil, book
+for m in pkgutil.iter_modules(book.__path__):
+    if m.name not in ("bench", "grade", "reproduce") and not m.name.startswith("_"):
+        importlib.import_module("book." + m.name)
+after = (torch.random.get_rng_state().sum().item(), float(np.random.get_state()[1].sum()), random.getstate()[1][:3],
+         torch.get_num_threads(), dict(mpl.rcParams))
+print(json.dumps([state[i] == after[i] for i in range(5)]))
+"""
+
+
+def test_importing_every_module_changes_no_seed_style_or_thread_count():
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[true, true, true, true, true]"
+
+
+def test_runtime_requirements_pin_nothing_colab_already_has():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name in ("torch", "numpy", "matplotlib", "ipython", "IPython"):
+        for d in deps:
+            if d.split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower() == name.lower():
+                assert d.strip().lower() == name.lower(), f"{d} must not pin a version"
+    assert "ipywidgets>=7.6,<9" in deps
+
+
+def test_glue_is_a_no_op_without_myst_nb():
+    code = "import sys; sys.modules['myst_nb'] = None\nimport book\nprint(book.glue('x', 3))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "3"

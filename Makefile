@@ -1,6 +1,6 @@
 # The two commands of the README: `make book` and `make test`.
 # `book` is also the package folder: without .PHONY make would call it up to date.
-.PHONY: book test bench env sync clean test-colab
+.PHONY: book test bench env sync clean test-colab colab-env
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -15,20 +15,35 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+# A second environment with Colab's versions (ipywidgets 7.7.1, IPython 7.34, …): `make test` uses it
+# to check that installing the package changes none of them, and to run every notebook and widget test.
+COLAB_VENV := .venv-colab
+COLAB_STAMP := $(COLAB_VENV)/.installed
+colab-env: $(COLAB_STAMP)
+$(COLAB_STAMP): requirements-colab.txt
+	test -x $(COLAB_VENV)/bin/python || $(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-colab.txt
+	touch $(COLAB_STAMP)
+
+# Only the Colab-parity tests (they are also part of `make test`).
+test-colab: $(STAMP) $(COLAB_STAMP)
+	$(PY) -m pytest tests/test_colab_parity.py
+
 # Build the executed book into _build/html (every notebook runs: --all).
 book: $(STAMP)
 	$(PY) -m book.notebooks check
+	$(PY) -m book.exercises check
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
 	@echo
 	@echo "Built. Open $(CURDIR)/_build/html/index.html"
 
 # Every test, the executed book build included.
-test: $(STAMP)
+test: $(STAMP) $(COLAB_STAMP)
 	$(PY) -m pytest
 
 # Per-page execution seconds, build times and widget latencies.
 bench: $(STAMP)
-	$(PY) -m book.bench
+	$(PY) -m book.bench --build --json _build/bench.json
 
 # Rewrite the paired .ipynb of every chapter and exercise from its .md.
 sync: $(STAMP)

@@ -13,6 +13,8 @@ Submodules (imported on demand):
 - :mod:`book.plots`       an opt-in house style with fixed, colourblind-safe colours
 - :mod:`book.widgets`     ipywidgets explorers that run on ipywidgets 7.7.1 and 8
 - :mod:`book.colab`       the repository URL and the Colab install cell
+- :mod:`book.exercises`   self-checks for the exercise notebooks, and their generator
+- :mod:`book.grading`     ``python -m book.grade``: grade a folder of submitted notebooks
 """
 
 __version__ = "0.1.0"

@@ -7,7 +7,8 @@ Prints one table:
 - cold and warm ``jupyter-book build`` seconds (with ``--build``);
 - each widget update's latency, median and worst over repeated updates, in ms.
 
-Usage: ``python -m book.bench [--pages PATTERN ...] [--no-widgets] [--build] [--repeat N]``
+Usage: ``python -m book.bench [--build] [--pages PATTERN ...] [--no-widgets] [--repeat N]``
+(``make bench`` runs ``--build``: one cold build gives every page's execution time).
 """
 
 from __future__ import annotations
@@ -104,8 +105,28 @@ def time_widgets(repeat: int = 15) -> list[tuple[str, float, float]]:
     return rows
 
 
-def time_build() -> tuple[float, float]:
-    """Seconds for a cold ``jupyter-book build --all`` and a warm rebuild (nothing changed)."""
+def _exec_times(build_dir: Path) -> dict[str, float]:
+    """Per-page execution seconds that myst-nb recorded during a build (from Sphinx's saved environment)."""
+    import pickle
+
+    env_file = build_dir / ".doctrees" / "environment.pickle"
+    if not env_file.exists():
+        return {}
+    with open(env_file, "rb") as f:
+        env = pickle.load(f)
+    out = {}
+    for docname, meta in env.metadata.items():
+        data = meta.get("exec_data") or {}
+        if data.get("runtime") is not None:
+            out[docname] = float(data["runtime"])
+    return out
+
+
+def time_build() -> tuple[float, float, dict[str, float]]:
+    """A cold ``jupyter-book build --all`` (fresh result cache) and a warm rebuild (nothing changed).
+
+    Returns ``(cold seconds, warm seconds, {page: execution seconds during the cold build})``.
+    """
     jb = str(Path(sys.executable).parent / "jupyter-book")
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
         env = dict(os.environ, RESIDUAL_COURSE_CACHE=cache)
@@ -113,10 +134,11 @@ def time_build() -> tuple[float, float]:
         subprocess.run([jb, "build", "--all", "--path-output", out, str(ROOT)], env=env, check=False,
                        capture_output=True)
         cold = time.perf_counter() - start
+        pages_seconds = _exec_times(Path(out) / "_build")
         start = time.perf_counter()
         subprocess.run([jb, "build", "--path-output", out, str(ROOT)], env=env, check=False, capture_output=True)
         warm = time.perf_counter() - start
-    return cold, warm
+    return cold, warm, pages_seconds
 
 
 def machine() -> str:
@@ -140,15 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", nargs="*", help="only pages whose path contains one of these")
     parser.add_argument("--no-pages", action="store_true", help="skip page execution")
     parser.add_argument("--no-widgets", action="store_true", help="skip widget latencies")
-    parser.add_argument("--build", action="store_true", help="also time a cold and a warm book build")
+    parser.add_argument("--build", action="store_true",
+                        help="time a cold and a warm book build, with each page's execution seconds from the cold "
+                             "build (instead of executing the pages one by one)")
     parser.add_argument("--repeat", type=int, default=15, help="widget updates per case")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
     print(f"machine: {machine()}", flush=True)
-    page_rows = [] if args.no_pages else time_pages(args.pages)
-    widget_rows = [] if args.no_widgets else time_widgets(args.repeat)
     build = time_build() if args.build else None
+    if build:
+        page_rows = [(f"{page}.md", seconds, "ok") for page, seconds in build[2].items()]
+    else:
+        page_rows = [] if args.no_pages else time_pages(args.pages)
+    widget_rows = [] if args.no_widgets else time_widgets(args.repeat)
 
     print("\n| what | seconds / latency |\n|---|---|")
     for page, seconds, status in page_rows:
@@ -159,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     for case, median, worst in widget_rows:
         print(f"| widget: {case} | median {median:.0f} ms, worst {worst:.0f} ms |")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine(), "pages": page_rows, "widgets": widget_rows,
-                                         "build": build}, indent=1))
+                                         "build": build and build[:2]}, indent=1))
     return 1 if any(s != "ok" for _, _, s in page_rows) else 0
 
 

@@ -1,0 +1,1009 @@
+"""Self-checks for the exercise notebooks, and the generator of their student and solution versions.
+
+For learners: every task ends with a check cell such as ``check_basic_block(BasicBlock)``. A check
+runs your code on small inputs and answers in words: what it expected, what your code did, and,
+for the usual mistakes, what to change. It never raises; it returns a :class:`Feedback` that the
+notebook shows as a green or red box.
+
+For instructors (see ``instructors.md``): each exercise has one source,
+``exercises/source/exNN_name.md``, a MyST notebook whose cells carry tags:
+
+- ``solution`` on a code cell: the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
+  are replaced by ``raise NotImplementedError(...)`` in the student notebook; the book page shows
+  the whole cell behind a toggle.
+- ``solution`` on a markdown cell: notes shown in a dropdown on the book page, dropped for students.
+- ``hidden-test`` on a code cell, with metadata ``task``, ``points`` and ``title``: run by
+  ``python -m book.grade`` after the submission, left out of the student notebook and the book page.
+
+``python -m book.exercises build`` writes ``exercises/exNN_name.md`` (the book page, with solutions)
+and ``exercises/exNN_name.ipynb`` (the student notebook for Colab);
+``python -m book.exercises check`` exits 1 when either is missing or stale.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import itertools
+import math
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DIR = ROOT / "exercises" / "source"
+OUTPUT_DIR = ROOT / "exercises"
+
+__all__ = [
+    "Feedback", "TaskFailed", "grade_task",
+    "check_weighted_layers", "check_add_identity_blocks",
+    "check_residual", "check_zero_init_branch",
+    "check_layer_grad_norms", "check_init_linear", "predicted_activation_stds",
+    "check_basic_block", "check_cifar_resnet_parameters",
+    "check_count_paths", "check_unrolled_output",
+    "check_pre_norm_block", "check_post_norm_block", "check_deepnorm_constants",
+    "sources", "student_notebook", "book_page", "build", "check", "hidden_tests",
+]
+
+
+# =========================================================================== feedback
+
+class Feedback:
+    """The answer of a check: ``bool(feedback)`` says whether the task passed; ``.message`` says why."""
+
+    def __init__(self, task: str, passed: bool, message: str):
+        self.task, self.passed, self.message = task, passed, message
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        mark = "✓ passed" if self.passed else "✗ not yet"
+        return f"{self.task} — {mark}: {self.message}"
+
+    def _repr_html_(self) -> str:
+        colour, mark = ("#1b7f3b", "✓ passed") if self.passed else ("#b3261e", "✗ not yet")
+        return (f'<div style="border-left:4px solid {colour};padding:4px 10px;margin:4px 0">'
+                f'<b style="color:{colour}">{html.escape(self.task)} — {mark}</b><br>'
+                f'{html.escape(self.message)}</div>')
+
+
+class TaskFailed(Exception):
+    """Raised by :func:`grade_task` (in hidden tests) with the check's plain-words message."""
+
+
+class _Fail(Exception):
+    """A check's verdict, raised inside a check and turned into a failing :class:`Feedback`."""
+
+
+NOT_DONE = "not done yet: replace the `raise NotImplementedError` in the task's cell with your code, then run that cell and this one again."
+
+
+def _checker(task: str):
+    """Decorate a check body ``f(*args) -> success message`` so that it always returns a Feedback."""
+
+    def decorate(body: Callable[..., str]) -> Callable[..., Feedback]:
+        def check(*args, **kwargs) -> Feedback:
+            try:
+                import torch
+
+                with torch.random.fork_rng(devices=[]):  # leave the learner's random state alone
+                    message = body(*args, **kwargs)
+                return Feedback(task, True, message)
+            except _Fail as fail:
+                return Feedback(task, False, str(fail))
+            except NotImplementedError:
+                return Feedback(task, False, NOT_DONE)
+            except RecursionError:
+                return Feedback(task, False, "your code calls itself without end (RecursionError).")
+            except Exception as err:  # learner code that fails in a way no step below anticipated
+                return Feedback(task, False, f"your code raised {type(err).__name__}: {err}")
+
+        check.__name__ = body.__name__
+        check.__doc__ = body.__doc__
+        return check
+
+    return decorate
+
+
+def _run(what: str, fn: Callable, *args, **kwargs):
+    """Call learner code; turn its exceptions into a sentence that names what was being done."""
+    try:
+        return fn(*args, **kwargs)
+    except (_Fail, NotImplementedError):
+        raise
+    except Exception as err:
+        raise _Fail(f"{what} raised {type(err).__name__}: {err}") from None
+
+
+def _shape(t) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def _is_tensor(value) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _close(a, b, tol: float = 1e-5) -> bool:
+    import torch
+
+    return _is_tensor(a) and a.shape == b.shape and bool(torch.allclose(a, b, atol=tol, rtol=tol))
+
+
+def _as_float(value, what: str) -> float:
+    try:
+        return float(value)
+    except Exception:
+        raise _Fail(f"{what} should be a number, but it is {type(value).__name__} {value!r}.") from None
+
+
+def grade_task(check: Callable[..., Feedback], namespace: dict, *names: str, **kwargs) -> None:
+    """Run ``check`` on the objects ``names`` from ``namespace``; raise :class:`TaskFailed` unless it passes.
+
+    Hidden tests call this as ``grade_task(check_basic_block, globals(), "BasicBlock")``.
+    """
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise TaskFailed(f"`{missing[0]}` is not defined: the cell that defines it was deleted, renamed, "
+                         "or did not run.")
+    feedback = check(*(namespace[n] for n in names), **kwargs)
+    if not feedback:
+        raise TaskFailed(feedback.message)
+    print(repr(feedback))
+
+
+# =========================================================================== 1. degradation
+
+@_checker("Task 1 · count the weighted layers")
+def check_weighted_layers(count_weighted_layers: Callable) -> str:
+    """``count_weighted_layers(model)`` counts convolutions and linear layers (the paper's "depth")."""
+    from torch import nn
+
+    from .models import plain_net, resnet
+
+    cases = [("plain_net(20)", plain_net(20)), ("resnet(56)", resnet(56)),
+             ("a Conv1d → BatchNorm1d → ReLU → Linear stack",
+              nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Flatten(), nn.Linear(152, 10)))]
+    for name, model in cases:
+        got = _run(f"count_weighted_layers({name})", count_weighted_layers, model)
+        want = sum(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) for m in model.modules())
+        if isinstance(got, bool) or not isinstance(got, int):
+            raise _Fail(f"count_weighted_layers({name}) returned {got!r}; it should return a whole number (an int).")
+        if got == want:
+            continue
+        with_norms = want + sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        convs_only = sum(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules())
+        leaves = sum(1 for m in model.modules() if not list(m.children()))
+        tensors = len(list(model.parameters()))
+        if got == with_norms:
+            hint = ("you counted the BatchNorm layers too. The paper's depth counts only layers with a weight "
+                    "matrix or kernel: convolutions and the final linear classifier.")
+        elif got == convs_only:
+            hint = "you counted the convolutions but not the final linear classifier, which the paper's depth includes."
+        elif got == tensors:
+            hint = "you counted parameter tensors (weights and biases, BatchNorm γ and β), not layers."
+        elif got == leaves:
+            hint = "you counted every module, ReLUs and BatchNorms included; count only Conv and Linear layers."
+        else:
+            hint = "count the modules that are nn.Conv1d, nn.Conv2d or nn.Linear (model.modules() visits them all)."
+        raise _Fail(f"for {name} your function returns {got}, but the network has {want} weighted layers: {hint}")
+    return "plain_net(20) has 20 weighted layers and resnet(56) has 56 — the names count exactly these."
+
+
+@_checker("Task 2 · a deeper network that computes the same function")
+def check_add_identity_blocks(add_identity_blocks: Callable, thorough: bool = False) -> str:
+    """``add_identity_blocks(model, extra)`` returns a deeper copy of a residual net with the same outputs."""
+    import torch
+
+    from .models import BasicBlock1d, PlainBlock1d, resnet
+
+    for depth, extra in ([(8, 2), (14, 3)] if thorough else [(8, 2)]):
+        torch.manual_seed(depth)
+        base = resnet(depth)
+        x = torch.randn(6, 1, 40)
+        base.eval()
+        before = base(x).detach()
+        n_blocks = len(base.blocks)
+        deeper = _run(f"add_identity_blocks(resnet({depth}), {extra})", add_identity_blocks, base, extra)
+        if not isinstance(deeper, torch.nn.Module):
+            raise _Fail(f"add_identity_blocks returned {type(deeper).__name__}; it should return the deeper network (an nn.Module).")
+        if deeper is base or len(base.blocks) != n_blocks or not _close(base.eval()(x).detach(), before):
+            raise _Fail("your function changed the network it was given. Work on a copy (copy.deepcopy(model)) "
+                        "so the shallow network stays as it was.")
+        blocks = getattr(deeper, "blocks", None)
+        if blocks is None or len(blocks) != n_blocks + extra:
+            have = len(blocks) if blocks is not None else "no"
+            raise _Fail(f"the deeper network should have {n_blocks + extra} blocks in .blocks "
+                        f"({n_blocks} + {extra}), but it has {have}.")
+        new = list(blocks)[n_blocks:]
+        if any(isinstance(b, PlainBlock1d) for b in new):
+            raise _Fail("you added plain blocks. A plain block computes relu(F(x)) and cannot start as the "
+                        "identity; add residual blocks (BasicBlock1d) whose branch starts at zero.")
+        deeper.eval()
+        after = _run("the deeper network", deeper, x)
+        if not _close(after.detach(), before, 1e-4):
+            gap = (after.detach() - before).abs().max().item()
+            zero = all(isinstance(b, BasicBlock1d) and b.branch[-1].weight.detach().abs().sum().item() == 0 for b in new)
+            hint = ("" if zero else " Start each new block's branch at zero: call block.zero_init_last(), "
+                    "which zeroes the last BatchNorm's γ.")
+            raise _Fail(f"the deeper network's outputs differ from the shallow one's by up to {gap:.3g}.{hint}")
+    return ("the deeper network computes exactly what the shallow one does, so depth alone cannot make "
+            "its best training error worse — yet plain deep nets do train worse: that is the degradation problem.")
+
+
+# =========================================================================== 2. learn the change
+
+def _residual_instance(Residual, branch):
+    block = _run("Residual(branch)", Residual, branch)
+    import torch
+
+    if not isinstance(block, torch.nn.Module):
+        raise _Fail("Residual(branch) should create an nn.Module (subclass nn.Module and call super().__init__()).")
+    return block
+
+
+@_checker("Task 1 · y = F(x) + x")
+def check_residual(Residual, thorough: bool = False) -> str:
+    """``Residual(branch)`` computes ``branch(x) + x`` with ``self.shortcut = nn.Identity()``."""
+    import torch
+    from torch import nn
+
+    widths = [8, 32] if thorough else [8]
+    for width in widths:
+        torch.manual_seed(width)
+        branch = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, width))
+        block = _residual_instance(Residual, branch)
+        shortcut = getattr(block, "shortcut", None)
+        if not isinstance(shortcut, nn.Module):
+            raise _Fail("give the block a shortcut module, self.shortcut = nn.Identity(), and use it in forward: "
+                        "the course keeps every shortcut a module so probes can hook it.")
+        x = torch.randn(5, width) * 2 - 1
+        x_before = x.clone()
+        y = _run("your block's forward", block, x)
+        if not _is_tensor(y):
+            raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
+        if not torch.equal(x, x_before):
+            raise _Fail("forward changed its input tensor in place (e.g. x += ...). Write the sum out of place, "
+                        "x = x + self.branch(x), so the input that hooks and probes saved stays intact.")
+        with torch.no_grad():
+            f = branch(x)
+            want = f + x
+        y = y.detach()
+        if _close(y, want):
+            continue
+        if _close(y, f):
+            raise _Fail("your block returns F(x) alone: it forgot the shortcut. Return self.branch(x) + self.shortcut(x).")
+        if _close(y, x):
+            raise _Fail("your block returns its input unchanged: the branch F(x) is missing from the sum.")
+        if _close(y, torch.relu(want)):
+            raise _Fail("your block applies a ReLU after the sum. This task asks for exactly y = F(x) + x, "
+                        "with nothing after the addition.")
+        if _close(y, 2 * x) or _close(y, 2 * f):
+            raise _Fail("your block adds a term to itself; add the branch's output and the input: F(x) + x.")
+        raise _Fail(f"for an input of shape {_shape(x)} your block's output differs from F(x) + x "
+                    f"by up to {(y - want).abs().max().item():.3g}.")
+    return "your block computes F(x) + x: the branch only has to learn the change from x to the target."
+
+
+@_checker("Task 2 · start the block as the identity")
+def check_zero_init_branch(zero_init_branch: Callable, thorough: bool = False) -> str:
+    """``zero_init_branch(block)`` zeroes the branch's last layer (weight and bias) and nothing else."""
+    import torch
+    from torch import nn
+
+    shapes = [(16, 32), (8, 24, 12)] if thorough else [(16, 32)]
+    for dims in shapes:
+        torch.manual_seed(len(dims))
+        layers: list[nn.Module] = []
+        width = dims[0]
+        for hidden in dims[1:]:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, dims[0]))
+        branch = nn.Sequential(*layers)
+        block = _ReferenceResidual(branch)  # the course's y = F(x) + x, so this task does not depend on task 1
+        _run("zero_init_branch(block)", zero_init_branch, block)
+        x = torch.randn(4, dims[0])
+        y = _run("the block after zero_init_branch", block, x).detach()
+        linears = [m for m in branch if isinstance(m, nn.Linear)]
+        last = linears[-1]
+        if not torch.allclose(y, x, atol=1e-6):
+            if last.weight.detach().abs().sum().item() == 0 and last.bias.detach().abs().sum().item() != 0:
+                raise _Fail("the last layer's weights are zero but its bias is not, so the block adds a constant "
+                            "to its input. Zero the bias too (nn.init.zeros_(layer.bias)).")
+            raise _Fail("after zero_init_branch the block should return its input unchanged, but the output differs "
+                        f"by up to {(y - x).abs().max().item():.3g}. Zero the weight and bias of the branch's last "
+                        "nn.Linear.")
+        if any(m.weight.detach().abs().sum().item() == 0 for m in linears[:-1]):
+            raise _Fail("you zeroed every layer of the branch. The block is the identity, but with the earlier "
+                        "layers at zero the gradient of the last layer is zero too, so nothing ever trains. "
+                        "Zero only the last layer.")
+    return "the block starts as the identity, and its last layer still gets a gradient, so it learns the change from there."
+
+
+def _ReferenceResidual(branch):
+    """The residual block of task 1, built by the course: ``y = branch(x) + x``."""
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self, branch: nn.Module):
+            super().__init__()
+            self.branch = branch
+            self.shortcut = nn.Identity()
+
+        def forward(self, x):
+            return self.branch(x) + self.shortcut(x)
+
+    return Residual(branch)
+
+
+# =========================================================================== 3. gradient flow
+
+def _grad_reference(model, x, y):
+    """Per-layer ‖∂L/∂(output of layer l)‖ over ``model.layers``, and the weight-gradient norms."""
+    import torch
+    import torch.nn.functional as F
+
+    outputs = []
+    def keep(module, inputs, output):
+        output.retain_grad()
+        outputs.append(output)
+
+    handles = [layer.register_forward_hook(keep) for layer in model.layers]
+    try:
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    act = [o.grad.norm().item() for o in outputs]
+    weights = [next(p for p in layer.parameters() if p.dim() == 2).grad.norm().item() for layer in model.layers]
+    model.zero_grad()
+    return act, weights
+
+
+def _hook_count(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules())
+
+
+@_checker("Task 1 · per-layer gradient norms with hooks")
+def check_layer_grad_norms(layer_grad_norms: Callable, thorough: bool = False) -> str:
+    """``layer_grad_norms(model, x, y)`` → one ‖∂L/∂h_l‖ per layer of ``model.layers``, first layer first."""
+    import torch
+
+    from .mlp import MLPConfig, MLPStack
+
+    configs = [MLPConfig(depth=6, width=16, residual=False)]
+    if thorough:
+        configs += [MLPConfig(depth=9, width=12, residual=True)]
+    for cfg in configs:
+        torch.manual_seed(cfg.depth)
+        model = MLPStack(cfg)
+        x, y = torch.randn(32, 40), torch.randint(0, 10, (32,))
+        want, weight_norms = _grad_reference(model, x, y)
+        hooks = _hook_count(model)
+        got = _run("layer_grad_norms(model, x, y)", layer_grad_norms, model, x, y)
+        if _hook_count(model) != hooks:
+            raise _Fail(f"your function left {_hook_count(model) - hooks} hook(s) on the model. Keep the handle "
+                        "that register_..._hook returns and call handle.remove() before returning.")
+        try:
+            got = [float(v) for v in got]
+        except Exception:
+            raise _Fail(f"layer_grad_norms should return a list of numbers, one per layer; it returned {type(got).__name__}.") from None
+        kind = "residual" if cfg.residual else "plain"
+        if len(got) != len(want):
+            raise _Fail(f"for a {kind} stack with {len(want)} layers in model.layers your function returns "
+                        f"{len(got)} values; return one per layer of model.layers.")
+        if all(math.isclose(g, w, rel_tol=1e-3, abs_tol=1e-9) for g, w in zip(got, want)):
+            continue
+        if all(math.isclose(g, w, rel_tol=1e-3, abs_tol=1e-9) for g, w in zip(got, want[::-1])):
+            raise _Fail("your list runs from the last layer to the first (the order backward visits them); "
+                        "return it in forward order, first layer first.")
+        if all(math.isclose(g, w, rel_tol=1e-3, abs_tol=1e-9) for g, w in zip(got, weight_norms)):
+            raise _Fail("these are the gradient norms of each layer's weight matrix. The task asks for the gradient "
+                        "of the loss with respect to each layer's output (the signal that flows backward).")
+        ratios = [g / w for g, w in zip(got, want) if w > 0]
+        if ratios and all(math.isclose(r, len(x), rel_tol=1e-3) for r in ratios):
+            raise _Fail("your values are the batch size times too large: use the mean loss, "
+                        "F.cross_entropy(model(x), y), not a summed one.")
+        i = next(i for i, (g, w) in enumerate(zip(got, want)) if not math.isclose(g, w, rel_tol=1e-3, abs_tol=1e-9))
+        raise _Fail(f"for a {kind} stack, layer {i}'s gradient norm should be {want[i]:.4g}, your function "
+                    f"returns {got[i]:.4g}. Hook each layer's output, call .retain_grad() on it (or hook its "
+                    "gradient), then run the loss backward once.")
+    return "your probe agrees with autograd on every layer."
+
+
+def predicted_activation_stds(layers, input_var: float = 1.0) -> list[float]:
+    """He et al.'s variance recursion for a plain ``Linear → ReLU`` stack, from the layers' actual weights.
+
+    For zero-mean weights drawn independently, the variance of layer ``l``'s output, averaged over the
+    draw of the weights, is ``q_l = n·E[w²]·E[relu(h_{l-1})²] + E[b²]`` with ``E[relu(h)²] = q_{l-1}/2``
+    (the first layer sees the raw input, variance ``input_var``). Returns ``sqrt(q_l)`` per layer.
+    """
+    q, stds = input_var, []
+    for i, layer in enumerate(layers):
+        w = layer.weight.detach()
+        gain = w.shape[1] * w.pow(2).mean().item()
+        bias = layer.bias.detach().pow(2).mean().item() if layer.bias is not None else 0.0
+        q = gain * (q if i == 0 else q / 2) + bias
+        stds.append(math.sqrt(q) if math.isfinite(q) else float("inf"))
+    return stds
+
+
+@_checker("Task 2 · an initialization for 100 plain ReLU layers")
+def check_init_linear(init_linear: Callable, thorough: bool = False) -> str:
+    """``init_linear(layer)``: the predicted activation std of a 100-layer plain ReLU stack stays in [0.5, 2]."""
+    import torch
+    from torch import nn
+
+    depth, width = 100, 128
+    for seed in ([0, 1, 2] if thorough else [0]):
+        torch.manual_seed(seed)
+        layers = [nn.Linear(width, width) for _ in range(depth)]
+        before = [m.weight.detach().clone() for m in layers]
+        for m in layers:
+            _run("init_linear(layer)", init_linear, m)
+        if all(torch.equal(m.weight.detach(), b) for m, b in zip(layers, before)):
+            raise _Fail("init_linear left the weights as PyTorch created them. Re-initialize layer.weight "
+                        "(e.g. with a function from torch.nn.init).")
+        w = layers[0].weight.detach()
+        if not torch.isfinite(w).all():
+            raise _Fail("init_linear put infinite or NaN values in the weights.")
+        if abs(w.mean().item()) > 0.1 * math.sqrt(w.pow(2).mean().item()):
+            raise _Fail(f"your weights are not centred on zero (their mean is {w.mean().item():.3g}). The variance "
+                        "argument, and a healthy network, need weights drawn symmetrically around 0.")
+        stds = predicted_activation_stds(layers)
+        bad = next((i for i, s in enumerate(stds) if not (0.5 <= s <= 2)), None)
+        if bad is None:
+            continue
+        per_layer = (stds[bad] / stds[0]) ** (1 / bad) if bad and 0 < stds[0] < float("inf") and stds[bad] > 0 else float("nan")
+        direction = "shrinks" if stds[bad] < 0.5 else "grows"
+        hint = ("Your weights are too small: ReLU zeroes about half of each layer's input, so the weight variance "
+                "must be 2 / fan_in to keep the signal's size (He et al. 2015)." if direction == "shrinks" else
+                "Your weights are too large: aim for a weight variance of 2 / fan_in (He et al. 2015).")
+        factor = f" (×{per_layer:.3g} per layer)" if math.isfinite(per_layer) and per_layer > 0 else ""
+        raise _Fail(f"with your initialization the activations' standard deviation {direction} to {stds[bad]:.3g} "
+                    f"by layer {bad + 1}{factor}, outside [0.5, 2]. {hint}")
+    return f"the activation std stays within [0.5, 2] through all {depth} layers (predicted {stds[-1]:.2f} at the last)."
+
+
+# =========================================================================== 4. building ResNets
+
+@_checker("Task 1 · a basic block with a projection shortcut")
+def check_basic_block(BasicBlock, thorough: bool = False) -> str:
+    """``BasicBlock(in_channels, out_channels, stride)`` for 1-D inputs, projection shortcut only when shapes change."""
+    import torch
+    from torch import nn
+
+    cases = [(16, 16, 1), (16, 32, 2), (16, 32, 1)]
+    if thorough:
+        cases += [(8, 8, 1), (8, 24, 2)]
+    for c_in, c_out, stride in cases:
+        torch.manual_seed(c_in + c_out + stride)
+        block = _run(f"BasicBlock({c_in}, {c_out}, stride={stride})", BasicBlock, c_in, c_out, stride)
+        if not isinstance(block, nn.Module):
+            raise _Fail("BasicBlock(...) should create an nn.Module (subclass nn.Module and call super().__init__()).")
+        shortcut = getattr(block, "shortcut", None)
+        if not isinstance(shortcut, nn.Module):
+            raise _Fail("give the block a shortcut module, self.shortcut: nn.Identity() when the shape stays, "
+                        "a projection (1×1 convolution + BatchNorm) when it changes.")
+        x = torch.randn(8, c_in, 40)
+        changes = stride != 1 or c_in != c_out
+        has_params = any(p.requires_grad for p in shortcut.parameters())
+        calls: list = []
+        handle = shortcut.register_forward_hook(lambda m, i, o: calls.append(o))
+        try:
+            y = _run(f"BasicBlock({c_in}, {c_out}, stride={stride}) on an input of shape {_shape(x)}", block, x)
+        except _Fail as fail:
+            if changes and not has_params:  # the usual cause: an identity shortcut where the shape changes
+                raise _Fail(f"{fail}. When the {'channels' if c_in != c_out else 'length'} change, the shortcut "
+                            f"needs a projection: a 1×1 nn.Conv1d with stride={stride}, followed by nn.BatchNorm1d, "
+                            "so that shortcut(x) has the branch's shape.") from None
+            raise
+        finally:
+            handle.remove()
+        if not _is_tensor(y):
+            raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
+        want = (8, c_out, 40 // stride)
+        if tuple(y.shape) != want:
+            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}) returns shape {_shape(y)} for an input of "
+                        f"shape {_shape(x)}; it should return ({', '.join(map(str, want))}): the first convolution "
+                        "takes the stride and maps in_channels to out_channels.")
+        if not calls:
+            raise _Fail(f"your block never calls self.shortcut, so it has no shortcut: for BasicBlock({c_in}, {c_out}, "
+                        f"stride={stride}) it computes relu(F(x)) — a plain block. Return relu(F(x) + self.shortcut(x)).")
+        if not changes and not isinstance(shortcut, nn.Identity):
+            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride=1) keeps the shape, so its shortcut should be nn.Identity(); "
+                        f"yours is {type(shortcut).__name__}{' with parameters' if has_params else ''}. A projection "
+                        "where none is needed adds parameters and stops the block from passing x through unchanged.")
+        if changes and not has_params:
+            raise _Fail(f"when the {'channels' if c_in != c_out else 'length'} change (BasicBlock({c_in}, {c_out}, "
+                        f"stride={stride})), the shortcut needs a projection: a 1×1 nn.Conv1d with the block's stride, "
+                        "followed by nn.BatchNorm1d.")
+        if changes and tuple(calls[0].shape) != want:
+            raise _Fail(f"the projection shortcut returns shape {_shape(calls[0])}; it must match the branch's output "
+                        f"({', '.join(map(str, want))}): give its 1×1 convolution stride={stride}.")
+        # With every BatchNorm outside the shortcut set to γ = β = 0 the branch outputs 0, so the block must
+        # return relu(shortcut(x)) exactly: this checks the sum and where the final ReLU sits.
+        probe = copy.deepcopy(block).train()
+        in_shortcut = {id(m) for m in probe.shortcut.modules()}
+        norms = [m for m in probe.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_shortcut]
+        if not norms:
+            raise _Fail("the branch has no BatchNorm: use conv → BatchNorm1d → ReLU → conv → BatchNorm1d.")
+        with torch.no_grad():
+            for m in norms:
+                m.weight.zero_()
+                m.bias.zero_()
+            y0 = probe(x)
+            s = probe.shortcut(x)
+        if _close(y0, s) and not _close(s, torch.relu(s)):
+            raise _Fail("the block returns F(x) + shortcut(x) with no ReLU after the sum; the basic block "
+                        "ends with relu(F(x) + shortcut(x)).")
+        if not _close(y0, torch.relu(s)):
+            raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not: "
+                        "add the shortcut to the branch's output and apply the ReLU after the sum.")
+    return "identity shortcut when the shape stays, a 1×1 projection when it changes, and relu(F(x) + shortcut(x))."
+
+
+def _cifar_counts(depth: int, num_classes: int = 10) -> dict[str, int]:
+    """Parameter counts of He et al.'s CIFAR ResNet-depth, correct and with the usual slips."""
+    n = (depth - 2) // 6
+    widths = (16, 32, 64)
+    conv = bn = 0
+    conv += 3 * 9 * widths[0]
+    bn += 2 * widths[0]
+    c_in = widths[0]
+    convs = 1
+    for w in widths:
+        for _ in range(n):
+            conv += 9 * c_in * w + 9 * w * w
+            bn += 4 * w
+            convs += 2
+            c_in = w
+    fc_w, fc_b = widths[-1] * num_classes, num_classes
+    correct = conv + bn + fc_w + fc_b
+    projection = sum(a * b + 2 * b for a, b in zip(widths, widths[1:]))
+    return {
+        "correct": correct,
+        "no_bn": conv + fc_w + fc_b,
+        "option_b": correct + projection,
+        "no_fc_bias": correct - fc_b,
+        "no_fc": conv + bn,
+        "conv_bias": correct + sum(w * 2 * n for w in widths) + widths[0],
+        "bn_running": correct + bn,
+    }
+
+
+@_checker("Task 2 · the parameter count of a CIFAR ResNet")
+def check_cifar_resnet_parameters(cifar_resnet_parameters: Callable, thorough: bool = False) -> str:
+    """``cifar_resnet_parameters(depth)``: He et al.'s CIFAR ResNet-depth (option A) has how many parameters?"""
+    depths = [20, 56, 110] if not thorough else [20, 32, 44, 56, 110]
+    messages = {
+        "no_bn": "you left out the BatchNorm layers' parameters (γ and β: 2 per channel).",
+        "option_b": "you added projection shortcuts where the stage changes (option B). Option A shortcuts "
+                    "subsample and pad with zeros: they have no parameters.",
+        "no_fc_bias": "you left out the classifier's bias (one per class).",
+        "no_fc": "you left out the final linear classifier (64 × 10 weights + 10 biases).",
+        "conv_bias": "you gave the convolutions biases; they have none, because a BatchNorm follows each one.",
+        "bn_running": "you counted BatchNorm's running mean and variance; those are buffers, not parameters.",
+    }
+    for depth in depths:
+        counts = _cifar_counts(depth)
+        got = _run(f"cifar_resnet_parameters({depth})", cifar_resnet_parameters, depth)
+        if isinstance(got, bool) or not isinstance(got, int):
+            try:
+                if isinstance(got, float) and got == int(got):
+                    got = int(got)
+                else:
+                    raise TypeError
+            except Exception:
+                raise _Fail(f"cifar_resnet_parameters({depth}) returned {got!r}; return a whole number (int).") from None
+        if got == counts["correct"]:
+            continue
+        slip = next((k for k, v in counts.items() if k != "correct" and v == got), None)
+        hint = messages[slip] if slip else "count stem conv + 2 convs per block + BatchNorms + classifier."
+        raise _Fail(f"cifar_resnet_parameters({depth}) returned {got:,}, not the {counts['correct']:,} of ResNet-{depth}: {hint}")
+    return (f"ResNet-56 has {_cifar_counts(56)['correct']:,} parameters (the paper's 0.85M); "
+            "most of them sit in the last stage, where a 3×3 conv has 64×64×9 weights.")
+
+
+# =========================================================================== 5. unrolled view
+
+@_checker("Task 1 · count the paths")
+def check_count_paths(count_paths: Callable, thorough: bool = False) -> str:
+    """``count_paths(n, k)``: paths through ``k`` residual branches in an ``n``-block ResNet = C(n, k)."""
+    cases = [(3, 0), (3, 1), (3, 2), (3, 3), (10, 4), (54, 27)]
+    if thorough:
+        cases += [(1, 0), (1, 1), (5, 6), (110, 55)]
+    for n, k in cases:
+        got = _run(f"count_paths({n}, {k})", count_paths, n, k)
+        want = math.comb(n, k)
+        if got == want and isinstance(got, int) and not isinstance(got, bool):
+            continue
+        wrong = {
+            "n ** k (ordered choices with repeats)": n ** k,
+            "2 ** n (every path, of every length)": 2 ** n,
+            "C(n, k - 1)": math.comb(n, k - 1) if k >= 1 else -1,
+            "C(n + 1, k)": math.comb(n + 1, k),
+            "n! / (n - k)! (ordered choices)": math.perm(n, k) if k <= n else 0,
+        }
+        slip = next((name for name, v in wrong.items() if v == got), None)
+        hint = (f"your answer equals {slip}. " if slip else "") + (
+            "A path chooses, block by block, the branch or the shortcut; a path of length k takes the branch "
+            "in exactly k of the n blocks, in their fixed order: choose which k.")
+        if isinstance(got, float) and got == want:
+            hint = "return an exact whole number (int), e.g. math.comb(n, k); floats lose digits for large n."
+        raise _Fail(f"count_paths({n}, {k}) returned {got!r}, expected {want}. {hint}")
+    return f"C(n, k) paths of length k; summed over k that is 2ⁿ, e.g. {2 ** 54:.3g} paths through 54 blocks."
+
+
+@_checker("Task 2 · the network as a sum of paths")
+def check_unrolled_output(unrolled_output: Callable, thorough: bool = False) -> str:
+    """``unrolled_output(branches, x)`` sums, over every subset of blocks, the branches applied in order."""
+    import torch
+
+    for n in ([3, 4] if thorough else [3]):
+        torch.manual_seed(n)
+        branches = [torch.nn.Linear(5, 5, bias=False).requires_grad_(False) for _ in range(n)]
+        x = torch.randn(2, 5)
+        with torch.no_grad():
+            want = x
+            for b in branches:
+                want = want + b(want)
+        got = _run("unrolled_output(branches, x)", unrolled_output, branches, x)
+        if not _is_tensor(got):
+            raise _Fail(f"unrolled_output returned {type(got).__name__}; return a tensor shaped like x.")
+        got = got.detach()
+        if _close(got, want, 1e-4):
+            continue
+        if _close(got, want - x, 1e-4):
+            raise _Fail("you left out the path that skips every block (the pure shortcut, length 0): it contributes x itself.")
+        with torch.no_grad():
+            reversed_sum = sum(_compose([branches[i] for i in reversed(s)], x)
+                               for k in range(n + 1) for s in itertools.combinations(range(n), k))
+            singles = x + sum(b(x) for b in branches)
+        if _close(got, reversed_sum, 1e-4):
+            raise _Fail("on each path you applied the branches last-to-first. A path visits blocks in network order: "
+                        "for blocks (i, j) with i < j it computes branch_j(branch_i(x)).")
+        if _close(got, singles, 1e-4):
+            raise _Fail("you summed only the paths of length 0 and 1; the paths through two or more branches "
+                        "(compositions like branch_2(branch_1(x))) are missing.")
+        raise _Fail(f"for {n} linear blocks the sum over all 2^{n} paths should equal the network's output, but yours "
+                    f"differs by up to {(got - want).abs().max().item():.3g}.")
+    return "the 2ⁿ paths add up exactly to the network's output: a ResNet is a sum of paths of different lengths."
+
+
+def _compose(branches, x):
+    for b in branches:
+        x = b(x)
+    return x
+
+
+# =========================================================================== 6. transformer residual stream
+
+def _stream_case(cls, d_model: int, seed: int):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    sublayer = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+    block = _run(f"{cls.__name__}({d_model}, sublayer)", cls, d_model, sublayer)
+    if not isinstance(block, nn.Module):
+        raise _Fail(f"{cls.__name__}(d_model, sublayer) should create an nn.Module.")
+    norm = getattr(block, "norm", None)
+    if not isinstance(norm, nn.LayerNorm):
+        raise _Fail("store the block's nn.LayerNorm(d_model) as self.norm (and the sublayer as self.sublayer).")
+    with torch.no_grad():  # a learned γ, β that are not 1 and 0, so a missing norm shows
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    x = 3 * torch.randn(2, 5, d_model) + 1
+    x_before = x.clone()
+    y = _run(f"{cls.__name__}'s forward", block, x)
+    if not _is_tensor(y):
+        raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
+    if not torch.equal(x, x_before):
+        raise _Fail("forward changed its input in place (x += ...); write x = x + ... so the stream's earlier values stay intact.")
+    with torch.no_grad():
+        f = block.sublayer if isinstance(getattr(block, "sublayer", None), nn.Module) else sublayer
+        variants = {
+            "pre": x + f(norm(x)),
+            "post": norm(x + f(x)),
+            "pre+final": norm(x + f(norm(x))),
+            "no-residual-pre": f(norm(x)),
+            "no-residual-post": norm(f(x)),
+            "no-norm": x + f(x),
+        }
+    found = next((k for k, v in variants.items() if _close(y.detach(), v, 1e-4)), None)
+    return found, (y.detach() - variants["pre"]).abs().max().item()
+
+
+@_checker("Task 1 · a pre-norm block")
+def check_pre_norm_block(PreNormBlock, thorough: bool = False) -> str:
+    """``PreNormBlock(d_model, sublayer)`` computes ``x + sublayer(norm(x))``."""
+    for d, seed in ([(16, 0), (24, 1)] if thorough else [(16, 0)]):
+        found, gap = _stream_case(PreNormBlock, d, seed)
+        if found == "pre":
+            continue
+        raise _Fail({
+            "post": "your PreNormBlock computes norm(x + F(x)): that is post-norm. Pre-norm normalizes only the "
+                    "branch's input and leaves the stream untouched: x = x + self.sublayer(self.norm(x)).",
+            "pre+final": "your block normalizes the sum as well: norm(x + F(norm(x))). In a pre-norm block the "
+                         "residual stream is never normalized; return x + F(norm(x)).",
+            "no-residual-pre": "your block returns F(norm(x)): the residual connection is missing. Add x back.",
+            "no-residual-post": "your block returns norm(F(x)): the residual connection is missing, and the norm "
+                                "belongs before the sublayer.",
+            "no-norm": "your block returns x + F(x): the LayerNorm is missing. Apply self.norm to the sublayer's input.",
+            None: f"your PreNormBlock's output differs from x + F(norm(x)) by up to {gap:.3g}.",
+        }[found])
+    return "x + F(norm(x)): the stream x passes from block to block untouched, and each block adds its update."
+
+
+@_checker("Task 2 · a post-norm block")
+def check_post_norm_block(PostNormBlock, thorough: bool = False) -> str:
+    """``PostNormBlock(d_model, sublayer)`` computes ``norm(x + sublayer(x))``."""
+    for d, seed in ([(16, 2), (24, 3)] if thorough else [(16, 2)]):
+        found, gap = _stream_case(PostNormBlock, d, seed)
+        if found == "post":
+            continue
+        raise _Fail({
+            "pre": "your PostNormBlock computes x + F(norm(x)): that is pre-norm. The original Transformer "
+                   "normalizes after the sum: x = self.norm(x + self.sublayer(x)).",
+            "pre+final": "your block normalizes both the sublayer's input and the sum. Post-norm applies the norm "
+                         "once, after the sum: norm(x + F(x)).",
+            "no-residual-pre": "your block returns F(norm(x)): the residual connection is missing and the norm is "
+                               "in the wrong place. Return norm(x + F(x)).",
+            "no-residual-post": "your block returns norm(F(x)): the residual connection is missing. Add x before the norm.",
+            "no-norm": "your block returns x + F(x): the LayerNorm after the sum is missing.",
+            None: "your PostNormBlock's output differs from norm(x + F(x)).",
+        }[found])
+    return "norm(x + F(x)): every block rescales the stream, which is why deep post-norm stacks need care."
+
+
+@_checker("Task 3 · DeepNorm's constants")
+def check_deepnorm_constants(deepnorm_constants: Callable, thorough: bool = False) -> str:
+    """``deepnorm_constants(n_layers)`` → ``(alpha, beta)`` for an encoder-only DeepNet: ((2N)^¼, (8N)^-¼)."""
+    layers = [6, 12, 100] if not thorough else [1, 6, 12, 100, 1000]
+    for n in layers:
+        got = _run(f"deepnorm_constants({n})", deepnorm_constants, n)
+        try:
+            alpha, beta = (float(v) for v in got)
+        except Exception:
+            raise _Fail(f"deepnorm_constants({n}) returned {got!r}; return a pair of numbers (alpha, beta).") from None
+        want = ((2 * n) ** 0.25, (8 * n) ** -0.25)
+
+        def same(a, b):
+            return math.isclose(a, b, rel_tol=1e-6)
+
+        if same(alpha, want[0]) and same(beta, want[1]):
+            continue
+        if same(alpha, want[1]) and same(beta, want[0]):
+            hint = "you swapped them: alpha (> 1) scales the shortcut x, beta (< 1) scales the initial weights."
+        elif same(alpha, (3 * n) ** 0.25) and same(beta, (12 * n) ** -0.25):
+            hint = "those are the decoder-only constants, (3M)^¼ and (12M)^-¼; the encoder-only ones are (2N)^¼ and (8N)^-¼."
+        elif same(alpha, (2 * n) ** 0.5) or same(beta, (8 * n) ** -0.5):
+            hint = "you used a square root; DeepNorm uses the fourth root."
+        elif same(alpha, want[0]):
+            hint = f"alpha is right; beta should be (8N)^(-1/4) = {want[1]:.4g}, got {beta:.4g}."
+        elif same(beta, want[1]):
+            hint = f"beta is right; alpha should be (2N)^(1/4) = {want[0]:.4g}, got {alpha:.4g}."
+        else:
+            hint = f"expected alpha = (2N)^(1/4) = {want[0]:.4g} and beta = (8N)^(-1/4) = {want[1]:.4g}."
+        raise _Fail(f"for N = {n} layers your function returns ({alpha:.4g}, {beta:.4g}): {hint}")
+    a, b = (2 * 100) ** 0.25, (8 * 100) ** -0.25
+    return f"for a 100-layer encoder, alpha = {a:.3f} and beta = {b:.3f}: up-weight the shortcut, shrink the branch."
+
+
+# =========================================================================== generator
+
+SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
+GENERATED_NOTE = ("<!-- Generated by `python -m book.exercises build` from exercises/source/{name}.md: "
+                  "edit the source, not this file. -->")
+
+
+PAGE_FRONT_MATTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+mystnb:
+  execution_timeout: 120
+---
+"""
+
+
+def sources(source_dir: Path = SOURCE_DIR) -> list[Path]:
+    """The exercise sources, ``exNN_name.md``, in order."""
+    return sorted(Path(source_dir).glob("ex[0-9][0-9]_*.md"))
+
+
+def _read(path: Path):
+    import jupytext
+
+    return jupytext.read(path)
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def strip_solution(source: str) -> str:
+    """Replace every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` region by a NotImplementedError stub."""
+    out, inside = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == SOLUTION_BEGIN:
+            if inside:
+                raise ValueError("nested ### BEGIN SOLUTION")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}# YOUR CODE HERE")
+            out.append(f'{indent}raise NotImplementedError("not done yet")')
+        elif stripped == SOLUTION_END:
+            if not inside:
+                raise ValueError("### END SOLUTION without ### BEGIN SOLUTION")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError("### BEGIN SOLUTION without ### END SOLUTION")
+    return "\n".join(out)
+
+
+def _drop_markers(source: str) -> str:
+    return "\n".join(l for l in source.splitlines() if l.strip() not in (SOLUTION_BEGIN, SOLUTION_END))
+
+
+def _install_cell(root: Path):
+    from nbformat.v4 import new_code_cell
+
+    from .colab import install_cell
+
+    return new_code_cell(install_cell(root), metadata={"tags": ["remove-cell"]})
+
+
+def student_notebook(source: Path, root: Path = ROOT):
+    """The student ``.ipynb``: install cell first, solutions stubbed, solution notes and hidden tests removed."""
+    import nbformat
+    from nbformat.v4 import new_notebook
+
+    src = _read(source)
+    cells = [_install_cell(root)]
+    for cell in src.cells:
+        tags = _tags(cell)
+        if "hidden-test" in tags or (cell.cell_type == "markdown" and "solution" in tags):
+            continue
+        cell = copy.deepcopy(cell)
+        meta = {k: v for k, v in cell.metadata.items() if k == "tags"}
+        meta["tags"] = [t for t in tags if t != "solution"]
+        if not meta["tags"]:
+            meta.pop("tags")
+        cell.metadata = meta
+        if cell.cell_type == "code":
+            if "solution" in tags:
+                cell.source = strip_solution(cell.source)
+            cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+        "colab": {"provenance": []},
+        "residual_course": {"exercise": source.stem},
+    })
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{source.stem[:4]}-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def book_page(source: Path, root: Path = ROOT) -> str:
+    """The book page (MyST notebook): solutions behind toggles and dropdowns, hidden tests removed."""
+    import jupytext
+    from nbformat.v4 import new_markdown_cell
+
+    src = _read(source)
+    cells = []
+    for cell in src.cells:
+        tags = _tags(cell)
+        if "hidden-test" in tags:
+            continue
+        cell = copy.deepcopy(cell)
+        if "solution" in tags:
+            rest = [t for t in tags if t != "solution"]
+            if cell.cell_type == "code":
+                cell.source = _drop_markers(cell.source)
+                cell.metadata["tags"] = rest + ["hide-input"]
+            else:
+                cell.source = f":::{{dropdown}} Solution notes\n{cell.source}\n:::"
+                if rest:
+                    cell.metadata["tags"] = rest
+                else:
+                    cell.metadata.pop("tags", None)
+        cells.append(cell)
+    first_code = next(i for i, c in enumerate(cells) if c.cell_type == "code")
+    cells.insert(first_code, _install_cell(root))
+    cells.insert(0, new_markdown_cell(GENERATED_NOTE.format(name=source.stem)))
+    src.cells = cells
+    text = jupytext.writes(src, fmt="md:myst")
+    # A fixed front matter (jupytext's own records its version, which would make `check` fail after an upgrade).
+    body = text.split("\n---\n", 1)[1] if text.startswith("---\n") else text
+    return PAGE_FRONT_MATTER + body.rstrip("\n") + "\n"
+
+
+def hidden_tests(source: Path) -> list[dict]:
+    """The hidden tests of one source: ``[{"task", "points", "title", "source"}]`` in order."""
+    tests = []
+    for cell in _read(source).cells:
+        if cell.cell_type == "code" and "hidden-test" in _tags(cell):
+            meta = cell.metadata
+            try:
+                tests.append({"task": int(meta["task"]), "points": float(meta["points"]),
+                              "title": str(meta.get("title", f"Task {meta['task']}")), "source": cell.source})
+            except (KeyError, ValueError, TypeError):
+                raise ValueError(f"{source}: every hidden-test cell needs numeric `task` and `points` metadata") from None
+    return tests
+
+
+def _targets(source: Path, out_dir: Path) -> tuple[Path, Path]:
+    return out_dir / f"{source.stem}.md", out_dir / f"{source.stem}.ipynb"
+
+
+def _expected(source: Path, root: Path) -> tuple[str, str]:
+    import nbformat
+
+    return book_page(source, root), nbformat.writes(student_notebook(source, root), version=4) + "\n"
+
+
+def build(source_dir: Path = SOURCE_DIR, out_dir: Path = OUTPUT_DIR, root: Path = ROOT) -> list[Path]:
+    """Write every book page and student notebook; returns the paths written."""
+    written = []
+    for source in sources(source_dir):
+        page_text, nb_text = _expected(source, root)
+        for path, text in zip(_targets(source, out_dir), (page_text, nb_text)):
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+                written.append(path)
+    return written
+
+
+def check(source_dir: Path = SOURCE_DIR, out_dir: Path = OUTPUT_DIR, root: Path = ROOT) -> list[str]:
+    """What is missing or stale among the generated files (empty when all are in sync)."""
+    problems = []
+    for source in sources(source_dir):
+        for path, text in zip(_targets(source, out_dir), _expected(source, root)):
+            if not path.exists():
+                problems.append(f"{path.relative_to(root)} is missing")
+            elif path.read_text() != text:
+                problems.append(f"{path.relative_to(root)} is out of date with {source.relative_to(root)}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else "check"
+    if command == "build":
+        written = build()
+        for path in written:
+            print(f"wrote {path.relative_to(ROOT)}")
+        print(f"{len(sources())} exercise(s); {len(written)} file(s) updated")
+        return 0
+    if command == "check":
+        problems = check()
+        for p in problems:
+            print(p)
+        print("exercises in sync" if not problems else f"{len(problems)} problem(s): run `python -m book.exercises build`")
+        return 1 if problems else 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

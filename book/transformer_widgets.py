@@ -1,0 +1,203 @@
+"""Chapter 6's explorer: norm placement, depth, warm-up and learning rate of a small transformer.
+
+:class:`ResidualStreamExplorer` redraws the per-block gradient norms at
+initialization live (one forward and backward pass) whenever the depth or the
+placement changes; its *Train* button trains the chosen setting on the sort
+task with a progress bar (results are cached, so revisiting is instant) and
+draws the loss curve — or says that the run diverged.
+
+Runs on ipywidgets 7.7.1 and 8: only IntText, IntSlider, Dropdown, Button,
+Output, HTML and HBox/VBox. Bad input is reported in ``.message``, never as a
+traceback. :func:`bench_cases` gives ``make bench`` one live update per case.
+"""
+
+from __future__ import annotations
+
+import html
+
+from .models import ConfigError
+from .transformer import NORM_PLACEMENTS
+from .transformer_experiments import CHAPTER_LR, CHAPTER_STEPS, InitProbe, TrainSpec, probe_at_init, run_training
+
+__all__ = ["ResidualStreamExplorer", "bench_cases", "MAX_PROBE_DEPTH", "MAX_TRAIN_DEPTH", "LEARNING_RATES"]
+
+MAX_PROBE_DEPTH = 100   # the at-init probe stays well under a second up to here
+MAX_TRAIN_DEPTH = 24    # training deeper stacks takes minutes on a CPU
+LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+PROBE_BATCH = 8         # sequences in the widget's probe batch: enough for the shape, fast at depth 100
+
+
+def _plot_colors():
+    from .plots import PALETTE
+
+    return {"post-ln": PALETTE["vermillion"], "pre-ln": PALETTE["blue"], "deepnorm": PALETTE["green"],
+            "rezero": PALETTE["orange"], "none": PALETTE["purple"], "no-residual": PALETTE["black"]}
+
+
+class ResidualStreamExplorer:
+    """Gradient norms at init (live) and training on click, for one transformer setting.
+
+    Args:
+        depth: blocks (1 … 100 for the probe, ≤ 24 to train).
+        norm: a placement from :data:`book.transformer.NORM_PLACEMENTS`.
+        warmup_steps: linear learning-rate warm-up steps (0 … training steps).
+        lr: Adam's peak learning rate, one of :data:`LEARNING_RATES`.
+        cache: reuse cached probes and runs (``False`` recomputes the probe, for timing).
+    """
+
+    def __init__(self, depth: int = 6, norm: str = "post-ln", warmup_steps: int = 0, lr: float = CHAPTER_LR,
+                 cache: bool = True):
+        import ipywidgets as w
+
+        self.cache = cache
+        self.depth = w.IntText(value=depth, description="depth")
+        self.norm = w.Dropdown(options=list(NORM_PLACEMENTS), value=norm if norm in NORM_PLACEMENTS else "post-ln",
+                               description="norm")
+        self.warmup = w.IntSlider(value=min(max(warmup_steps, 0), CHAPTER_STEPS), min=0, max=CHAPTER_STEPS, step=10,
+                                  description="warm-up")
+        self.lr = w.Dropdown(options=[(f"{v:g}", v) for v in LEARNING_RATES],
+                             value=lr if lr in LEARNING_RATES else CHAPTER_LR, description="lr")
+        self.train_button = w.Button(description="Train")
+        self.message = w.HTML(value="")
+        self.output = w.Output()        # the at-init plot
+        self.train_output = w.Output()  # progress bar and loss curve
+        self.widget = w.VBox([w.HBox([self.depth, self.norm]), w.HBox([self.warmup, self.lr, self.train_button]),
+                              self.message, self.output, self.train_output])
+        self.last_probe: dict | None = None  # what the plot shows now (None: nothing drawn)
+        self.last_run = None                  # the last run trained or fetched by Train
+        self.curve_drawn = False              # whether that run's loss curve is drawn (never for a diverged run)
+        self._quiet = False  # True while set() changes several controls at once
+        for control in (self.depth, self.norm):
+            control.observe(lambda change: None if self._quiet else self.redraw(), names="value")
+        self.train_button.on_click(lambda button: self.train())
+        self.redraw()
+
+    # -------------------------------------------------------------- helpers
+    def _say(self, text: str) -> None:
+        self.message.value = f"<span style='color:#D55E00'>{html.escape(text)}</span>" if text else ""
+
+    def _depth(self, limit: int) -> int:
+        depth = self.depth.value
+        if not isinstance(depth, int) or depth < 1 or depth > limit:
+            raise ConfigError(f"depth must be a whole number from 1 to {limit}, got {depth!r}.")
+        return depth
+
+    def set(self, **values) -> None:
+        """Set controls by name (``depth``, ``norm``, ``warmup``, ``lr``), then redraw once.
+
+        A value a control cannot take (a placement or learning rate not on the
+        list) is reported in ``.message`` and leaves that control unchanged.
+        """
+        self._quiet = True
+        try:
+            for name, value in values.items():
+                if name not in ("depth", "norm", "warmup", "lr"):
+                    raise ConfigError(f"no control named {name!r}; use depth, norm, warmup or lr.")
+                getattr(self, name).value = value
+        except Exception as err:  # ipywidgets raises TraitError for values outside a control's options
+            self._quiet = False
+            self._say(f"cannot set {name} to {value!r}: {err}")
+            return
+        self._quiet = False
+        self.redraw()
+
+    # -------------------------------------------------------------- live redraw
+    def probe(self) -> dict:
+        """The at-init measurement behind the plot (raises ConfigError on bad settings)."""
+        spec = InitProbe(norm=self.norm.value, n_layer=self._depth(MAX_PROBE_DEPTH), batch_size=PROBE_BATCH)
+        if self.cache:
+            return probe_at_init(spec)
+        from .transformer_experiments import _probe, single_thread
+
+        with single_thread():
+            return _probe(spec)
+
+    def redraw(self) -> None:
+        """Recompute the per-block gradient norms at init and redraw them."""
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        try:
+            result = self.probe()
+        except (ConfigError, ValueError, TypeError) as err:
+            self._say(str(err))
+            self.last_probe = None
+            with self.output:
+                self.output.clear_output(wait=True)
+            return
+        self._say("")
+        self.last_probe = result
+        norm, depth = self.norm.value, len(result["grad_norms"])
+        fig, (ax_grad, ax_stream) = plt.subplots(1, 2, figsize=(8.5, 3))
+        layers = range(1, depth + 1)
+        grads = result["grad_norms"]
+        ax_grad.plot(layers, grads, marker="o" if depth <= 30 else None, color=_plot_colors()[norm])
+        # ReZero's closed gates (α = 0) give exactly zero gradients to the branches at init: no log scale then
+        closed = min(grads) <= 0
+        ax_grad.set(xlabel="block", ylabel="‖∂loss/∂W_ffn‖ at init", yscale="linear" if closed else "log",
+                    title=f"{norm}, {depth} blocks: gradients" + (" (all 0: gates closed)" if max(grads) == 0 else ""))
+        ax_stream.plot(range(depth + 1), result["stream_rms"], color=_plot_colors()[norm])
+        ax_stream.set(xlabel="stream after block (0 = embedding)", ylabel="RMS of the stream",
+                      title="the residual stream's size")
+        fig.subplots_adjust(left=0.09, right=0.98, bottom=0.17, top=0.88, wspace=0.3)  # cheaper than tight_layout
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(fig)
+        plt.close(fig)
+
+    # -------------------------------------------------------------- training on click
+    def spec(self) -> TrainSpec:
+        """The training run the controls describe."""
+        return TrainSpec(norm=self.norm.value, n_layer=self._depth(MAX_TRAIN_DEPTH), lr=self.lr.value,
+                         warmup_steps=self.warmup.value)
+
+    def train(self):
+        """Train the current setting (cached) and draw its loss curve; returns the run, or None on bad input."""
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        try:
+            spec = self.spec()
+        except (ConfigError, ValueError, TypeError) as err:
+            self._say(f"{err} (training is limited to {MAX_TRAIN_DEPTH} blocks on a CPU)")
+            return None
+        self._say("")
+        self.curve_drawn = False
+        with self.train_output:
+            self.train_output.clear_output(wait=True)
+            run = run_training(spec, progress=True)
+            self.last_run = run
+            if run.diverged:
+                self._say(f"{spec.label}: {run.message}")
+                return run
+            fig, ax = plt.subplots(figsize=(6, 3))
+            ax.plot(range(1, len(run.train_loss) + 1), run.train_loss, color=_plot_colors()[spec.norm], lw=1)
+            ax.axhline(_chance_loss(), color="grey", ls=":", lw=1, label="chance")
+            ax.set(xlabel="Adam step", ylabel="training loss (nats)", title=f"{spec.label}: held-out loss "
+                   f"{run.eval_loss:.3f}")
+            ax.legend()
+            fig.tight_layout()
+            display(fig)
+            plt.close(fig)
+            self.curve_drawn = True
+        return run
+
+
+def _chance_loss() -> float:
+    from .transformer_experiments import TASK
+
+    return TASK.chance_loss
+
+
+def bench_cases() -> list[tuple[str, callable]]:
+    """One live widget update per case, uncached (what ``make bench`` times)."""
+    explorer = ResidualStreamExplorer(depth=6, cache=False)
+
+    def update(depth: int, norm: str):
+        def case():
+            explorer.set(depth=depth, norm=norm)  # one redraw
+        return case
+
+    return [("ch6 init probe, post-ln depth 6", update(6, "post-ln")),
+            ("ch6 init probe, pre-ln depth 100", update(100, "pre-ln")),
+            ("ch6 init probe, deepnorm depth 100", update(100, "deepnorm"))]

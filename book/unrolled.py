@@ -1,0 +1,371 @@
+r"""Why residual nets work: the unrolled view and the measurements behind Chapters 4 and 5.
+
+Veit, Wilber & Belongie (2016, arXiv 1605.06431) expand a stack of n residual
+blocks, :math:`x_{i+1} = x_i + f_i(x_i)`, into a sum over :math:`2^n` paths: each
+block is either passed through its branch or skipped. A path that takes k
+branches has length k, and k follows Binomial(n, ½). This module
+
+- trains (and caches, weights included) the MNIST-1D nets both chapters study;
+- deletes blocks from trained nets (the lesion study);
+- measures the gradient each path length carries, by sampling which branches a
+  backward pass may use;
+- slices the loss landscape along filter-normalized random directions
+  (Li et al. 2018, arXiv 1712.09913).
+
+Parts before the whole: trained nets → path counting → lesions → path gradients → landscapes.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import cache_dir, load_mnist1d
+from .experiments import DepthRun, cached, code_fingerprint, run_depth, trained_model
+from .models import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, _check_conv_config
+from .resnets import ScaledShortcut
+from .training import TrainResult, evaluate, train
+
+__all__ = [
+    "CLAIM_SEEDS", "STUDY_DEPTH", "LANDSCAPE_DEPTHS", "SCALED_SHORTCUT", "BAD_LR", "PATH_SAMPLES",
+    "gradient_weighted_length", "TrainedNet", "trained_net", "path_length_distribution", "deletable_blocks", "delete_blocks",
+    "lesion_single", "lesion_multiple", "path_gradient_by_length", "filter_normalized_direction",
+    "loss_surface", "landscape_roughness", "LandscapeSpec", "landscape",
+]
+
+
+# --------------------------------------------------------------------------- the chapters' settings
+
+CLAIM_SEEDS = (0, 1, 2)          # every claim is checked on these seeds
+STUDY_DEPTH = 20                 # lesions, path gradients and the shortcut study use 20-layer nets
+LANDSCAPE_DEPTHS = (8, 20)       # two depths for the loss-landscape slices
+SCALED_SHORTCUT = 0.5            # He et al. 2016's constant scaling
+BAD_LR = 3.0                     # a learning rate 30× Chapter 1's
+PATH_SAMPLES = 8                 # sampled paths per length in the path-gradient measurement
+
+
+# --------------------------------------------------------------------------- trained nets (weights cached)
+
+@dataclass(frozen=True)
+class TrainedNet:
+    """A ConvNet1d trained on MNIST-1D with Chapter 1's recipe, plus the variants Chapter 4 tries.
+
+    With the defaults it is exactly Chapter 1's :class:`book.experiments.DepthRun`
+    (same seed → same initial weights, same batches, same curves).
+    """
+
+    depth: int = 20                      # weighted layers, 6n+2
+    residual: bool = True
+    seed: int = 0
+    shortcut_scale: float = 1.0          # 1: the clean identity; 0.5: He et al. 2016's constant scaling
+    zero_init_residual: bool = False     # Goyal et al.: last BN γ = 0
+    lr: float = DepthRun.lr              # Chapter 1's settings below
+    width: int = DepthRun.width          # channels of the first stage; stages have width·(1, 2, 4)
+    epochs: int = DepthRun.epochs
+    warmup_epochs: int = DepthRun.warmup_epochs
+    batch_size: int = DepthRun.batch_size
+
+    @property
+    def widths(self) -> tuple[int, int, int]:
+        return (self.width, 2 * self.width, 4 * self.width)
+
+    @property
+    def is_chapter_one_run(self) -> bool:
+        return self.shortcut_scale == 1.0 and not self.zero_init_residual
+
+    @property
+    def label(self) -> str:
+        name = f"{'ResNet' if self.residual else 'plain'}-{self.depth}"
+        if self.shortcut_scale != 1.0:
+            name += f" (shortcut × {self.shortcut_scale:g})"
+        if self.lr != DepthRun.lr:
+            name += f" (lr {self.lr:g})"
+        return name
+
+    def build(self) -> ConvNet1d:
+        """The untrained net (uses the global RNG: seed it first)."""
+        cfg = ConvNetConfig(depth=self.depth, residual=self.residual, widths=self.widths,
+                            zero_init_residual=self.zero_init_residual)
+        model = ConvNet1d(cfg)
+        if self.shortcut_scale != 1.0:
+            if not self.residual:
+                raise ValueError("a plain net has no shortcut to scale.")
+            for block in model.blocks:
+                if isinstance(block.shortcut, nn.Identity):  # only the identity shortcuts, as in the paper
+                    block.shortcut = ScaledShortcut(self.shortcut_scale)
+        return model
+
+    def run(self) -> DepthRun:
+        return DepthRun(depth=self.depth, residual=self.residual, seed=self.seed, width=self.width,
+                        epochs=self.epochs, warmup_epochs=self.warmup_epochs, lr=self.lr,
+                        batch_size=self.batch_size)
+
+
+_NETS: dict[str, tuple[ConvNet1d, TrainResult]] = {}
+
+
+def _weights_key(spec: TrainedNet) -> str:
+    text = json.dumps([dataclasses.asdict(spec), code_fingerprint(), torch.__version__], sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def trained_net(spec: TrainedNet, progress: bool = True) -> tuple[ConvNet1d, TrainResult]:
+    """Train ``spec`` (or load its weights from the cache); returns ``(model in eval mode, curves)``.
+
+    Weights are stored under ``cache_dir()/weights`` keyed by the spec and the
+    package's code fingerprint, and read back with ``torch.load(weights_only=True)``.
+    The returned model is shared: deep-copy it before changing it.
+    """
+    _check_conv_config(ConvNetConfig(depth=spec.depth, residual=spec.residual, widths=spec.widths))
+    key = _weights_key(spec)
+    if key in _NETS:
+        return _NETS[key]
+    if spec.is_chapter_one_run:  # Chapter 1 trains (and caches) exactly this net: share it
+        curves = run_depth(spec.run(), progress=progress)
+        _NETS[key] = (trained_model(spec.run(), progress=progress), curves)
+        return _NETS[key]
+    path = cache_dir() / "weights" / f"net-{key}.pt"
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)  # same seed → same initial weights as Chapter 1's run
+        model = spec.build()
+        state = None
+        if path.exists():
+            try:
+                state = torch.load(path, weights_only=True)
+            except Exception:  # a corrupt file is retrained
+                state = None
+        if state is None:
+            result = train(model, load_mnist1d(), spec.run().train_config(), seed=spec.seed,
+                           progress=progress, description=f"{spec.label} (seed {spec.seed})")
+            state = {"model": model.state_dict(), "result": result.to_dict()}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        else:
+            model.load_state_dict(state["model"])
+    model.eval()
+    _NETS[key] = (model, TrainResult.from_dict(state["result"]))
+    return _NETS[key]
+
+
+# --------------------------------------------------------------------------- counting paths
+
+def path_length_distribution(n_blocks: int) -> list[float]:
+    """P(a path through ``n_blocks`` residual blocks has length k), k = 0 … n: Binomial(n, ½).
+
+    There are C(n, k) of the 2^n paths with exactly k branches on them.
+    """
+    return [math.comb(n_blocks, k) / 2**n_blocks for k in range(n_blocks + 1)]
+
+
+# --------------------------------------------------------------------------- lesions
+
+def deletable_blocks(model: ConvNet1d) -> list[int]:
+    """Indices of the blocks whose input and output shapes match (no downsampling).
+
+    Only these can be deleted from a plain net without breaking its shapes; the
+    lesion study deletes the same positions in both kinds of net.
+    """
+    out = []
+    for i, block in enumerate(model.blocks):
+        conv = block.branch[0]
+        if conv.stride[0] == 1 and conv.in_channels == block.branch[3].out_channels:
+            out.append(i)
+    return out
+
+
+def delete_blocks(model: ConvNet1d, indices) -> ConvNet1d:
+    """A copy of ``model`` with the given blocks replaced by ``nn.Identity()``.
+
+    For a residual block this removes the branch and keeps the shortcut: the
+    block's output becomes ``relu(x) = x`` (its input is already ≥ 0). For a plain
+    block it removes both of its weight layers.
+    """
+    lesioned = copy.deepcopy(model)
+    for i in indices:
+        lesioned.blocks[i] = nn.Identity()
+    return lesioned.eval()
+
+
+def lesion_single(model: ConvNet1d) -> dict:
+    """Test error with nothing deleted, and after deleting each deletable block in turn."""
+    data = load_mnist1d()
+    _, base = evaluate(model, data.x_test, data.y_test)
+    errors = {i: evaluate(delete_blocks(model, [i]), data.x_test, data.y_test)[1] for i in deletable_blocks(model)}
+    return {"base": base, "deleted": errors, "mean_increase": sum(errors.values()) / len(errors) - base}
+
+
+def lesion_multiple(model: ConvNet1d, samples: int = 10, seed: int = 0) -> dict:
+    """Mean test error after deleting k random deletable blocks, for k = 0 … all."""
+    data = load_mnist1d()
+    blocks = deletable_blocks(model)
+    gen = torch.Generator().manual_seed(seed)
+    means = []
+    for k in range(len(blocks) + 1):
+        errs = []
+        for _ in range(samples if 0 < k < len(blocks) else 1):
+            chosen = [blocks[j] for j in torch.randperm(len(blocks), generator=gen)[:k].tolist()]
+            errs.append(evaluate(delete_blocks(model, chosen), data.x_test, data.y_test)[1])
+        means.append(sum(errs) / len(errs))
+    return {"k": list(range(len(blocks) + 1)), "mean_error": means}
+
+
+# --------------------------------------------------------------------------- which paths carry the gradient
+
+def _gated_block(block: BasicBlock1d, x: torch.Tensor, through_branch: bool) -> torch.Tensor:
+    # The forward value is the block's own: relu(F(x) + shortcut(x)). The backward
+    # pass is allowed through one of the two: the branch (path takes this block) or the shortcut.
+    if through_branch:
+        out = block.branch(x) + block.shortcut(x.detach())
+    else:
+        out = block.branch(x.detach()) + block.shortcut(x)
+    return block.relu(out)
+
+
+def path_gradient_by_length(model: ConvNet1d, samples_per_length: int = 4, batch: int = 200,
+                            seed: int = 0) -> dict:
+    """Gradient norm carried by single paths of each length (Veit et al. 2016, §6).
+
+    For each length k, choose k of the n blocks at random; in the backward pass
+    the gradient may flow only through those blocks' branches and through the
+    other blocks' shortcuts — exactly one of the 2^n paths. The norm of the
+    loss's gradient with respect to the first block's input then measures what
+    one path of length k carries. Multiplying by the number of such paths,
+    C(n, k), gives the total gradient that paths of length k carry.
+
+    Returns ``{"k", "per_path", "total", "share"}`` (``share`` = total normalised to sum 1).
+    """
+    data = load_mnist1d()
+    blocks = list(model.blocks)
+    if not all(isinstance(b, BasicBlock1d) for b in blocks):
+        raise ValueError("path gradients need a residual net: a plain net has only one path.")
+    n = len(blocks)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = data.x_train[:batch], data.y_train[:batch]
+    model.eval()
+    with torch.no_grad():
+        h0 = model.stem(x)
+    per_path = []
+    for k in range(n + 1):
+        norms = []
+        for _ in range(samples_per_length):
+            on = set(torch.randperm(n, generator=gen)[:k].tolist())
+            h = h0.clone().requires_grad_(True)
+            out = h
+            for i, block in enumerate(blocks):
+                out = _gated_block(block, out, i in on)
+            loss = F.cross_entropy(model.head(out.mean(dim=-1)), y)
+            (grad,) = torch.autograd.grad(loss, h)
+            norms.append(grad.norm().item())
+        per_path.append(sum(norms) / len(norms))
+    total = [g * math.comb(n, k) for k, g in enumerate(per_path)]
+    s = sum(total)
+    return {"k": list(range(n + 1)), "per_path": per_path, "total": total, "share": [t / s for t in total]}
+
+
+def gradient_weighted_length(measured: dict) -> float:
+    """The mean path length, each length weighted by the share of the gradient it carries."""
+    return sum(k * s for k, s in zip(measured["k"], measured["share"]))
+
+
+# --------------------------------------------------------------------------- loss landscapes
+
+def filter_normalized_direction(model: nn.Module, gen: torch.Generator) -> list[torch.Tensor]:
+    """A random direction in weight space, filter-normalized (Li et al. 2018, §4).
+
+    Each filter (a conv's output channel, a linear layer's row) of a Gaussian
+    direction is rescaled to the norm of the matching filter of the weights, so
+    that the direction respects each filter's scale. BN parameters and biases
+    (1-D tensors) get zero: the slice leaves them alone.
+    """
+    direction = []
+    for p in model.parameters():
+        if p.dim() <= 1:
+            direction.append(torch.zeros_like(p))
+            continue
+        d = torch.randn(p.shape, generator=gen)
+        d_norm = d.flatten(1).norm(dim=1).view(-1, *[1] * (p.dim() - 1))
+        w_norm = p.detach().flatten(1).norm(dim=1).view(-1, *[1] * (p.dim() - 1))
+        direction.append(d * w_norm / (d_norm + 1e-10))
+    return direction
+
+
+@torch.no_grad()
+def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, resolution: int = 15,
+                 span: float = 1.0, seed: int = 0) -> dict:
+    """Training loss on the plane ``θ + α·δ + β·η``, α, β ∈ [−span, span].
+
+    BN uses the statistics of the evaluation batch (train mode, on a copy), so a
+    rescaled filter does not change the loss — the reason for filter normalization.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    probe = copy.deepcopy(model).train()
+    theta = [p.detach().clone() for p in probe.parameters()]
+    d1 = filter_normalized_direction(probe, gen)
+    d2 = filter_normalized_direction(probe, gen)
+    coords = torch.linspace(-span, span, resolution).tolist()
+    grid = []
+    for b in coords:
+        row = []
+        for a in coords:
+            for p, t, u, v in zip(probe.parameters(), theta, d1, d2):
+                p.copy_(t + a * u + b * v)
+            loss = F.cross_entropy(probe(x), y).item()
+            row.append(loss if math.isfinite(loss) else 1e3)
+        grid.append(row)
+    return {"coords": coords, "loss": grid}
+
+
+def landscape_roughness(surface: dict) -> float:
+    """How far a slice is from a convex bowl: the share of its points that curve downward.
+
+    At each interior grid point the discrete Hessian of the slice (second
+    differences along α, β and the diagonal) is formed; a point counts as
+    non-convex if that 2×2 matrix has a negative eigenvalue whose size is at
+    least 10 % of the positive one's (the test Li et al. apply to the full
+    Hessian, |λ_min / λ_max|, on the 2-D slice instead). 0 = a convex bowl.
+    """
+    z = torch.tensor(surface["loss"], dtype=torch.float64)
+    h = surface["coords"][1] - surface["coords"][0]
+    zc = z[1:-1, 1:-1]
+    faa = (z[1:-1, 2:] - 2 * zc + z[1:-1, :-2]) / h**2
+    fbb = (z[2:, 1:-1] - 2 * zc + z[:-2, 1:-1]) / h**2
+    fab = (z[2:, 2:] - z[2:, :-2] - z[:-2, 2:] + z[:-2, :-2]) / (4 * h**2)
+    hess = torch.stack([torch.stack([faa, fab], -1), torch.stack([fab, fbb], -1)], -2)
+    eig = torch.linalg.eigvalsh(hess)                     # (..., 2), ascending
+    lo, hi = eig[..., 0], eig[..., 1]
+    non_convex = (lo < 0) & (lo.abs() >= 0.1 * hi.abs())
+    return non_convex.double().mean().item()
+
+
+@dataclass(frozen=True)
+class LandscapeSpec:
+    """One 2-D loss slice around a trained net."""
+
+    net: TrainedNet = TrainedNet()
+    resolution: int = 13                 # grid points per axis (Li et al. use 51; 13 keeps the page fast)
+    span: float = 0.5                    # α, β ∈ [−span, span], in filter-normalized units
+    samples: int = 500                   # training sequences the loss is averaged over
+    direction_seed: int = 0
+
+
+def landscape(spec: LandscapeSpec, progress: bool = True) -> dict:
+    """The slice (cached), with its roughness and the trained net's errors."""
+    def compute() -> dict:
+        model, result = trained_net(spec.net, progress=progress)
+        data = load_mnist1d()
+        surface = loss_surface(model, data.x_train[: spec.samples], data.y_train[: spec.samples],
+                               spec.resolution, spec.span, spec.direction_seed)
+        return {**surface, "roughness": landscape_roughness(surface),
+                "train_error": result.final_train_error, "test_error": result.final_test_error}
+    return cached("landscape", spec, compute)

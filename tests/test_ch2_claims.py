@@ -1,0 +1,49 @@
+"""Chapter 2's claims, each over CLAIM_SEEDS, at the chapter's own settings (the specs it imports)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from book.gradflow import CLAIM_SEEDS, IdentityFit, InsertBlocks, identity_fit, insert_blocks
+from book.mlp import ResidualLayer
+from book.models import BasicBlock1d, PlainBlock1d
+
+assert len(CLAIM_SEEDS) >= 3
+
+
+def test_the_shortcut_costs_no_parameters():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(BasicBlock1d(16, 16)) == count(PlainBlock1d(16, 16))
+    assert count(BasicBlock1d(8, 16, stride=2)) == count(PlainBlock1d(8, 16, stride=2))
+
+
+def test_a_zero_branch_is_an_exact_no_op():
+    torch.manual_seed(0)
+    layer = ResidualLayer(width=8)
+    layer.zero_init_last()
+    x = torch.randn(4, 8)
+    assert torch.equal(layer(x), x)
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_plain_stack_fits_the_identity_worse_than_the_residual_stack(seed):
+    plain = identity_fit(IdentityFit(residual=False, seed=seed), progress=False)["error"][-1]
+    residual = identity_fit(IdentityFit(residual=True, seed=seed), progress=False)["error"][-1]
+    assert plain > 0.5                 # barely better than predicting the mean
+    assert residual < plain / 3        # the residual stack fits it several times better
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_zero_initialised_blocks_leave_a_trained_resnet_exactly_unchanged(seed):
+    grown = insert_blocks(InsertBlocks(seed=seed), progress=False)
+    assert not grown["diverged"]
+    assert grown["blocks_added"] == 3
+    assert grown["max_logit_change_zero"] == 0.0
+    assert grown["max_logit_change_zero_train_mode"] == 0.0
+    assert grown["test_error_zero_grown"] == grown["test_error_base"]
+    assert grown["test_error_base"] < 0.3                       # the base network did learn
+    assert grown["test_error_plain_grown"] > grown["test_error_base"] + 0.3   # plain blocks wreck it
+    # (c) as the chapter reports: at this scale the trained branches are not small nudges
+    assert np.median(grown["ratios_trained"]) > 0.25

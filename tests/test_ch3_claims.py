@@ -1,0 +1,112 @@
+"""Chapter 3's claims, each over CLAIM_SEEDS, at the chapter's own settings (the specs it imports)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from book.gradflow import (ACTIVATION_STD_INITS, CH3_DEPTHS, CLAIM_DEPTH, CLAIM_SEEDS, FORWARD_DEPTH,
+                           FORWARD_VARIANTS, INIT_ZOO, SHATTER_CLAIM_DEPTH, GradFlow, Shatter, first_to_last_ratio,
+                           gradient_flow, init_zoo_spec, shattered_correlation)
+from book.mlp import MLPStack
+
+assert len(CLAIM_SEEDS) >= 3
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_plain_first_layer_gradient_is_orders_of_magnitude_below_the_last_but_residual_is_not(activation, seed):
+    plain = first_to_last_ratio(gradient_flow(GradFlow(depth=CLAIM_DEPTH, residual=False, activation=activation,
+                                                       seed=seed)))
+    residual = first_to_last_ratio(gradient_flow(GradFlow(depth=CLAIM_DEPTH, residual=True, activation=activation,
+                                                          seed=seed)))
+    assert plain < 1e-6                 # six orders of magnitude or more
+    assert 1e-2 < residual < 1e2        # within two orders of magnitude of the last layer's
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_depth_sweep_plain_vanishes_residual_grows_gently(seed):
+    plain = [first_to_last_ratio(gradient_flow(GradFlow(depth=d, residual=False, seed=seed))) for d in CH3_DEPTHS]
+    residual = [first_to_last_ratio(gradient_flow(GradFlow(depth=d, residual=True, seed=seed))) for d in CH3_DEPTHS]
+    assert plain[0] < 1e-2
+    assert all(b <= a for a, b in zip(plain, plain[1:]))          # vanishes further with every step in depth
+    assert all(r > 1 for r in residual)                            # never vanishes ...
+    assert all(b > a for a, b in zip(residual, residual[1:]))      # ... but grows with depth
+    assert plain[-1] < 1e-30 and residual[-1] > 1
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_kaiming_keeps_plain_relu_activation_std_default_and_small_shrink_it(seed):
+    ratio = {}
+    for init in ACTIVATION_STD_INITS:
+        s = gradient_flow(GradFlow(depth=CLAIM_DEPTH, residual=False, init=init, seed=seed))
+        ratio[init] = s.activation_std[-1] / s.activation_std[0]
+    assert 1 / 3 < ratio["kaiming"] < 3
+    assert ratio["default"] < 0.25
+    assert ratio["small"] < 1e-6
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_init_zoo_orderings(seed):
+    def ratio(label, residual, depth=CLAIM_DEPTH):
+        return first_to_last_ratio(gradient_flow(init_zoo_spec(label, residual, depth, seed)))
+
+    variance_preserving = ("Xavier", "Kaiming (fan-in)", "orthogonal")
+    # plain: variance-preserving inits keep far more gradient than default and small
+    for label in variance_preserving:
+        assert ratio(label, False) > 1e3 * ratio("PyTorch default", False)
+        # residual: the same inits explode
+        assert ratio(label, True) > 1e4
+    # residual-specific schemes: at (or near) 1 at every depth
+    residual_specific = [label for label, o in INIT_ZOO if init_zoo_spec(label, False, 10) is None]
+    assert len(residual_specific) == 4
+    for label in residual_specific:
+        for depth in CH3_DEPTHS:
+            assert 0.5 < ratio(label, True, depth) < 2
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+@pytest.mark.parametrize("label", ["zero last-norm γ (Goyal)", "SkipInit / ReZero (g=0)", "Fixup (m=2)"])
+def test_zero_initialised_residual_blocks_are_exact_identities(label, seed):
+    spec = init_zoo_spec(label, True, CLAIM_DEPTH, seed)
+    torch.manual_seed(seed)
+    model = MLPStack(spec.mlp_config())
+    x = torch.randn(64, spec.width)
+    for block in model.layers:
+        assert torch.equal(block(x), x)
+    stats = gradient_flow(spec)
+    assert first_to_last_ratio(stats) == 1.0
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_forward_variance_exponential_without_norm_tamed_by_bn_and_scaling(seed):
+    growth = []
+    for overrides in FORWARD_VARIANTS.values():
+        s = gradient_flow(GradFlow(depth=FORWARD_DEPTH, seed=seed, **overrides))
+        growth.append(s.activation_std[-1] / s.activation_std[0])
+    no_norm, batch_norm, scaled = growth
+    assert no_norm > 1e20                                              # exponential
+    assert 0.3 * math.sqrt(FORWARD_DEPTH) < batch_norm < 3 * math.sqrt(FORWARD_DEPTH)  # ~√L: linear variance
+    assert scaled < 3
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_shattered_gradients_plain_decays_faster_than_scaled_residual(seed):
+    def corr(variant, depth):
+        return shattered_correlation(Shatter(depth=depth, variant=variant, seed=seed))["correlation"]
+
+    plain_drop = corr("plain", 1) - corr("plain", SHATTER_CLAIM_DEPTH)
+    residual_drop = corr("residual, 1/√L", 1) - corr("residual, 1/√L", SHATTER_CLAIM_DEPTH)
+    assert plain_drop > residual_drop + 0.2
+    assert corr("plain", SHATTER_CLAIM_DEPTH) < corr("residual, 1/√L", SHATTER_CLAIM_DEPTH) - 0.2
+
+
+def test_unscaled_residual_lies_between_plain_and_scaled_on_average():
+    def mean_corr(variant):
+        return np.mean([shattered_correlation(Shatter(depth=SHATTER_CLAIM_DEPTH, variant=variant, seed=s))
+                        ["correlation"] for s in CLAIM_SEEDS])
+
+    assert mean_corr("plain") < mean_corr("residual") < mean_corr("residual, 1/√L")

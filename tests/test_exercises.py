@@ -1,0 +1,368 @@
+"""The exercises: generated files in sync, solutions pass every check, blanks and typical mistakes get the right words.
+
+Notebooks run in-process here (their cells are plain Python); ``tests/test_grading.py`` runs them in kernels.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import torch
+from torch import nn
+
+from book import exercises as ex
+from book.colab import INSTALL_MARKER, install_cell
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ex.sources()
+NAMES = [p.stem for p in SOURCES]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The notebooks call torch.set_num_threads(1); give the test process its setting back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _run_cells(cells: list[str]) -> tuple[dict, list]:
+    """Exec cells in one namespace; return it and ``(index, source, value-or-exception)`` for each cell."""
+    namespace: dict = {"__name__": "__main__"}
+    results = []
+    for i, source in enumerate(cells):
+        tree = ast.parse(source)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        try:
+            exec(compile(tree, f"<cell {i}>", "exec"), namespace)
+            value = eval(compile(ast.Expression(last.value), f"<cell {i}>", "eval"), namespace) if last else None
+        except Exception as err:  # noqa: BLE001 - recorded and asserted on below
+            value = err
+        results.append((i, source, value))
+    return namespace, results
+
+
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+# --------------------------------------------------------------------------- generated files
+
+def test_six_exercises_with_two_to_four_graded_tasks():
+    assert [n[:4] for n in NAMES] == ["ex01", "ex02", "ex03", "ex04", "ex05", "ex06"]
+    for source in SOURCES:
+        tests = ex.hidden_tests(source)
+        tasks = sorted({t["task"] for t in tests})
+        assert 2 <= len(tasks) <= 4, source.name
+        assert tasks == list(range(1, len(tasks) + 1)), source.name
+        assert all(t["points"] > 0 and t["title"] for t in tests)
+
+
+def test_generated_pages_and_notebooks_are_in_sync():
+    assert ex.check() == [], "run `python -m book.exercises build`"
+
+
+def test_student_notebooks_hold_no_solutions_or_hidden_tests():
+    for source in SOURCES:
+        nb = nbformat.read(ROOT / "exercises" / f"{source.stem}.ipynb", as_version=4)
+        nbformat.validate(nb)
+        code = _code(nb)
+        assert code[0] == install_cell() and code[0].startswith(INSTALL_MARKER)
+        assert nb.metadata["residual_course"]["exercise"] == source.stem
+        text = "\n".join(c.source for c in nb.cells)
+        assert ex.SOLUTION_BEGIN not in text and "grade_task" not in text and "hidden-test" not in text
+        for cell in jupytext.read(source).cells:
+            if "solution" in ex._tags(cell) and cell.cell_type == "code" and ex.SOLUTION_BEGIN in cell.source:
+                hidden = cell.source.split(ex.SOLUTION_BEGIN)[1].split(ex.SOLUTION_END)[0].strip()
+                assert hidden.splitlines()[0] not in "\n".join(code), f"{source.name}: a solution line leaked"
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_book_pages_show_solutions_behind_toggles():
+    for source in SOURCES:
+        page = (ROOT / "exercises" / f"{source.stem}.md").read_text()
+        assert "hide-input" in page and "hidden-test" not in page and ex.SOLUTION_BEGIN not in page
+        assert "execution_timeout" in page and page.startswith("---\njupytext:")
+
+
+def test_exercise_pages_are_in_the_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    for name in NAMES:
+        assert f"exercises/{name}" in toc
+    assert "instructors" in toc
+
+
+def test_strip_solution_keeps_indentation_and_rejects_bad_markers():
+    src = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
+    assert ex.strip_solution(src) == 'def f():\n    # YOUR CODE HERE\n    raise NotImplementedError("not done yet")'
+    with pytest.raises(ValueError):
+        ex.strip_solution("### BEGIN SOLUTION\nx = 1\n")
+
+
+# --------------------------------------------------------------------------- solutions and blanks
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solution_passes_every_public_and_hidden_check(name):
+    source = ex.SOURCE_DIR / f"{name}.md"
+    page = jupytext.reads((ROOT / "exercises" / f"{name}.md").read_text(), fmt="md:myst")
+    hidden = [t["source"] for t in ex.hidden_tests(source)]
+    _, results = _run_cells(_code(page) + hidden)
+    errors = [(i, v) for i, _, v in results if isinstance(v, Exception)]
+    assert not errors, errors
+    feedback = [v for _, _, v in results if isinstance(v, ex.Feedback)]
+    assert feedback and all(feedback), [repr(f) for f in feedback if not f]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blank_student_notebook_fails_each_task_with_the_not_done_message(name):
+    nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+    namespace, results = _run_cells(_code(nb))
+    checks = [(i, v) for i, src, v in results if src.startswith("check_")]
+    assert len(checks) == len({t["task"] for t in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md")})
+    for _, value in checks:
+        assert isinstance(value, ex.Feedback) and not value and value.message == ex.NOT_DONE, value
+    first_check = checks[0][0]
+    assert not any(isinstance(v, Exception) for i, _, v in results if i < first_check), "fails before the first task"
+    # the hidden tests give the same words
+    for test in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md"):
+        with pytest.raises(ex.TaskFailed, match="not done yet"):
+            exec(test["source"], namespace)
+
+
+def test_checks_never_raise_and_leave_the_random_state_alone():
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    for check in (ex.check_basic_block, ex.check_residual, ex.check_pre_norm_block, ex.check_init_linear):
+        feedback = check("not a class")
+        assert isinstance(feedback, ex.Feedback) and not feedback
+        assert "Traceback" not in feedback.message and "book/" not in feedback.message
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_grade_task_names_a_missing_function():
+    with pytest.raises(ex.TaskFailed, match="`BasicBlock` is not defined"):
+        ex.grade_task(ex.check_basic_block, {}, "BasicBlock")
+
+
+# --------------------------------------------------------------------------- typical mistakes, one message each
+
+def _solution_namespace(name: str) -> dict:
+    page = jupytext.reads((ROOT / "exercises" / f"{name}.md").read_text(), fmt="md:myst")
+    namespace, _ = _run_cells(_code(page))
+    return namespace
+
+
+def _fails_with(feedback: ex.Feedback, *phrases: str):
+    assert isinstance(feedback, ex.Feedback) and not feedback, repr(feedback)
+    for phrase in phrases:
+        assert phrase in feedback.message, f"{phrase!r} not in {feedback.message!r}"
+
+
+def _block_variant(forward=None, shortcut=None):
+    """A BasicBlock like the solution's, with its forward or shortcut choice replaced."""
+    Solution = _solution_namespace("ex04_building_resnets")["BasicBlock"]
+
+    class Variant(Solution):
+        def __init__(self, c_in, c_out, stride=1):
+            super().__init__(c_in, c_out, stride)
+            if shortcut is not None:
+                self.shortcut = shortcut(c_in, c_out, stride)
+
+        def forward(self, x):
+            return forward(self, x) if forward else super().forward(x)
+
+    return Variant
+
+
+def test_block_mistakes():
+    _fails_with(ex.check_basic_block(_block_variant(forward=lambda s, x: s.relu(s.branch(x)))),
+                "never calls self.shortcut", "plain block")
+    projection = lambda c_in, c_out, stride: nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm1d(c_out))
+    _fails_with(ex.check_basic_block(_block_variant(shortcut=projection)), "should be nn.Identity()", "where none is needed")
+    _fails_with(ex.check_basic_block(_block_variant(shortcut=lambda c_in, c_out, stride: nn.Identity())),
+                "shortcut needs a projection")
+    _fails_with(ex.check_basic_block(_block_variant(forward=lambda s, x: s.branch(x) + s.shortcut(x))),
+                "no ReLU after the sum")
+    narrow = lambda c_in, c_out, stride: nn.Sequential(nn.Conv1d(c_in, c_out, 1, bias=False), nn.BatchNorm1d(c_out))
+    _fails_with(ex.check_basic_block(_block_variant(shortcut=narrow)), "stride")
+
+
+def test_parameter_count_mistakes():
+    right = _solution_namespace("ex04_building_resnets")["cifar_resnet_parameters"]
+    assert right(56) == 853_018
+    _fails_with(ex.check_cifar_resnet_parameters(lambda d: right(d) + 16 * 32 + 64 + 32 * 64 + 128), "option B")
+    _fails_with(ex.check_cifar_resnet_parameters(lambda d: right(d) - 10), "classifier's bias")
+    _fails_with(ex.check_cifar_resnet_parameters(lambda d: 853_018), "ResNet-20")
+    no_bn = lambda d: right(d) - sum(v for k, v in [("stem", 32)]) - (d - 2) // 6 * 4 * (16 + 32 + 64)
+    _fails_with(ex.check_cifar_resnet_parameters(no_bn), "BatchNorm")
+
+
+def test_residual_mistakes():
+    class NoShortcut(nn.Module):
+        def __init__(self, branch):
+            super().__init__()
+            self.branch, self.shortcut = branch, nn.Identity()
+
+        def forward(self, x):
+            return self.branch(x)
+
+    class ReluAfter(NoShortcut):
+        def forward(self, x):
+            return torch.relu(self.branch(x) + self.shortcut(x))
+
+    class InPlace(NoShortcut):
+        def forward(self, x):
+            x += self.branch(x)
+            return x
+
+    class NoShortcutModule(nn.Module):
+        def __init__(self, branch):
+            super().__init__()
+            self.branch = branch
+
+        def forward(self, x):
+            return self.branch(x) + x
+
+    _fails_with(ex.check_residual(NoShortcut), "forgot the shortcut")
+    _fails_with(ex.check_residual(ReluAfter), "ReLU after the sum")
+    _fails_with(ex.check_residual(InPlace), "in place")
+    _fails_with(ex.check_residual(NoShortcutModule), "shortcut module")
+
+
+def test_zero_init_mistakes():
+    def zero_all(block):
+        for m in block.branch.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def weight_only(block):
+        nn.init.zeros_([m for m in block.branch if isinstance(m, nn.Linear)][-1].weight)
+
+    def first_layer(block):
+        layer = [m for m in block.branch if isinstance(m, nn.Linear)][0]
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+
+    _fails_with(ex.check_zero_init_branch(zero_all), "zeroed every layer")
+    _fails_with(ex.check_zero_init_branch(weight_only), "bias")
+    _fails_with(ex.check_zero_init_branch(first_layer), "should return its input unchanged")
+
+
+def test_weighted_layer_and_identity_block_mistakes():
+    _fails_with(ex.check_weighted_layers(lambda m: sum(1 for x in m.modules() if hasattr(x, "weight"))), "BatchNorm")
+    _fails_with(ex.check_weighted_layers(lambda m: sum(isinstance(x, nn.Conv1d) for x in m.modules())), "classifier")
+    _fails_with(ex.check_weighted_layers(lambda m: len(list(m.parameters()))), "parameter tensors")
+
+    from book.models import BasicBlock1d, PlainBlock1d
+
+    def appended(model, extra, block=BasicBlock1d, zero=False, copy_first=True):
+        import copy
+
+        deeper = copy.deepcopy(model) if copy_first else model
+        new = []
+        for _ in range(extra):
+            b = block(64, 64)
+            if zero:
+                b.zero_init_last()
+            new.append(b)
+        deeper.blocks = nn.Sequential(*deeper.blocks, *new)
+        return deeper
+
+    _fails_with(ex.check_add_identity_blocks(lambda m, e: appended(m, e, block=PlainBlock1d)), "plain blocks")
+    _fails_with(ex.check_add_identity_blocks(lambda m, e: appended(m, e)), "zero_init_last")
+    _fails_with(ex.check_add_identity_blocks(lambda m, e: appended(m, e, zero=True, copy_first=False)), "copy")
+
+
+def test_gradient_probe_mistakes():
+    right = _solution_namespace("ex03_gradient_flow")["layer_grad_norms"]
+
+    def reversed_order(model, x, y):
+        return right(model, x, y)[::-1]
+
+    def weight_grads(model, x, y):
+        import torch.nn.functional as F
+
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        return [layer.linear.weight.grad.norm().item() for layer in model.layers]
+
+    def leaves_hooks(model, x, y):
+        model.layers[0].register_forward_hook(lambda *a: None)
+        return right(model, x, y)
+
+    def summed_loss(model, x, y):
+        return [v * len(x) for v in right(model, x, y)]
+
+    _fails_with(ex.check_layer_grad_norms(reversed_order), "forward order")
+    _fails_with(ex.check_layer_grad_norms(weight_grads), "weight matrix")
+    _fails_with(ex.check_layer_grad_norms(leaves_hooks), "left 1 hook")
+    _fails_with(ex.check_layer_grad_norms(summed_loss), "mean loss")
+
+
+def test_initialization_mistakes():
+    _fails_with(ex.check_init_linear(lambda layer: None), "left the weights")
+    _fails_with(ex.check_init_linear(lambda layer: nn.init.xavier_normal_(layer.weight)), "too small", "2 / fan_in")
+    _fails_with(ex.check_init_linear(lambda layer: nn.init.normal_(layer.weight, std=0.5)), "too large")
+    _fails_with(ex.check_init_linear(lambda layer: nn.init.uniform_(layer.weight, 0, 0.2)), "centred on zero")
+    assert ex.check_init_linear(lambda layer: nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu"))
+
+
+def test_predicted_stds_follow_he_et_al():
+    layers = [nn.Linear(64, 64) for _ in range(3)]
+    for layer in layers:
+        nn.init.constant_(layer.weight, math.sqrt(2 / 64))  # n·E[w²] = 2
+        nn.init.zeros_(layer.bias)
+    assert ex.predicted_activation_stds(layers) == pytest.approx([math.sqrt(2)] * 3)
+
+
+def test_path_mistakes():
+    _fails_with(ex.check_count_paths(lambda n, k: n ** k), "n ** k")
+    _fails_with(ex.check_count_paths(lambda n, k: 2 ** n), "2 ** n")
+    _fails_with(ex.check_count_paths(lambda n, k: float(math.comb(n, k))), "int")
+    right = _solution_namespace("ex05_unrolled_view")["unrolled_output"]
+    _fails_with(ex.check_unrolled_output(lambda b, x: right(b, x) - x), "length 0")
+    _fails_with(ex.check_unrolled_output(lambda b, x: right(b[::-1], x)), "last-to-first")
+    _fails_with(ex.check_unrolled_output(lambda b, x: x + sum(f(x) for f in b)), "two or more")
+
+
+def test_transformer_block_mistakes():
+    ns = _solution_namespace("ex06_transformer_residual_stream")
+    Pre, Post = ns["PreNormBlock"], ns["PostNormBlock"]
+    # post-norm where pre-norm was asked, and the other way round
+    _fails_with(ex.check_pre_norm_block(Post), "that is post-norm")
+    _fails_with(ex.check_post_norm_block(Pre), "that is pre-norm")
+
+    class FinalNorm(Pre):
+        def forward(self, x):
+            return self.norm(super().forward(x))
+
+    class NoResidual(Pre):
+        def forward(self, x):
+            return self.sublayer(self.norm(x))
+
+    _fails_with(ex.check_pre_norm_block(FinalNorm), "normalizes the sum")
+    _fails_with(ex.check_pre_norm_block(NoResidual), "residual connection is missing")
+    _fails_with(ex.check_deepnorm_constants(lambda n: ((8 * n) ** -0.25, (2 * n) ** 0.25)), "swapped")
+    _fails_with(ex.check_deepnorm_constants(lambda n: ((3 * n) ** 0.25, (12 * n) ** -0.25)), "decoder-only")
+    _fails_with(ex.check_deepnorm_constants(lambda n: ((2 * n) ** 0.5, (8 * n) ** -0.5)), "square root")
+
+
+def test_learner_errors_are_reported_in_words():
+    class Broken(nn.Module):
+        def __init__(self, c_in, c_out, stride=1):
+            super().__init__()
+            self.shortcut = nn.Identity()
+            self.conv = nn.Conv1d(c_in + 1, c_out, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    feedback = ex.check_basic_block(Broken)
+    _fails_with(feedback, "raised RuntimeError")
+    assert "Traceback" not in feedback.message

@@ -815,7 +815,7 @@ kernelspec:
   language: python
   name: python3
 mystnb:
-  execution_timeout: 120
+  execution_timeout: 600
 ---
 """
 

@@ -33,23 +33,30 @@ __all__ = ["cached", "is_cached", "trained_model", "code_fingerprint", "DepthRun
 _MEMORY: dict[str, dict] = {}
 
 
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A hash of every ``.py`` file of the package: results depend on the code."""
+@lru_cache(maxsize=None)
+def code_fingerprint(modules: tuple[str, ...] | None = None) -> str:
+    """A hash of the package's source: of ``modules`` (names like ``"models"``), or of every file."""
     h = hashlib.sha1()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
+    root = Path(__file__).parent
+    paths = sorted(root.rglob("*.py")) if modules is None else [root / f"{m}.py" for m in sorted(modules)]
+    for path in paths:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
-def _key(kind: str, spec) -> str:
+def _key(kind: str, spec, depends: tuple[str, ...] | None = None) -> str:
     payload = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else spec
-    text = json.dumps([kind, payload, code_fingerprint(), torch.__version__], sort_keys=True, default=str)
+    text = json.dumps([kind, payload, code_fingerprint(depends), torch.__version__], sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
 
 
-def cached(kind: str, spec, compute: Callable[[], dict], disk: bool = True) -> dict:
+# The modules a Chapter 1 run depends on: editing anything else keeps its cached results.
+DEPTH_RUN_CODE = ("data", "models", "training", "experiments")
+
+
+def cached(kind: str, spec, compute: Callable[[], dict], disk: bool = True,
+           depends: tuple[str, ...] | None = None) -> dict:
     """Return ``compute()`` for ``spec``, computing it at most once per code version.
 
     Args:
@@ -57,8 +64,9 @@ def cached(kind: str, spec, compute: Callable[[], dict], disk: bool = True) -> d
         spec: a dataclass (or JSON-able value) that fully determines the result.
         compute: builds the result; it must return something ``json.dumps`` accepts.
         disk: also read and write the on-disk cache.
+        depends: the package modules the result depends on (default: all of them).
     """
-    key = _key(kind, spec)
+    key = _key(kind, spec, depends)
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_dir() / "experiments" / f"{key}.json"
@@ -78,9 +86,9 @@ def cached(kind: str, spec, compute: Callable[[], dict], disk: bool = True) -> d
     return result
 
 
-def is_cached(kind: str, spec) -> bool:
+def is_cached(kind: str, spec, depends: tuple[str, ...] | None = None) -> bool:
     """Whether ``spec`` has a result in memory or on disk (nothing is computed)."""
-    key = _key(kind, spec)
+    key = _key(kind, spec, depends)
     return key in _MEMORY or (cache_dir() / "experiments" / f"{key}.json").exists()
 
 
@@ -127,7 +135,7 @@ class DepthRun:
 
 
 def _weights_path(spec: DepthRun) -> Path:
-    return cache_dir() / "experiments" / f"{_key('depth', spec)}.pt"
+    return cache_dir() / "experiments" / f"{_key('depth', spec, DEPTH_RUN_CODE)}.pt"
 
 
 def _train_depth_run(spec: DepthRun, progress: bool) -> dict:
@@ -140,7 +148,7 @@ def _train_depth_run(spec: DepthRun, progress: bool) -> dict:
     path = _weights_path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
-    _MODELS[_key("depth", spec)] = model.eval()
+    _MODELS[_key("depth", spec, DEPTH_RUN_CODE)] = model.eval()
     return result.to_dict()
 
 
@@ -154,12 +162,13 @@ def run_depth(spec: DepthRun, progress: bool = True, disk: bool = True) -> Train
     if not isinstance(spec.seed, int) or spec.seed < 0:
         from .models import ConfigError
         raise ConfigError(f"seed must be a whole number ≥ 0, got {spec.seed!r}.")
-    return TrainResult.from_dict(cached("depth", spec, lambda: _train_depth_run(spec, progress), disk=disk))
+    return TrainResult.from_dict(cached("depth", spec, lambda: _train_depth_run(spec, progress), disk=disk,
+                                        depends=DEPTH_RUN_CODE))
 
 
 def trained_model(spec: DepthRun, progress: bool = True) -> ConvNet1d:
     """The trained network of a :class:`DepthRun` (trained now if not cached), in eval mode."""
-    key = _key("depth", spec)
+    key = _key("depth", spec, DEPTH_RUN_CODE)
     if key in _MODELS:
         return _MODELS[key]
     path = _weights_path(spec)

@@ -14,7 +14,8 @@ On a GPU the script trains in mixed precision with channels_last tensors; under
 between the processes). It checkpoints every ``--checkpoint-every`` iterations
 and resumes from the checkpoint when run again with the same settings; resuming
 gives the same weights as an uninterrupted run (the batch order and the
-augmentation are functions of the seed and the iteration number). At the end it
+augmentation are functions of the seed and the iteration number) — exactly on a
+CPU, and up to cuDNN's nondeterministic kernels on a GPU. At the end it
 writes ``results.md`` / ``results.csv`` and ``curves.png`` (Fig. 6 style).
 
 CIFAR-10 is read from the ``cifar-10-batches-py`` folder that torchvision's
@@ -32,7 +33,6 @@ import math
 import os
 import pickle
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -489,12 +489,15 @@ def main(argv: list[str] | None = None) -> int:
         data = synthetic_cifar(args.synthetic, max(args.synthetic // 4, 10), seed=args.seed)
     else:
         try:
-            data = load_cifar10(args.data, download=args.download and rt.main)
             if rt.world > 1 and args.download:
+                # one process downloads while the others wait, then every process reads
                 import torch.distributed as dist
 
+                if rt.main:
+                    with contextlib.suppress(MissingDataError):
+                        load_cifar10(args.data, download=True)
                 dist.barrier()
-                data = load_cifar10(args.data)
+            data = load_cifar10(args.data, download=args.download and rt.world == 1)
         except MissingDataError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

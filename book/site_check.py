@@ -82,12 +82,18 @@ class _LoadFinder(HTMLParser):
     def __init__(self):
         super().__init__()
         self.loads: list[str] = []
-        self.scripts: list[str] = []  # every JavaScript script: its src, or its inline code
+        # the <head>'s JavaScript: each script's src, or its inline code (page outputs in the
+        # body, such as several matplotlib animations, may repeat theirs harmlessly)
+        self.scripts: list[str] = []
         self._in_script = False
+        self._in_head = False
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "script" and (attrs.get("type") or "text/javascript") in {"text/javascript", "module"}:
+        if tag in {"head", "body"}:
+            self._in_head = tag == "head"
+        if (tag == "script" and self._in_head
+                and (attrs.get("type") or "text/javascript") in {"text/javascript", "module"}):
             if attrs.get("src"):
                 self.scripts.append(attrs["src"])
             else:
@@ -104,6 +110,8 @@ class _LoadFinder(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "script":
             self._in_script = False
+        elif tag == "head":
+            self._in_head = False
 
     def handle_data(self, data):
         if self._in_script and data.strip():
@@ -122,7 +130,7 @@ def external_loads(html: str) -> list[str]:
 
 
 def repeated_scripts(html: str) -> list[str]:
-    """Scripts a page includes more than once (the same src, or the same inline code)."""
+    """Scripts a page's ``<head>`` includes more than once (the same src, or the same inline code)."""
     finder = _LoadFinder()
     finder.feed(html)
     seen, repeated = set(), []
@@ -295,9 +303,10 @@ class Site:
         page_obj.on("requestfailed", lambda r: failed.append(f"request failed: {r.url}")
                     if urlsplit(r.url).hostname in LOCAL_HOSTS else None)
         try:
-            if dark:
-                page_obj.add_init_script(
-                    "localStorage.setItem('theme', 'dark'); localStorage.setItem('mode', 'dark');")
+            # The theme keeps the reader's choice in localStorage, shared by every page of the site.
+            mode = "dark" if dark else "light"
+            page_obj.add_init_script(
+                f"localStorage.setItem('theme', '{mode}'); localStorage.setItem('mode', '{mode}');")
             page_obj.goto(self.url(page), wait_until="load", timeout=30000)
             facts = page_obj.evaluate(_PAGE_PROBE)
             report.facts = facts
@@ -305,7 +314,12 @@ class Site:
                 name = page.replace("/", "__").replace(".html", "") + ("-dark" if dark else "") + ".png"
                 self.screenshot_dir.mkdir(parents=True, exist_ok=True)
                 report.screenshot = self.screenshot_dir / name
-                page_obj.screenshot(path=str(report.screenshot), full_page=True, timeout=30000)
+                # A viewport as tall as the page: Playwright's full_page capture shifts this
+                # theme's layout sideways on long pages.
+                height = page_obj.evaluate("document.documentElement.scrollHeight")
+                page_obj.set_viewport_size({"width": 1280, "height": max(900, min(height, 16000))})
+                page_obj.wait_for_timeout(200)
+                page_obj.screenshot(path=str(report.screenshot), timeout=30000)
         finally:
             page_obj.close()
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from .data import cache_dir, load_mnist1d
 from .experiments import DepthRun, cached, code_fingerprint, run_depth, trained_model
-from .models import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, _check_conv_config
+from .models import BasicBlock1d, ConvNet1d, ConvNetConfig, _check_conv_config
 from .resnets import ScaledShortcut
 from .training import TrainResult, evaluate, train
 

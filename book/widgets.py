@@ -16,7 +16,7 @@ import time
 
 import ipywidgets as W
 
-from .experiments import DepthRun, is_cached, run_depth
+from .experiments import DEPTH_RUN_CODE, DepthRun, is_cached, run_depth
 from .models import ConfigError
 from .training import TrainResult
 
@@ -92,7 +92,7 @@ class DepthExplorer:
         except ConfigError as err:
             show_message(self.message, str(err), "error")
             return None
-        from_cache = spec in self.runs or is_cached("depth", spec)
+        from_cache = spec in self.runs or is_cached("depth", spec, DEPTH_RUN_CODE)
         self.button.disabled = True
         show_message(self.message, f"{'Loading' if from_cache else 'Training'} {spec.label} (seed {spec.seed})…")
         start = time.perf_counter()

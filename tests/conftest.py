@@ -29,6 +29,17 @@ def course_cache(tmp_path_factory):
         os.environ["RESIDUAL_COURSE_CACHE"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def single_torch_thread():
+    """Tiny CPU networks run about as fast on one thread, and several threads spin when cores are busy."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def built_site(course_cache):
     """Build the whole book once (every notebook executed) and return the build log.

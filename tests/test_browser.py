@@ -123,7 +123,7 @@ def crafted_site(tmp_path_factory, chromium):
     (html / "pixel.gif").write_bytes(GIF)
     shutil.copytree(VENDOR, html / "_static" / "vendor")
     shutil.copy(VENDOR.parent / "widgets-setup.js", html / "_static")
-    (html / "widgets" ).mkdir()
+    (html / "widgets").mkdir()
     (html / "widgets" / "with_setup.html").write_text(_widget_page(with_setup=True))
     (html / "widgets" / "without_setup.html").write_text(_widget_page(with_setup=False))
     (repo / "chapters").mkdir(parents=True)
@@ -183,7 +183,7 @@ def test_checker_blocks_other_hosts(crafted_site):
     assert report.external_requests == ["https://cdn.example.org/lib.js"]
 
 
-def test_checker_follows_and_checks_redirect_pages(crafted_site, tmp_path):
+def test_checker_follows_and_checks_redirect_pages(crafted_site):
     assert redirect_target(CRAFTED["index.html"]) == "good.html"
     assert crafted_site.check_page("index.html").problems == []
 

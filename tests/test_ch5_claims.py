@@ -63,3 +63,20 @@ def test_landscape_floor_rises_with_depth_for_the_plain_net_only():
         residual_rise = _floor(deep, True, seed) - _floor(shallow, True, seed)
         assert plain_rise > 0 and plain_rise > residual_rise + 0.1, (seed, plain_rise, residual_rise)
         assert _floor(deep, False, seed) > 2 * _floor(deep, True, seed)
+
+
+def test_lesion_explorer_draws_and_reports_bad_input():
+    from book.resnet_widgets import LesionExplorer, bench_cases
+
+    explorer = LesionExplorer()
+    intact = dict(explorer.errors)
+    last = explorer.allowed[-1]
+    explorer.boxes[last].value = True
+    explorer.button.click()
+    assert explorer.deleted == [last] and explorer.errors["plain"] > intact["plain"]
+    explorer.set_deleted([0, 3])  # block 3 starts a stage: it changes the shape and cannot be deleted
+    assert "Cannot delete" in explorer.message.value and explorer.deleted == [last]
+    explorer.set_deleted([])
+    assert explorer.message.value == "" and explorer.errors == intact
+    for name, case in bench_cases():
+        case()

@@ -7,11 +7,18 @@ and no thread counts. A notebook opts in with :func:`book.seed` and
 Submodules (imported on demand):
 
 - :mod:`book.data`        MNIST-1D, generated offline and cached
-- :mod:`book.models`      plain and residual stacks (1-D conv nets and MLPs)
+- :mod:`book.models`      plain and residual 1-D conv nets (Chapter 1's networks)
 - :mod:`book.training`    a fast in-memory training loop with a divergence guard
 - :mod:`book.experiments` cached experiments behind the chapters and widgets
 - :mod:`book.plots`       an opt-in house style with fixed, colourblind-safe colours
-- :mod:`book.widgets`     ipywidgets explorers that run on ipywidgets 7.7.1 and 8
+- :mod:`book.widgets`     Chapter 1's explorer (every ``*_widgets`` module runs on ipywidgets 7.7.1 and 8)
+- :mod:`book.mlp`         plain and residual MLP stacks with the initializations of Chapter 3
+- :mod:`book.probes`      per-layer gradient and activation statistics via hooks
+- :mod:`book.gradflow`    the experiments of Chapters 2 and 3
+- :mod:`book.resnets`     image ResNets (CIFAR 6n+2, ImageNet 18–152), shortcut options and variants
+- :mod:`book.reproduce`   the paper's CIFAR-10 experiment: ``python -m book.reproduce``
+- :mod:`book.unrolled`    paths, lesions, path gradients and loss landscapes (Chapter 5)
+- :mod:`book.transformer` a small transformer with post-LN, pre-LN, DeepNorm, ReZero blocks (Chapter 6)
 - :mod:`book.colab`       the repository URL and the Colab install cell
 - :mod:`book.exercises`   self-checks for the exercise notebooks, and their generator
 - :mod:`book.grading`     ``python -m book.grade``: grade a folder of submitted notebooks

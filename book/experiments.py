@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +29,7 @@ from .data import cache_dir, load_mnist1d
 from .models import ConvNet1d, ConvNetConfig, _check_conv_config
 from .training import TrainConfig, TrainResult, train
 
-__all__ = ["cached", "is_cached", "trained_model", "code_fingerprint", "DepthRun", "run_depth", "depth_sweep", "clear_memory_cache"]
+__all__ = ["cached", "is_cached", "single_thread", "trained_model", "code_fingerprint", "DepthRun", "run_depth", "depth_sweep", "clear_memory_cache"]
 
 _MEMORY: dict[str, dict] = {}
 
@@ -84,6 +85,23 @@ def cached(kind: str, spec, compute: Callable[[], dict], disk: bool = True,
         tmp.write_text(json.dumps(result))
         os.replace(tmp, path)
     return result
+
+
+@contextmanager
+def single_thread():
+    """Run the enclosed block on one CPU thread, then restore the previous setting.
+
+    The course's probes and small models are narrow: a second thread gains
+    little, and on a busy machine threads of several processes contend for the
+    same cores and slow every step down many times over (a depth-100 probe
+    measured about 6x slower with 2 threads than with 1 on a loaded 2-core machine).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def is_cached(kind: str, spec, depends: tuple[str, ...] | None = None) -> bool:

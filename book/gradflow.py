@@ -17,7 +17,6 @@ Chapter 3
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import load_mnist1d
-from .experiments import cached
+from .experiments import cached, single_thread
 from .mlp import RESIDUAL_INITS, MLPConfig, MLPStack, _check_mlp_config
 from .models import BasicBlock1d, ConfigError, ConvNet1d, ConvNetConfig, PlainBlock1d
 from .probes import LayerStats, input_gradients, probe, stack_points
@@ -43,22 +42,6 @@ MAX_DEPTH = 200                       # deepest stack the chapter and its widget
 CH3_DEPTHS = (10, 50, 100, 200)   # the depths of Chapter 3's sweeps
 CLAIM_DEPTH = 50                      # "50+ layers": the depth of Chapter 3's headline comparison
 CLAIM_SEEDS = (0, 1, 2)               # seeds of every claim (chapters average over them too)
-
-
-@contextmanager
-def single_thread():
-    """Run PyTorch on one thread inside the block, then restore the previous setting.
-
-    These networks are narrow (≤ 128 features): one thread is faster than
-    several, and on a busy 2-core machine several threads mostly wait on each
-    other (a depth-100 probe measured about 6x slower with 2 threads than with 1).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # =========================================================================== Chapter 3

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from .experiments import cached
+from .experiments import cached, single_thread
 from .models import ConfigError
 from .sequence_task import SortTask, masked_cross_entropy
 from .transformer import Transformer, TransformerConfig, check_transformer_config
@@ -54,22 +53,6 @@ DEEP_LAYERS = 12                          # the deep stack: twice the depth, ...
 DEEP_LR = 3e-3                            # ... at a learning rate where 6 post-LN layers still train
 DEEP_NORMS = ("post-ln", "deepnorm", "rezero")
 TARGET_LOSS = 0.5                         # "learned to sort": below a fifth of the chance loss
-
-
-@contextmanager
-def single_thread():
-    """Run the enclosed block on one CPU thread, then restore the previous setting.
-
-    These models are so small that a second thread gains nothing, and on a
-    busy machine the threads of several processes contend for the same cores
-    and slow every step down many times over.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------- at initialization

@@ -50,5 +50,13 @@ def glue(name: str, value, display: bool = False):
         from myst_nb import glue as _glue
     except ImportError:
         return value
-    _glue(name, value, display=display)
+    _glue(name, _builtin(value), display=display)
+    return value
+
+
+def _builtin(value):
+    """NumPy and 0-d torch scalars as Python numbers: ``{glue:text}`x:.2f``` formats their repr,
+    and NumPy 2 writes ``np.float64(0.5)``, which no format spec can read."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0 and type(value).__module__.split(".")[0] in ("numpy", "torch"):
+        return value.item()
     return value

@@ -91,6 +91,24 @@ def scrubber(fig, draw_frame, n_frames: int, interval: int = 900):
     from matplotlib.animation import FuncAnimation
 
     anim = FuncAnimation(fig, lambda i: draw_frame(i) or [], frames=n_frames, interval=interval, blit=False)
-    html = anim.to_jshtml(default_mode="once")
+    html = _without_icon_font(anim.to_jshtml(default_mode="once"))
     plt.close(fig)
     return HTML(html)
+
+
+# matplotlib's player loads Font Awesome from a CDN for its button icons; the book works
+# offline, so the icons become plain Unicode symbols and the stylesheet link goes.
+_ICONS = {
+    "fa fa-play fa-flip-horizontal": "&#9664;", "fa fa-fast-backward": "&#9198;", "fa fa-fast-forward": "&#9197;",
+    "fa fa-step-backward": "&#9664;&#9646;", "fa fa-step-forward": "&#9646;&#9654;", "fa fa-pause": "&#9208;",
+    "fa fa-play": "&#9654;", "fa fa-minus": "&minus;", "fa fa-plus": "+",
+}
+
+
+def _without_icon_font(html: str) -> str:
+    import re
+
+    html = re.sub(r'<link rel="stylesheet"\s+href="[^"]*font-awesome[^"]*">', "", html)
+    for cls, symbol in _ICONS.items():
+        html = html.replace(f'<i class="{cls}"></i>', f'<span aria-hidden="true">{symbol}</span>')
+    return html

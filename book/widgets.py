@@ -50,7 +50,7 @@ class DepthExplorer:
                                     description="network")
         self.width = W.IntText(value=DepthRun().width, description="width")
         self.seed = W.IntText(value=0, description="seed")
-        self.button = W.Button(description="Train", button_style="primary", icon="play")
+        self.button = W.Button(description="▶ Train", button_style="primary")  # no icon: icon fonts would load from a CDN
         self.message = W.HTML()
         self.progress_area = W.Output()
         self.plot_area = W.Output()

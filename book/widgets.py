@@ -56,6 +56,8 @@ class DepthExplorer:
         self.plot_area = W.Output()
         self.runs: dict[DepthRun, TrainResult] = {}
         self.trainings = 0          # how many runs were actually trained (not from the cache)
+        self.redraws = 0            # how many figures were drawn
+        self.last_figure = None     # the latest figure (closed; kept for tests and notebooks)
         self.last_from_cache = None
         for (depth, residual, seed), result in (initial or {}).items():
             self.runs[DepthRun(depth=depth, residual=residual, seed=seed)] = result
@@ -152,6 +154,8 @@ class DepthExplorer:
             self.plot_area.clear_output(wait=True)
             display(fig)
         plt.close(fig)
+        self.redraws += 1
+        self.last_figure = fig
 
 
 def bench_cases():

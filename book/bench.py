@@ -115,7 +115,7 @@ def _exec_times(build_dir: Path) -> dict[str, float]:
     with open(env_file, "rb") as f:
         env = pickle.load(f)
     out = {}
-    for docname, meta in env.metadata.items():
+    for docname, meta in getattr(env, "nb_metadata", {}).items():  # myst-nb's per-page execution record
         data = meta.get("exec_data") or {}
         if data.get("runtime") is not None:
             out[docname] = float(data["runtime"])

@@ -57,3 +57,21 @@ def test_glue_stores_numpy_and_torch_scalars_as_python_numbers(monkeypatch):
     book.glue("b", torch.tensor(2.0))
     book.glue("c", "text")
     assert type(stored["a"]) is float and type(stored["b"]) is float and stored["c"] == "text"
+
+
+def test_bench_reads_execution_times_of_a_build(tmp_path):
+    import pickle
+    import types
+
+    from book.bench import _exec_times, main
+
+    assert _exec_times(tmp_path) == {}
+    env = types.SimpleNamespace(nb_metadata={"chapters/x": {"exec_data": {"runtime": 12.5}}, "intro": {}})
+    (tmp_path / ".doctrees").mkdir()
+    with open(tmp_path / ".doctrees" / "environment.pickle", "wb") as f:
+        pickle.dump(env, f)
+    assert _exec_times(tmp_path) == {"chapters/x": 12.5}
+    try:
+        main(["--help"])
+    except SystemExit as exit:
+        assert exit.code == 0

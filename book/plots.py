@@ -99,8 +99,8 @@ def scrubber(fig, draw_frame, n_frames: int, interval: int = 900):
 # matplotlib's player loads Font Awesome from a CDN for its button icons; the book works
 # offline, so the icons become plain Unicode symbols and the stylesheet link goes.
 _ICONS = {
-    "fa fa-play fa-flip-horizontal": "&#9664;", "fa fa-fast-backward": "&#9198;", "fa fa-fast-forward": "&#9197;",
-    "fa fa-step-backward": "&#9664;&#9646;", "fa fa-step-forward": "&#9646;&#9654;", "fa fa-pause": "&#9208;",
+    "fa fa-play fa-flip-horizontal": "&#9664;", "fa fa-fast-backward": "&#9664;&#9664;", "fa fa-fast-forward": "&#9654;&#9654;",
+    "fa fa-step-backward": "&#9664;&#9646;", "fa fa-step-forward": "&#9646;&#9654;", "fa fa-pause": "&#9646;&#9646;",
     "fa fa-play": "&#9654;", "fa fa-minus": "&minus;", "fa fa-plus": "+",
 }
 

@@ -45,11 +45,12 @@ class DepthExplorer:
 
     def __init__(self, initial: dict | None = None, progress: bool = True):
         self.progress = progress
-        self.depth = W.IntText(value=20, description="depth")
+        box = dict(layout=W.Layout(width="170px"), style={"description_width": "45px"})
+        self.depth = W.IntText(value=20, description="depth", **box)
         self.kind = W.ToggleButtons(options=[("plain", False), ("residual", True)], value=False,
                                     description="network")
-        self.width = W.IntText(value=DepthRun().width, description="width")
-        self.seed = W.IntText(value=0, description="seed")
+        self.width = W.IntText(value=DepthRun().width, description="width", **box)
+        self.seed = W.IntText(value=0, description="seed", **box)
         self.button = W.Button(description="▶ Train", button_style="primary")  # no icon: icon fonts would load from a CDN
         self.message = W.HTML()
         self.progress_area = W.Output()

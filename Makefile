@@ -31,8 +31,8 @@ test-colab: $(STAMP) $(COLAB_STAMP)
 
 # Build the executed book into _build/html (every notebook runs: --all).
 book: $(STAMP)
-	$(PY) -m book.notebooks check
-	$(PY) -m book.exercises check
+	$(PY) -m book.authoring.notebooks check
+	$(PY) -m book.authoring.exercise_pages check
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
 	@echo
 	@echo "Built. Open $(CURDIR)/_build/html/index.html"
@@ -43,11 +43,11 @@ test: $(STAMP) $(COLAB_STAMP)
 
 # Per-page execution seconds, build times and widget latencies.
 bench: $(STAMP)
-	$(PY) -m book.bench --build --json _build/bench.json
+	$(PY) -m book.authoring.bench --build --json _build/bench.json
 
 # Rewrite the paired .ipynb of every chapter and exercise from its .md.
 sync: $(STAMP)
-	$(PY) -m book.notebooks sync
+	$(PY) -m book.authoring.notebooks sync
 
 clean:
 	rm -rf _build

@@ -4,24 +4,50 @@ Importing ``book`` has no side effects: it sets no seeds, no matplotlib style
 and no thread counts. A notebook opts in with :func:`book.seed` and
 :func:`book.plots.use_style`.
 
-Submodules (imported on demand):
+The package is layered; a module imports only from its own layer and the ones
+above it (``tests/test_layout.py`` enforces this):
 
-- :mod:`book.data`        MNIST-1D, generated offline and cached
-- :mod:`book.models`      plain and residual 1-D conv nets (Chapter 1's networks)
-- :mod:`book.training`    a fast in-memory training loop with a divergence guard
-- :mod:`book.experiments` cached experiments behind the chapters and widgets
-- :mod:`book.plots`       an opt-in house style with fixed, colourblind-safe colours
-- :mod:`book.widgets`     Chapter 1's explorer (every ``*_widgets`` module runs on ipywidgets 7.7.1 and 8)
-- :mod:`book.mlp`         plain and residual MLP stacks with the initializations of Chapter 3
-- :mod:`book.probes`      per-layer gradient and activation statistics via hooks
-- :mod:`book.gradflow`    the experiments of Chapters 2 and 3
-- :mod:`book.resnets`     image ResNets (CIFAR 6n+2, ImageNet 18–152), shortcut options and variants
-- :mod:`book.reproduce`   the paper's CIFAR-10 experiment: ``python -m book.reproduce``
-- :mod:`book.unrolled`    paths, lesions, path gradients and loss landscapes (Chapter 5)
-- :mod:`book.transformer` a small transformer with post-LN, pre-LN, DeepNorm, ReZero blocks (Chapter 6)
-- :mod:`book.colab`       the repository URL and the Colab install cell
-- :mod:`book.exercises`   self-checks for the exercise notebooks, and their generator
-- :mod:`book.grading`     ``python -m book.grade``: grade a folder of submitted notebooks
+Foundations
+    - :mod:`book.errors`        one ``ConfigError`` and the validation helpers that raise it
+    - :mod:`book.cache`         the result cache, keyed by the code each result imports; atomic writes
+    - :mod:`book.data`          MNIST-1D, generated offline and cached
+    - :mod:`book.sequence_task` the sort task of Chapter 6 and its masked loss
+    - :mod:`book.training`      a fast in-memory training loop with a divergence guard
+    - :mod:`book.probes`        per-layer gradient and activation statistics via hooks
+    - :mod:`book.plots`         an opt-in house style with fixed, colourblind-safe colours
+    - :mod:`book.widgets`       the one widget helper: escaped messages (ipywidgets 7.7.1 and 8)
+    - :mod:`book.colab`         the repository URL and the Colab install cell
+
+Networks (:mod:`book.nets`)
+    - :mod:`book.nets.shortcuts`   every shortcut module, one definition each
+    - :mod:`book.nets.conv1d`      plain and residual 1-D conv nets (the 6n+2 family)
+    - :mod:`book.nets.mlp`         plain and residual MLP stacks with ten initializations
+    - :mod:`book.nets.resnets`     image ResNets (CIFAR 6n+2, ImageNet 18–152), shortcut options
+    - :mod:`book.nets.transformer` a small transformer with post-LN, pre-LN, DeepNorm and ReZero blocks
+
+Chapters (one experiments module and, where the chapter has an explorer, one widgets module)
+    - :mod:`book.ch1_degradation`      Chapter 1: plain and residual depth runs
+    - :mod:`book.ch1_widgets`          Chapter 1's depth explorer
+    - :mod:`book.ch2_learn_the_change` Chapter 2: fitting the identity, inserting zero blocks
+    - :mod:`book.ch3_gradient_highway` Chapter 3: gradient flow, initializations, shattered gradients
+    - :mod:`book.ch3_widgets`          Chapter 3's gradient-flow explorer and animations
+    - :mod:`book.ch4_building_resnets` Chapter 4: the trained nets and their shortcut variants
+    - :mod:`book.reproduce`            Chapter 4's GPU script, the paper's CIFAR-10 figure: ``python -m book.reproduce``
+    - :mod:`book.ch5_unrolled_view`    Chapter 5: paths, lesions, path gradients and loss landscapes
+    - :mod:`book.ch5_widgets`          Chapter 5's lesion explorer
+    - :mod:`book.ch6_residual_stream`  Chapter 6: transformer blocks at initialization and in training
+    - :mod:`book.ch6_widgets`          Chapter 6's residual-stream explorer
+
+Exercises and grading
+    - :mod:`book.exercises`     the self-checks of the exercise notebooks; their sources and hidden tests
+    - :mod:`book.grade`         ``python -m book.grade``: grade a folder of submitted notebooks
+
+Authoring (:mod:`book.authoring`, build-only: no module above imports it)
+    - :mod:`book.authoring.notebooks`      pairing sync of the chapters' ``.md`` and ``.ipynb``
+    - :mod:`book.authoring.exercise_pages` exercise pages and student notebooks from their sources
+    - :mod:`book.authoring.site_check`     headless-Chromium checks of the built site
+    - :mod:`book.authoring.sphinx_assets`  a Sphinx extension for the built pages
+    - :mod:`book.authoring.bench`          execution seconds and widget latencies (``make bench``)
 """
 
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
 The `mnist1d` package builds the data set procedurally from ten templates, so
 nothing is downloaded. Generation takes about two seconds; the arrays are then
-cached on disk (see :func:`cache_dir`) and in memory, so later loads are instant.
+cached on disk (see :func:`book.cache.cache_dir`) and in memory, so later loads are instant.
 
 The tensors come back ready for in-memory training: ``x`` has shape
 ``(N, 1, 40)`` (batch, channels, length) as float32, standardized with the
@@ -13,28 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["MNIST1D", "load_mnist1d", "cache_dir"]
+from .cache import atomic_write, cache_dir
+
+__all__ = ["MNIST1D", "load_mnist1d"]
 
 _MEMORY: dict[str, "MNIST1D"] = {}
-
-
-def cache_dir() -> Path:
-    """The folder for cached data and experiment results.
-
-    ``$RESIDUAL_COURSE_CACHE`` if set, else ``~/.cache/residual-course``.
-    """
-    root = os.environ.get("RESIDUAL_COURSE_CACHE")
-    path = Path(root) if root else Path.home() / ".cache" / "residual-course"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @dataclass(frozen=True)
@@ -105,9 +94,7 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42, cache: bool = True) ->
     if raw is None:
         raw = _generate(num_samples, seed)
         if cache:
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, **raw)
-            os.replace(tmp, path)
+            atomic_write(path, lambda f: np.savez(f, **raw))
     x, x_test = raw["x"].astype(np.float32), raw["x_test"].astype(np.float32)
     mean, std = x.mean(), x.std()
     data = MNIST1D(

@@ -7,8 +7,8 @@ signal that reaches that point of the network. After the backward pass the
 gradient norm of each module's own parameters is read off ``.grad``.
 
 Nothing about the network is assumed beyond "these modules are called once per
-forward pass": the same probe works on the MLP stacks of :mod:`book.mlp`, the
-conv nets of :mod:`book.models`, or any model a reader brings.
+forward pass": the same probe works on the MLP stacks of :mod:`book.nets.mlp`, the
+conv nets of :mod:`book.nets.conv1d`, or any model a reader brings.
 ``tests/test_probes.py`` checks every number against ``torch.autograd.grad``.
 
 Usage::
@@ -99,8 +99,8 @@ class ActivationGradientProbe:
 def stack_points(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The natural probe points of a stack: its input layer, then every layer or block in order.
 
-    Works for :class:`book.mlp.MLPStack` (``embed`` + ``layers``) and
-    :class:`book.models.ConvNet1d` (``stem`` + ``blocks``); for any other
+    Works for :class:`book.nets.mlp.MLPStack` (``embed`` + ``layers``) and
+    :class:`book.nets.conv1d.ConvNet1d` (``stem`` + ``blocks``); for any other
     module, every direct child.
     """
     if hasattr(model, "embed") and hasattr(model, "layers"):

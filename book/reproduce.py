@@ -41,14 +41,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resnets import CifarResNetConfig, CifarResNet, count_parameters
+from .cache import atomic_write
+from .nets.resnets import PAPER_TEST_ERROR, CifarResNet, CifarResNetConfig, count_parameters
 
 __all__ = ["RunConfig", "CifarData", "load_cifar10", "synthetic_cifar", "augment", "train_run", "main",
            "MissingDataError", "CIFAR_URL"]
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
-PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, ResNets, %
 
 
 class MissingDataError(RuntimeError):
@@ -280,13 +280,6 @@ def _checkpoint_path(out: Path, cfg: RunConfig) -> Path:
     return out / cfg.name / "checkpoint.pt"
 
 
-def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_run(cfg: RunConfig, data: CifarData, out: str | Path, rt: Runtime | None = None,
               resume: bool = True, stop_after: int | None = None, progress: bool = True) -> dict:
     """Train one net with the paper's recipe; checkpoint, resume, and return its history.
@@ -387,9 +380,9 @@ def train_run(cfg: RunConfig, data: CifarData, out: str | Path, rt: Runtime | No
             sums = [0.0, 0.0, 0.0]
             bar.set_postfix(train_err=f"{record['train_error']:.3f}", test_err=f"{record['test_error']:.3f}")
         if rt.main and (step % cfg.checkpoint_every == 0 or step == last):
-            _save_atomic({"config": _jsonable(asdict(cfg)), "model": model.state_dict(),
-                          "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                          "step": step, "history": history, "sums": sums}, ckpt)
+            state = {"config": _jsonable(asdict(cfg)), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "scaler": scaler.state_dict(), "step": step, "history": history, "sums": sums}
+            atomic_write(ckpt, lambda f: torch.save(state, f))
     bar.close()
     return {"config": asdict(cfg), "parameters": count_parameters(model), "history": history,
             "done": step >= cfg.iterations, "state_dict": model.state_dict()}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .models import ConfigError
+from .errors import check_whole_number
 
 __all__ = ["SortTask", "Batch", "masked_cross_entropy"]
 
@@ -42,9 +42,7 @@ class SortTask:
 
     def __post_init__(self):
         for name in ("length", "n_symbols"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-                raise ConfigError(f"{name} must be a whole number ≥ 2, got {value!r}.")
+            check_whole_number(name, getattr(self, name), minimum=2)
 
     @property
     def vocab_size(self) -> int:

@@ -1,6 +1,6 @@
 """The built web book in a real browser: every page loads offline and reads as intended.
 
-The first group of tests runs the page checker (``book.site_check``) on tiny crafted
+The first group of tests runs the page checker (``book.authoring.site_check``) on tiny crafted
 pages, so it is known to catch a JavaScript error, a broken image, untypeset TeX, a
 Colab button that opens a missing notebook, a dead link and a third-party script.
 The second group runs it on every page of the executed build (``built_site``).
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from book import colab
-from book.site_check import (chromium_path, external_loads, launch_chromium, open_site,
+from book.authoring.site_check import (chromium_path, external_loads, launch_chromium, open_site,
                              redirect_target, repeated_scripts, site_pages)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,7 +285,7 @@ def test_sphinx_assets_drops_the_second_copy_of_a_script():
     """Sphinx 7.4 writes a late-added inline script twice (file name None, then "")."""
     from sphinx.builders.html._assets import _JavaScript
 
-    from book.sphinx_assets import drop_repeated_scripts
+    from book.authoring.sphinx_assets import drop_repeated_scripts
 
     scripts = [_JavaScript(None, body="const THEBE_JS_URL = 1"), _JavaScript("_static/a.js"),
                _JavaScript("", body="const THEBE_JS_URL = 1"), _JavaScript("_static/a.js", defer="defer")]

@@ -1,10 +1,10 @@
-"""Chapter 1's claims, at the chapter's own settings (book.experiments.DepthRun), over three seeds."""
+"""Chapter 1's claims, at the chapter's own settings (book.ch1_degradation.DepthRun), over three seeds."""
 
 import statistics
 
 import pytest
 
-from book.experiments import DepthRun, run_depth
+from book.ch1_degradation import DepthRun, run_depth
 from conftest import record_margins
 
 SEEDS = (0, 1, 2)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from book.gradflow import CLAIM_SEEDS, IdentityFit, InsertBlocks, identity_fit, insert_blocks
-from book.mlp import ResidualLayer
-from book.models import BasicBlock1d, PlainBlock1d
+from book.ch2_learn_the_change import CLAIM_SEEDS, IdentityFit, InsertBlocks, identity_fit, insert_blocks
+from book.nets.mlp import ResidualLayer
+from book.nets.conv1d import BasicBlock1d, PlainBlock1d
 
 assert len(CLAIM_SEEDS) >= 3
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from book.gradflow import (ACTIVATION_STD_INITS, CH3_DEPTHS, CLAIM_DEPTH, CLAIM_SEEDS, FORWARD_DEPTH,
+from book.ch3_gradient_highway import (ACTIVATION_STD_INITS, CH3_DEPTHS, CLAIM_DEPTH, CLAIM_SEEDS, FORWARD_DEPTH,
                            FORWARD_VARIANTS, INIT_ZOO, SHATTER_CLAIM_DEPTH, GradFlow, Shatter, first_to_last_ratio,
                            gradient_flow, init_zoo_spec, shattered_correlation)
-from book.mlp import MLPStack
+from book.nets.mlp import MLPStack
 
 assert len(CLAIM_SEEDS) >= 3
 

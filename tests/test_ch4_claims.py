@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from book.resnets import cifar_resnet
-from book.unrolled import BAD_LR, CLAIM_SEEDS, SCALED_SHORTCUT, STUDY_DEPTH, TrainedNet, trained_net
+from book.nets.resnets import cifar_resnet
+from book.ch4_building_resnets import BAD_LR, CLAIM_SEEDS, SCALED_SHORTCUT, STUDY_DEPTH, TrainedNet, trained_net
 
 
 def _train_error(**kwargs) -> float:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from book.unrolled import (
+from book.ch5_unrolled_view import (
     CLAIM_SEEDS, LANDSCAPE_DEPTHS, PATH_SAMPLES, STUDY_DEPTH, LandscapeSpec, TrainedNet, delete_blocks,
     deletable_blocks, gradient_weighted_length, landscape, lesion_single, path_gradient_by_length,
     path_length_distribution, trained_net,
@@ -66,7 +66,7 @@ def test_landscape_floor_rises_with_depth_for_the_plain_net_only():
 
 
 def test_lesion_explorer_draws_and_reports_bad_input():
-    from book.resnet_widgets import LesionExplorer, bench_cases
+    from book.ch5_widgets import LesionExplorer, bench_cases
 
     explorer = LesionExplorer()
     intact = dict(explorer.errors)

@@ -1,6 +1,6 @@
 """Every claim of chapter 6, at the chapter's own settings, over SEEDS (three seeds).
 
-The settings are imported from book.transformer_experiments, the module the
+The settings are imported from book.ch6_residual_stream, the module the
 chapter imports them from, so the text and these tests cannot drift apart.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from book.transformer_experiments import (CHAPTER_WARMUP, CLAIM_DEPTH, DEEP_LAYERS, DEEP_LR, PROBE_DEPTHS, SEEDS,
+from book.ch6_residual_stream import (CHAPTER_WARMUP, CLAIM_DEPTH, DEEP_LAYERS, DEEP_LR, PROBE_DEPTHS, SEEDS,
                                           TARGET_LOSS, TASK, InitProbe, TrainSpec, deep_comparison, probe_at_init,
                                           run_training, warmup_comparison)
 
@@ -91,8 +91,8 @@ def test_warmup_claims(seed):
     assert pre.reached(TARGET_LOSS), pre
     assert not post.reached(TARGET_LOSS)
     assert post_warm.reached(TARGET_LOSS), post_warm
-    # without warm-up post-LN ends no better than a uniform guess over the symbols (within 5 %)
-    assert post.diverged or post.eval_loss > 0.95 * TASK.chance_loss
+    # without warm-up post-LN ends no better than a uniform guess over the symbols (within 10 %)
+    assert post.diverged or post.eval_loss > 0.9 * TASK.chance_loss
     assert CHAPTER_WARMUP > 0
 
 

@@ -3,7 +3,8 @@ import random
 import numpy as np
 import torch
 
-from book.data import cache_dir, load_mnist1d
+from book.cache import cache_dir
+from book.data import load_mnist1d
 
 
 def test_shapes_and_standardization():

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from book import exercises as ex
+from book.authoring import exercise_pages as pages
 from book.colab import INSTALL_MARKER, install_cell
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +65,7 @@ def test_six_exercises_with_two_to_four_graded_tasks():
 
 
 def test_generated_pages_and_notebooks_are_in_sync():
-    assert ex.check() == [], "run `python -m book.exercises build`"
+    assert pages.check() == [], "run `python -m book.authoring.exercise_pages build`"
 
 
 def test_student_notebooks_hold_no_solutions_or_hidden_tests():
@@ -75,10 +76,10 @@ def test_student_notebooks_hold_no_solutions_or_hidden_tests():
         assert code[0] == install_cell() and code[0].startswith(INSTALL_MARKER)
         assert nb.metadata["residual_course"]["exercise"] == source.stem
         text = "\n".join(c.source for c in nb.cells)
-        assert ex.SOLUTION_BEGIN not in text and "grade_task" not in text and "hidden-test" not in text
+        assert pages.SOLUTION_BEGIN not in text and "grade_task" not in text and "hidden-test" not in text
         for cell in jupytext.read(source).cells:
-            if "solution" in ex._tags(cell) and cell.cell_type == "code" and ex.SOLUTION_BEGIN in cell.source:
-                hidden = cell.source.split(ex.SOLUTION_BEGIN)[1].split(ex.SOLUTION_END)[0].strip()
+            if "solution" in ex.cell_tags(cell) and cell.cell_type == "code" and pages.SOLUTION_BEGIN in cell.source:
+                hidden = cell.source.split(pages.SOLUTION_BEGIN)[1].split(pages.SOLUTION_END)[0].strip()
                 assert hidden.splitlines()[0] not in "\n".join(code), f"{source.name}: a solution line leaked"
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
@@ -86,7 +87,7 @@ def test_student_notebooks_hold_no_solutions_or_hidden_tests():
 def test_book_pages_show_solutions_behind_toggles():
     for source in SOURCES:
         page = (ROOT / "exercises" / f"{source.stem}.md").read_text()
-        assert "hide-input" in page and "hidden-test" not in page and ex.SOLUTION_BEGIN not in page
+        assert "hide-input" in page and "hidden-test" not in page and pages.SOLUTION_BEGIN not in page
         assert "execution_timeout" in page and page.startswith("---\njupytext:")
 
 
@@ -99,9 +100,9 @@ def test_exercise_pages_are_in_the_toc():
 
 def test_strip_solution_keeps_indentation_and_rejects_bad_markers():
     src = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
-    assert ex.strip_solution(src) == 'def f():\n    # YOUR CODE HERE\n    raise NotImplementedError("not done yet")'
+    assert pages.strip_solution(src) == 'def f():\n    # YOUR CODE HERE\n    raise NotImplementedError("not done yet")'
     with pytest.raises(ValueError):
-        ex.strip_solution("### BEGIN SOLUTION\nx = 1\n")
+        pages.strip_solution("### BEGIN SOLUTION\nx = 1\n")
 
 
 # --------------------------------------------------------------------------- solutions and blanks
@@ -259,7 +260,7 @@ def test_weighted_layer_and_identity_block_mistakes():
     _fails_with(ex.check_weighted_layers(lambda m: sum(isinstance(x, nn.Conv1d) for x in m.modules())), "classifier")
     _fails_with(ex.check_weighted_layers(lambda m: len(list(m.parameters()))), "parameter tensors")
 
-    from book.models import BasicBlock1d, PlainBlock1d
+    from book.nets.conv1d import BasicBlock1d, PlainBlock1d
 
     def appended(model, extra, block=BasicBlock1d, zero=False, copy_first=True):
         import copy

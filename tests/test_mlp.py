@@ -1,4 +1,4 @@
-"""book.mlp: every initialization does what its docstring says; bad settings raise ConfigError."""
+"""book.nets.mlp: every initialization does what its docstring says; bad settings raise ConfigError."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from book.mlp import GENERIC_INITS, INITS, RESIDUAL_INITS, SMALL_INIT_STD, MLPConfig, MLPStack, ResidualLayer
-from book.models import ConfigError
+from book.nets.mlp import GENERIC_INITS, INITS, RESIDUAL_INITS, SMALL_INIT_STD, MLPConfig, MLPStack, ResidualLayer
+from book.errors import ConfigError
 
 ZERO_START = {"zero_branch": {}, "zero_gamma": dict(norm="batch", norm_position="post"), "skipinit": {},
               "fixup": dict(branch_layers=2)}

@@ -7,7 +7,7 @@ import jupytext
 import pytest
 
 from book.colab import INSTALL_MARKER, colab_url, install_cell, repository
-from book.notebooks import check, sources
+from book.authoring.notebooks import check, sources
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.md"))

@@ -12,9 +12,11 @@ import json, random, numpy as np, torch, matplotlib as mpl
 state = (torch.random.get_rng_state().sum().item(), float(np.random.get_state()[1].sum()), random.getstate()[1][:3],
          torch.get_num_threads(), dict(mpl.rcParams))
 import importlib, pkgutil, book
-for m in pkgutil.iter_modules(book.__path__):
-    if m.name not in ("bench", "grade", "reproduce") and not m.name.startswith("_"):
-        importlib.import_module("book." + m.name)
+names = []
+for m in pkgutil.walk_packages(book.__path__, "book."):  # subpackages (book.nets, book.authoring) too
+    names.append(m.name)
+    importlib.import_module(m.name)
+assert "book.nets.mlp" in names and "book.authoring.bench" in names and "book.grade" in names, names
 after = (torch.random.get_rng_state().sum().item(), float(np.random.get_state()[1].sum()), random.getstate()[1][:3],
          torch.get_num_threads(), dict(mpl.rcParams))
 print(json.dumps([state[i] == after[i] for i in range(5)]))
@@ -63,7 +65,7 @@ def test_bench_reads_execution_times_of_a_build(tmp_path):
     import pickle
     import types
 
-    from book.bench import _exec_times, main
+    from book.authoring.bench import _exec_times, main
 
     assert _exec_times(tmp_path) == {}
     env = types.SimpleNamespace(nb_metadata={"chapters/x": {"exec_data": {"runtime": 12.5}}, "intro": {}})

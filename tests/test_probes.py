@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from book.mlp import MLPConfig, MLPStack
-from book.models import ConvNet1d, ConvNetConfig
+from book.nets.mlp import MLPConfig, MLPStack
+from book.nets.conv1d import ConvNet1d, ConvNetConfig
 from book.probes import ActivationGradientProbe, input_gradients, probe, stack_points
 
 

@@ -6,11 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from book.resnets import (
-    BasicBlock, Bottleneck, CifarResNet, CifarResNetConfig, ConfigError, PadChannelsShortcut, PreActBasicBlock,
-    ProjectionShortcut, ResNet, ResNetConfig, ScaledShortcut, GatedShortcut, ConvShortcut, DropoutShortcut,
+from book.errors import ConfigError
+from book.nets.resnets import (
+    BasicBlock, Bottleneck, CifarResNet, CifarResNetConfig, PreActBasicBlock, ResNet, ResNetConfig,
     cifar_plain, cifar_resnet, count_macs, count_parameters, make_shortcut,
 )
+from book.nets.shortcuts import (ConvShortcut, DropoutShortcut, GatedShortcut, PadChannelsShortcut, ProjectionShortcut,
+                                 ScaledShortcut)
 
 # He et al. 2015, option A, BN affine included (see the course's reference sheet).
 CIFAR_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}

@@ -3,7 +3,7 @@ import math
 import torch
 
 from book.data import load_mnist1d
-from book.models import resnet
+from book.nets.conv1d import resnet
 from book.training import TrainConfig, TrainResult, train
 
 

@@ -1,4 +1,4 @@
-"""Units of book.transformer, book.sequence_task and the chapter 6 training loop."""
+"""Units of book.nets.transformer, book.sequence_task and the chapter 6 training loop."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from book.models import ConfigError
+from book.errors import ConfigError
 from book.sequence_task import SortTask, masked_cross_entropy
-from book.transformer import (NORM_PLACEMENTS, DeepNormBlock, PreLNBlock, Transformer, TransformerConfig,
+from book.nets.transformer import (NORM_PLACEMENTS, DeepNormBlock, PreLNBlock, Transformer, TransformerConfig,
                               check_transformer_config)
-from book.transformer_experiments import (InitProbe, TrainSpec, check_train_spec, probe_at_init, run_training,
+from book.ch6_residual_stream import (InitProbe, TrainSpec, check_train_spec, probe_at_init, run_training,
                                           unevenness)
 
 SMALL = dict(vocab_size=17, block_size=16, n_layer=3, n_head=4, n_embd=32)
@@ -88,7 +88,7 @@ def test_deepnorm_constants(n_layer):
     m = Transformer(TransformerConfig(**{**SMALL, "n_layer": n_layer, "n_embd": 128}, norm="deepnorm"))
     block = m.blocks[0]
     assert isinstance(block, DeepNormBlock)
-    assert block.shortcut.alpha == pytest.approx((2 * n_layer) ** 0.25)
+    assert block.shortcut.scale == pytest.approx((2 * n_layer) ** 0.25)
     beta = (8 * n_layer) ** -0.25
     xavier_std = math.sqrt(2.0 / (128 + 128))
     assert block.attn.value.weight.std().item() == pytest.approx(beta * xavier_std, rel=0.05)
@@ -171,7 +171,7 @@ def test_bad_task_raises(bad):
 def test_probe_gradients_match_autograd_on_the_whole_model():
     spec = InitProbe(norm="pre-ln", n_layer=3, seed=1)
     result = probe_at_init(spec, disk=False)
-    from book.transformer_experiments import TASK
+    from book.ch6_residual_stream import TASK
 
     torch.manual_seed(spec.seed)
     m = Transformer(spec.model_config())

@@ -7,7 +7,7 @@ selector) is written twice into each page: once as registered with the builder
 second ``const`` declaration throws "Identifier 'THEBE_JS_URL' has already been
 declared" in every reader's browser. This keeps the first of each identical script.
 
-Enabled in ``_config.yml`` with ``sphinx: extra_extensions: [book.sphinx_assets]``.
+Enabled in ``_config.yml`` with ``sphinx: extra_extensions: [book.authoring.sphinx_assets]``.
 """
 
 from __future__ import annotations

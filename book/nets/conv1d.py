@@ -1,4 +1,4 @@
-r"""Plain and residual 1-D conv nets in the style of He et al. (2015). MLP stacks live in :mod:`book.mlp`.
+r"""Plain and residual 1-D conv nets in the style of He et al. (2015). MLP stacks live in :mod:`book.nets.mlp`.
 
 A residual block computes
 
@@ -17,18 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+from .shortcuts import PadChannelsShortcut
+
 __all__ = [
-    "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "PadChannelsShortcut",
-    "conv_net", "plain_net", "resnet", "valid_conv_depths", "ConfigError",
+    "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d",
+    "conv_net", "plain_net", "resnet", "valid_conv_depths", "check_conv_config",
     "deepen_with_identities", "make_identity_",
 ]
-
-
-class ConfigError(ValueError):
-    """A model setting that cannot be built; the message says what to change."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -36,21 +34,6 @@ class ConfigError(ValueError):
 def conv3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv1d:
     """3-tap convolution with padding 1 and no bias (a BatchNorm follows)."""
     return nn.Conv1d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
-
-
-class PadChannelsShortcut(nn.Module):
-    """He et al.'s option A shortcut: subsample by ``stride``, zero-pad the new channels.
-
-    Costs no parameters: ``(N, C, L) -> (N, C + extra, L / stride)``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
-        super().__init__()
-        self.extra, self.stride = out_channels - in_channels, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride]
-        return F.pad(x, (0, 0, 0, self.extra))  # pad the channel axis at the end
 
 
 # --------------------------------------------------------------------------- conv blocks
@@ -123,7 +106,7 @@ def valid_conv_depths(max_depth: int = 110) -> list[int]:
     return [6 * n + 2 for n in range(1, (max_depth - 2) // 6 + 1)]
 
 
-def _check_conv_config(cfg: ConvNetConfig) -> None:
+def check_conv_config(cfg: ConvNetConfig) -> None:
     depth = cfg.depth
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         hint = ""
@@ -148,7 +131,7 @@ class ConvNet1d(nn.Module):
 
     def __init__(self, config: ConvNetConfig):
         super().__init__()
-        _check_conv_config(config)
+        check_conv_config(config)
         self.config = config
         block = BasicBlock1d if config.residual else PlainBlock1d
         w = config.widths

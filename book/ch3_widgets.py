@@ -10,7 +10,7 @@ On the static web page no kernel answers the controls, so
 :func:`depth_sweep_scrubber` and :func:`init_sweep_scrubber` export
 precomputed sweeps with ``to_jshtml()``; :func:`shortcut_animation` does the
 same for the chapter's animation. Every curve comes from
-:func:`book.gradflow.gradient_flow`, i.e. from gradients computed on real
+:func:`book.ch3_gradient_highway.gradient_flow`, i.e. from gradients computed on real
 networks.
 """
 
@@ -22,22 +22,17 @@ import time
 import ipywidgets as W
 import numpy as np
 
-from .gradflow import CH3_DEPTHS, INIT_ZOO, MAX_DEPTH, GradFlow, first_to_last_ratio, gradient_flow, init_zoo_spec
-from .mlp import ACTIVATIONS, INITS, NORMS
-from .models import ConfigError
+from .ch3_gradient_highway import (CH3_DEPTHS, INIT_ZOO, MAX_DEPTH, GradFlow, first_to_last_ratio, gradient_flow,
+                                   init_zoo_spec)
+from .errors import ConfigError
+from .nets.mlp import ACTIVATIONS, INITS, NORMS
 from .probes import LayerStats
+from .widgets import show_message
 
 __all__ = ["GradientFlowExplorer", "plot_profiles", "depth_sweep_scrubber", "init_sweep_scrubber",
            "shortcut_animation", "bench_cases", "FLOOR"]
 
 FLOOR = 1e-40  # gradients below float32's range (they underflow to 0) are drawn on this floor
-
-
-def _show(target: W.HTML, text: str, kind: str = "info") -> None:
-    import html
-
-    colour = {"info": "#333333", "ok": "#006B3C", "error": "#B00020"}[kind]
-    target.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
 
 
 def _floored(values) -> np.ndarray:
@@ -61,7 +56,7 @@ class GradientFlowExplorer:
 
     Every change of a control re-probes the network at initialization (one
     forward and backward pass on a batch of MNIST-1D) and redraws. Depth runs
-    from 1 to :data:`book.gradflow.MAX_DEPTH`.
+    from 1 to :data:`book.ch3_gradient_highway.MAX_DEPTH`.
 
     Args:
         depth, init, activation, residual, branch_scale, norm: starting values.
@@ -104,8 +99,8 @@ class GradientFlowExplorer:
             norm_position="post" if init == "zero_gamma" else "pre",
             branch_layers=2 if init == "fixup" else 1,
         )
-        from .mlp import _check_mlp_config
-        _check_mlp_config(spec.mlp_config())
+        from .nets.mlp import check_mlp_config
+        check_mlp_config(spec.mlp_config())
         return spec
 
     def figure(self, stats: LayerStats, spec: GradFlow):
@@ -142,7 +137,7 @@ class GradientFlowExplorer:
         try:
             spec = self.spec()
         except ConfigError as err:
-            _show(self.message, str(err), "error")
+            show_message(self.message, str(err), "error")
             self.plot_area.clear_output()
             self.last_stats = None
             return None
@@ -159,9 +154,9 @@ class GradientFlowExplorer:
         else:
             text = f"gradient after the first layer ÷ after the last: {ratio:.2g}"
         if not math.isfinite(stats.loss):
-            _show(self.message, f"{spec.label}: the forward pass overflowed (loss {stats.loss}).", "error")
+            show_message(self.message, f"{spec.label}: the forward pass overflowed (loss {stats.loss}).", "error")
         else:
-            _show(self.message, f"{spec.label}: {text}  (drawn in {1000 * self.last_seconds:.0f} ms)", "ok")
+            show_message(self.message, f"{spec.label}: {text}  (drawn in {1000 * self.last_seconds:.0f} ms)", "ok")
         return stats
 
 
@@ -193,7 +188,7 @@ def depth_sweep_scrubber(seed: int = 0, activation: str = "relu"):
 
 
 def init_sweep_scrubber(depth: int = 100, seed: int = 0):
-    """A ``to_jshtml`` slider over :data:`book.gradflow.INIT_ZOO` at one depth."""
+    """A ``to_jshtml`` slider over :data:`book.ch3_gradient_highway.INIT_ZOO` at one depth."""
     import matplotlib.pyplot as plt
 
     from .plots import scrubber
@@ -305,7 +300,8 @@ def shortcut_animation(depth: int = 30, seed: int = 0, steps_per_phase: int = 10
 
 def bench_cases():
     """``(name, callable)`` pairs that each perform one widget update, for ``make bench``."""
-    from .gradflow import _probe_gradient_flow, single_thread
+    from .ch3_gradient_highway import _probe_gradient_flow
+    from .training import single_thread
 
     explorer = GradientFlowExplorer(depth=100)
     toggle = {"value": False}

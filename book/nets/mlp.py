@@ -38,10 +38,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .models import ConfigError
+from ..errors import ConfigError, check_choice, check_whole_number
 
 __all__ = ["MLPConfig", "MLPStack", "PlainLayer", "ResidualLayer", "INITS", "GENERIC_INITS",
-           "RESIDUAL_INITS", "ACTIVATIONS", "NORMS"]
+           "RESIDUAL_INITS", "ACTIVATIONS", "NORMS", "check_mlp_config"]
 
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "linear")
@@ -70,22 +70,17 @@ class MLPConfig:
     branch_layers: int = 1           # weight layers per residual branch (m)
 
 
-def _check_mlp_config(cfg: MLPConfig) -> None:
+def check_mlp_config(cfg: MLPConfig) -> None:
     for name in ("depth", "width", "in_features", "out_features", "branch_layers"):
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a whole number ≥ 1, got {value!r}.")
-    if cfg.activation not in ACTIVATIONS:
-        raise ConfigError(f"activation {cfg.activation!r} is not one of {list(ACTIVATIONS)}.")
-    if cfg.norm not in NORMS:
-        raise ConfigError(f"norm {cfg.norm!r} is not one of {list(NORMS)}.")
+        check_whole_number(name, getattr(cfg, name), minimum=1)
+    check_choice("activation", cfg.activation, ACTIVATIONS)
+    check_choice("norm", cfg.norm, NORMS)
     if cfg.norm_position not in ("pre", "post"):
         raise ConfigError(f"norm_position {cfg.norm_position!r} is not 'pre' or 'post'.")
     if isinstance(cfg.branch_scale, bool) or not isinstance(cfg.branch_scale, (int, float)) \
             or not math.isfinite(float(cfg.branch_scale)):
         raise ConfigError(f"branch_scale must be a finite number, got {cfg.branch_scale!r}.")
-    if cfg.init not in INITS:
-        raise ConfigError(f"init {cfg.init!r} is not one of {list(INITS)}.")
+    check_choice("init", cfg.init, INITS)
     if cfg.init in RESIDUAL_INITS and not cfg.residual:
         raise ConfigError(f"init {cfg.init!r} shrinks residual branches; a plain stack has none. "
                           f"Use one of {list(GENERIC_INITS)} or a residual stack.")
@@ -184,7 +179,7 @@ class MLPStack(nn.Module):
 
     def __init__(self, config: MLPConfig):
         super().__init__()
-        _check_mlp_config(config)
+        check_mlp_config(config)
         self.config = config
         c = config
         self.embed = nn.Linear(c.in_features, c.width)

@@ -8,6 +8,8 @@ trained (the chapter trains and caches them).
 
 from __future__ import annotations
 
+from .widgets import show_message
+
 __all__ = ["LesionExplorer", "lesion_errors", "bench_cases"]
 
 
@@ -15,11 +17,12 @@ def lesion_errors(deleted, depth: int | None = None, seed: int = 0) -> dict[str,
     """Test error of the trained plain and residual nets with ``deleted`` blocks removed.
 
     Raises:
-        ValueError: a block that cannot be deleted (it changes the shape) or does not exist.
+        ConfigError: a block that cannot be deleted (it changes the shape) or does not exist.
     """
+    from .ch5_unrolled_view import STUDY_DEPTH, TrainedNet, deletable_blocks, delete_blocks, trained_net
     from .data import load_mnist1d
+    from .errors import ConfigError
     from .training import evaluate
-    from .unrolled import STUDY_DEPTH, TrainedNet, deletable_blocks, delete_blocks, trained_net
 
     depth = depth or STUDY_DEPTH
     data = load_mnist1d()
@@ -29,7 +32,7 @@ def lesion_errors(deleted, depth: int | None = None, seed: int = 0) -> dict[str,
         allowed = deletable_blocks(model)
         bad = [i for i in deleted if i not in allowed]
         if bad:
-            raise ValueError(f"block(s) {bad} cannot be deleted: choose among {allowed} "
+            raise ConfigError(f"block(s) {bad} cannot be deleted: choose among {allowed} "
                              f"(the others change the length or the channels).")
         out["residual" if residual else "plain"] = evaluate(delete_blocks(model, deleted), data.x_test,
                                                             data.y_test)[1]
@@ -49,7 +52,7 @@ class LesionExplorer:
     def __init__(self, depth: int | None = None, seed: int = 0):
         import ipywidgets as w
 
-        from .unrolled import STUDY_DEPTH, TrainedNet, deletable_blocks, trained_net
+        from .ch5_unrolled_view import STUDY_DEPTH, TrainedNet, deletable_blocks, trained_net
 
         self.depth, self.seed = depth or STUDY_DEPTH, seed
         model, _ = trained_net(TrainedNet(depth=self.depth, residual=True, seed=seed), progress=False)
@@ -73,8 +76,8 @@ class LesionExplorer:
         indices = list(indices)
         bad = [i for i in indices if i not in self.boxes]
         if bad:
-            self.message.value = (f"<b>Cannot delete block(s) {bad}</b>: choose among {self.allowed} "
-                                  f"(the others change the length or the channels).")
+            show_message(self.message, f"Cannot delete block(s) {bad}: choose among {self.allowed} "
+                                       f"(the others change the length or the channels).", "error")
             return
         for i, box in self.boxes.items():
             box.value = i in indices
@@ -89,9 +92,9 @@ class LesionExplorer:
         try:
             self.errors = lesion_errors(self.deleted, self.depth, self.seed)
         except ValueError as err:
-            self.message.value = f"<b>{err}</b>"
+            show_message(self.message, str(err), "error")
             return
-        self.message.value = ""
+        show_message(self.message, "")
         with self.output:
             from IPython.display import clear_output
 

@@ -13,11 +13,10 @@ traceback. :func:`bench_cases` gives ``make bench`` one live update per case.
 
 from __future__ import annotations
 
-import html
-
-from .models import ConfigError
-from .transformer import NORM_PLACEMENTS
-from .transformer_experiments import CHAPTER_LR, CHAPTER_STEPS, InitProbe, TrainSpec, probe_at_init, run_training
+from .errors import ConfigError, check_whole_number
+from .nets.transformer import NORM_PLACEMENTS
+from .widgets import show_message
+from .ch6_residual_stream import CHAPTER_LR, CHAPTER_STEPS, InitProbe, TrainSpec, probe_at_init, run_training
 
 __all__ = ["ResidualStreamExplorer", "bench_cases", "MAX_PROBE_DEPTH", "MAX_TRAIN_DEPTH", "LEARNING_RATES"]
 
@@ -39,7 +38,7 @@ class ResidualStreamExplorer:
 
     Args:
         depth: blocks (1 … 100 for the probe, ≤ 24 to train).
-        norm: a placement from :data:`book.transformer.NORM_PLACEMENTS`.
+        norm: a placement from :data:`book.nets.transformer.NORM_PLACEMENTS`.
         warmup_steps: linear learning-rate warm-up steps (0 … training steps).
         lr: Adam's peak learning rate, one of :data:`LEARNING_RATES`.
         cache: reuse cached probes and runs (``False`` recomputes the probe, for timing).
@@ -74,13 +73,10 @@ class ResidualStreamExplorer:
 
     # -------------------------------------------------------------- helpers
     def _say(self, text: str) -> None:
-        self.message.value = f"<span style='color:#D55E00'>{html.escape(text)}</span>" if text else ""
+        show_message(self.message, text, "error")
 
     def _depth(self, limit: int) -> int:
-        depth = self.depth.value
-        if not isinstance(depth, int) or depth < 1 or depth > limit:
-            raise ConfigError(f"depth must be a whole number from 1 to {limit}, got {depth!r}.")
-        return depth
+        return check_whole_number("depth", self.depth.value, minimum=1, maximum=limit)
 
     def set(self, **values) -> None:
         """Set controls by name (``depth``, ``norm``, ``warmup``, ``lr``), then redraw once.
@@ -107,7 +103,8 @@ class ResidualStreamExplorer:
         spec = InitProbe(norm=self.norm.value, n_layer=self._depth(MAX_PROBE_DEPTH), batch_size=PROBE_BATCH)
         if self.cache:
             return probe_at_init(spec)
-        from .transformer_experiments import _probe, single_thread
+        from .ch6_residual_stream import _probe
+        from .training import single_thread
 
         with single_thread():
             return _probe(spec)
@@ -184,7 +181,7 @@ class ResidualStreamExplorer:
 
 
 def _chance_loss() -> float:
-    from .transformer_experiments import TASK
+    from .ch6_residual_stream import TASK
 
     return TASK.chance_loss
 

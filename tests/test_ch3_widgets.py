@@ -7,10 +7,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from book.gradflow import MAX_DEPTH  # noqa: E402
-from book.gradflow_widgets import (GradientFlowExplorer, bench_cases, depth_sweep_scrubber,  # noqa: E402
+from book.ch3_gradient_highway import MAX_DEPTH  # noqa: E402
+from book.ch3_widgets import (GradientFlowExplorer, bench_cases, depth_sweep_scrubber,  # noqa: E402
                                    shortcut_animation)
-from book.mlp import ACTIVATIONS, INITS, NORMS  # noqa: E402
+from book.nets.mlp import ACTIVATIONS, INITS, NORMS  # noqa: E402
 
 
 def _ok(explorer):

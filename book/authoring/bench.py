@@ -7,7 +7,7 @@ Prints one table:
 - cold and warm ``jupyter-book build`` seconds (with ``--build``);
 - each widget update's latency, median and worst over repeated updates, in ms.
 
-Usage: ``python -m book.bench [--build] [--pages PATTERN ...] [--no-widgets] [--repeat N]``
+Usage: ``python -m book.authoring.bench [--build] [--pages PATTERN ...] [--no-widgets] [--repeat N]``
 (``make bench`` runs ``--build``: one cold build gives every page's execution time).
 """
 
@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["execute_notebook", "time_pages", "time_widgets", "main"]
 
-WIDGET_MODULES = ("book.widgets", "book.gradflow_widgets", "book.resnet_widgets", "book.transformer_widgets")
+WIDGET_MODULES = ("book.ch1_widgets", "book.ch3_widgets", "book.ch5_widgets", "book.ch6_widgets")
 
 
 def execute_notebook(path: Path, timeout: int = 600, cwd: Path | None = None):
@@ -158,7 +158,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m book.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m book.authoring.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--pages", nargs="*", help="only pages whose path contains one of these")
     parser.add_argument("--no-pages", action="store_true", help="skip page execution")
     parser.add_argument("--no-widgets", action="store_true", help="skip widget latencies")

@@ -7,7 +7,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from book.transformer_widgets import (LEARNING_RATES, MAX_PROBE_DEPTH, MAX_TRAIN_DEPTH, ResidualStreamExplorer,
+from book.ch6_widgets import (LEARNING_RATES, MAX_PROBE_DEPTH, MAX_TRAIN_DEPTH, ResidualStreamExplorer,
                                       bench_cases)
 
 
@@ -56,8 +56,8 @@ def test_train_too_deep_is_a_message():
 
 
 def test_train_on_click_draws_a_curve(monkeypatch):
-    import book.transformer_widgets as tw
-    from book.transformer_experiments import TrainSpec
+    import book.ch6_widgets as tw
+    from book.ch6_residual_stream import TrainSpec
 
     # a short run keeps the test fast; the widget path is the same
     monkeypatch.setattr(tw, "TrainSpec", lambda **kw: TrainSpec(**kw, steps=20))
@@ -68,8 +68,8 @@ def test_train_on_click_draws_a_curve(monkeypatch):
 
 
 def test_a_diverged_run_is_reported_not_drawn(monkeypatch):
-    import book.transformer_widgets as tw
-    from book.transformer_experiments import TrainSpec
+    import book.ch6_widgets as tw
+    from book.ch6_residual_stream import TrainSpec
 
     monkeypatch.setattr(tw, "TrainSpec", lambda **kw: TrainSpec(**{**kw, "lr": 10.0}, steps=30))
     ex = ResidualStreamExplorer(depth=6, norm="none")

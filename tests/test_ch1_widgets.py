@@ -5,8 +5,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from book.experiments import DepthRun, run_depth  # noqa: E402
-from book.widgets import MAX_DEPTH, DepthExplorer, bench_cases  # noqa: E402
+from book.ch1_degradation import DepthRun, run_depth  # noqa: E402
+from book.ch1_widgets import MAX_DEPTH, DepthExplorer, bench_cases  # noqa: E402
 
 
 def test_click_trains_caches_and_redraws():

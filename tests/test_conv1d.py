@@ -2,8 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from book.models import (BasicBlock1d, ConfigError, ConvNet1d, ConvNetConfig, PadChannelsShortcut, PlainBlock1d,
-                         deepen_with_identities, plain_net, resnet, valid_conv_depths)
+from book.errors import ConfigError
+from book.nets.conv1d import (BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, deepen_with_identities, plain_net,
+                              resnet, valid_conv_depths)
+from book.nets.shortcuts import PadChannelsShortcut
 
 
 def count(model):

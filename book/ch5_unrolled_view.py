@@ -1,42 +1,40 @@
-r"""Why residual nets work: the unrolled view and the measurements behind Chapters 4 and 5.
+r"""Chapter 5, the unrolled view: why residual nets work, measured on the nets of Chapter 4.
 
 Veit, Wilber & Belongie (2016, arXiv 1605.06431) expand a stack of n residual
 blocks, :math:`x_{i+1} = x_i + f_i(x_i)`, into a sum over :math:`2^n` paths: each
 block is either passed through its branch or skipped. A path that takes k
 branches has length k, and k follows Binomial(n, ½). This module
 
-- trains (and caches, weights included) the MNIST-1D nets both chapters study;
+- takes the trained MNIST-1D nets of :mod:`book.ch4_building_resnets` (``STUDY_DEPTH``,
+  ``TrainedNet`` and ``trained_net`` are re-exported here for the chapter);
 - deletes blocks from trained nets (the lesion study);
 - measures the gradient each path length carries, by sampling which branches a
   backward pass may use;
 - slices the loss landscape along filter-normalized random directions
   (Li et al. 2018, arXiv 1712.09913).
 
-Parts before the whole: trained nets → path counting → lesions → path gradients → landscapes.
+Parts before the whole: path counting → lesions → path gradients → landscapes.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
-import json
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import cache_dir, load_mnist1d
-from .experiments import DepthRun, cached, code_fingerprint, run_depth, trained_model
-from .models import BasicBlock1d, ConvNet1d, ConvNetConfig, _check_conv_config
-from .resnets import ScaledShortcut
-from .training import TrainResult, evaluate, train
+from .cache import cached
+from .ch4_building_resnets import STUDY_DEPTH, TrainedNet, trained_net
+from .data import load_mnist1d
+from .errors import ConfigError
+from .nets.conv1d import BasicBlock1d, ConvNet1d
+from .training import evaluate
 
 __all__ = [
-    "CLAIM_SEEDS", "STUDY_DEPTH", "LANDSCAPE_DEPTHS", "SCALED_SHORTCUT", "BAD_LR", "PATH_SAMPLES",
+    "CLAIM_SEEDS", "STUDY_DEPTH", "LANDSCAPE_DEPTHS", "PATH_SAMPLES",
     "gradient_weighted_length", "TrainedNet", "trained_net", "path_length_distribution", "deletable_blocks", "delete_blocks",
     "lesion_single", "lesion_multiple", "path_gradient_by_length", "filter_normalized_direction",
     "loss_surface", "landscape_roughness", "LandscapeSpec", "landscape",
@@ -46,116 +44,8 @@ __all__ = [
 # --------------------------------------------------------------------------- the chapters' settings
 
 CLAIM_SEEDS = (0, 1, 2)          # every claim is checked on these seeds
-STUDY_DEPTH = 20                 # lesions, path gradients and the shortcut study use 20-layer nets
 LANDSCAPE_DEPTHS = (8, 20)       # two depths for the loss-landscape slices
-SCALED_SHORTCUT = 0.5            # He et al. 2016's constant scaling
-BAD_LR = 3.0                     # a learning rate 30× Chapter 1's
 PATH_SAMPLES = 8                 # sampled paths per length in the path-gradient measurement
-
-
-# --------------------------------------------------------------------------- trained nets (weights cached)
-
-@dataclass(frozen=True)
-class TrainedNet:
-    """A ConvNet1d trained on MNIST-1D with Chapter 1's recipe, plus the variants Chapter 4 tries.
-
-    With the defaults it is exactly Chapter 1's :class:`book.experiments.DepthRun`
-    (same seed → same initial weights, same batches, same curves).
-    """
-
-    depth: int = 20                      # weighted layers, 6n+2
-    residual: bool = True
-    seed: int = 0
-    shortcut_scale: float = 1.0          # 1: the clean identity; 0.5: He et al. 2016's constant scaling
-    zero_init_residual: bool = False     # Goyal et al.: last BN γ = 0
-    lr: float = DepthRun.lr              # Chapter 1's settings below
-    width: int = DepthRun.width          # channels of the first stage; stages have width·(1, 2, 4)
-    epochs: int = DepthRun.epochs
-    warmup_epochs: int = DepthRun.warmup_epochs
-    batch_size: int = DepthRun.batch_size
-
-    @property
-    def widths(self) -> tuple[int, int, int]:
-        return (self.width, 2 * self.width, 4 * self.width)
-
-    @property
-    def is_chapter_one_run(self) -> bool:
-        return self.shortcut_scale == 1.0 and not self.zero_init_residual
-
-    @property
-    def label(self) -> str:
-        name = f"{'ResNet' if self.residual else 'plain'}-{self.depth}"
-        if self.shortcut_scale != 1.0:
-            name += f" (shortcut × {self.shortcut_scale:g})"
-        if self.lr != DepthRun.lr:
-            name += f" (lr {self.lr:g})"
-        return name
-
-    def build(self) -> ConvNet1d:
-        """The untrained net (uses the global RNG: seed it first)."""
-        cfg = ConvNetConfig(depth=self.depth, residual=self.residual, widths=self.widths,
-                            zero_init_residual=self.zero_init_residual)
-        model = ConvNet1d(cfg)
-        if self.shortcut_scale != 1.0:
-            if not self.residual:
-                raise ValueError("a plain net has no shortcut to scale.")
-            for block in model.blocks:
-                if isinstance(block.shortcut, nn.Identity):  # only the identity shortcuts, as in the paper
-                    block.shortcut = ScaledShortcut(self.shortcut_scale)
-        return model
-
-    def run(self) -> DepthRun:
-        return DepthRun(depth=self.depth, residual=self.residual, seed=self.seed, width=self.width,
-                        epochs=self.epochs, warmup_epochs=self.warmup_epochs, lr=self.lr,
-                        batch_size=self.batch_size)
-
-
-_NETS: dict[str, tuple[ConvNet1d, TrainResult]] = {}
-
-
-def _weights_key(spec: TrainedNet) -> str:
-    text = json.dumps([dataclasses.asdict(spec), code_fingerprint(), torch.__version__], sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def trained_net(spec: TrainedNet, progress: bool = True) -> tuple[ConvNet1d, TrainResult]:
-    """Train ``spec`` (or load its weights from the cache); returns ``(model in eval mode, curves)``.
-
-    Weights are stored under ``cache_dir()/weights`` keyed by the spec and the
-    package's code fingerprint, and read back with ``torch.load(weights_only=True)``.
-    The returned model is shared: deep-copy it before changing it.
-    """
-    _check_conv_config(ConvNetConfig(depth=spec.depth, residual=spec.residual, widths=spec.widths))
-    key = _weights_key(spec)
-    if key in _NETS:
-        return _NETS[key]
-    if spec.is_chapter_one_run:  # Chapter 1 trains (and caches) exactly this net: share it
-        curves = run_depth(spec.run(), progress=progress)
-        _NETS[key] = (trained_model(spec.run(), progress=progress), curves)
-        return _NETS[key]
-    path = cache_dir() / "weights" / f"net-{key}.pt"
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)  # same seed → same initial weights as Chapter 1's run
-        model = spec.build()
-        state = None
-        if path.exists():
-            try:
-                state = torch.load(path, weights_only=True)
-            except Exception:  # a corrupt file is retrained
-                state = None
-        if state is None:
-            result = train(model, load_mnist1d(), spec.run().train_config(), seed=spec.seed,
-                           progress=progress, description=f"{spec.label} (seed {spec.seed})")
-            state = {"model": model.state_dict(), "result": result.to_dict()}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        else:
-            model.load_state_dict(state["model"])
-    model.eval()
-    _NETS[key] = (model, TrainResult.from_dict(state["result"]))
-    return _NETS[key]
 
 
 # --------------------------------------------------------------------------- counting paths
@@ -248,7 +138,7 @@ def path_gradient_by_length(model: ConvNet1d, samples_per_length: int = 4, batch
     data = load_mnist1d()
     blocks = list(model.blocks)
     if not all(isinstance(b, BasicBlock1d) for b in blocks):
-        raise ValueError("path gradients need a residual net: a plain net has only one path.")
+        raise ConfigError("path gradients need a residual net: a plain net has only one path.")
     n = len(blocks)
     gen = torch.Generator().manual_seed(seed)
     x, y = data.x_train[:batch], data.y_train[:batch]

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import ConfigError
+from ..errors import ConfigError, check_choice, check_whole_number
+from .shortcuts import ScaledShortcut
 
 __all__ = [
     "NORM_PLACEMENTS", "NormPlacement", "TransformerConfig", "LayerNorm", "CausalSelfAttention", "MLP",
@@ -63,13 +64,10 @@ class TransformerConfig:
 def check_transformer_config(cfg: TransformerConfig) -> None:
     """Raise :class:`ConfigError` with a clear message if ``cfg`` cannot be built."""
     for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a whole number ≥ 1, got {value!r}.")
+        check_whole_number(name, getattr(cfg, name), minimum=1)
     if cfg.n_embd % cfg.n_head:
         raise ConfigError(f"n_embd ({cfg.n_embd}) must be divisible by n_head ({cfg.n_head}).")
-    if cfg.norm not in NORM_PLACEMENTS:
-        raise ConfigError(f"norm {cfg.norm!r} is not one of {list(NORM_PLACEMENTS)}.")
+    check_choice("norm", cfg.norm, NORM_PLACEMENTS)
 
 
 def xavier_(linear: nn.Linear, gain: float = 1.0) -> None:
@@ -127,20 +125,6 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.act(self.fc(x)))
-
-
-class ScaledShortcut(nn.Module):
-    """A shortcut that multiplies the stream by a constant: ``x -> α·x`` (DeepNorm's up-scaling)."""
-
-    def __init__(self, alpha: float):
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.alpha * x
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha:.4g}"
 
 
 # --------------------------------------------------------------------------- blocks

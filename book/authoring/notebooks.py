@@ -1,9 +1,9 @@
 """Keep every notebook's paired ``.ipynb`` in sync with its MyST ``.md`` source.
 
-``python -m book.notebooks sync``  writes (or updates) the ``.ipynb`` next to each
+``python -m book.authoring.notebooks sync``  writes (or updates) the ``.ipynb`` next to each
 ``.md`` in ``chapters/``: same cells, no outputs, and the Colab
 install cell (from ``_config.yml``) as the first code cell.
-``python -m book.notebooks check`` exits 1 and lists what is out of sync.
+``python -m book.authoring.notebooks check`` exits 1 and lists what is out of sync.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .colab import INSTALL_MARKER, install_cell
+from ..colab import INSTALL_MARKER, install_cell
 
-ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = ("chapters",)  # exercises pair with generated student notebooks: see book.exercises
+ROOT = Path(__file__).resolve().parents[2]
+FOLDERS = ("chapters",)  # exercises pair with generated student notebooks: see book.authoring.exercise_pages
 
 __all__ = ["sources", "expected_notebook", "sync", "check"]
 
@@ -41,7 +41,7 @@ def expected_notebook(md_path: Path, root: Path = ROOT):
     first = _first_code_cell(nb)
     if first is None or not first.source.startswith(INSTALL_MARKER):
         raise ValueError(f"{md_path}: the first code cell must be the Colab install cell "
-                         f"(run `python -m book.notebooks sync --fix-install`)")
+                         f"(run `python -m book.authoring.notebooks sync --fix-install`)")
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .models import ConfigError
+from ..errors import ConfigError
+from .shortcuts import (ConvShortcut, DropoutShortcut, GatedShortcut, PadChannelsShortcut, ProjectionShortcut,
+                        ScaledShortcut)
 
 __all__ = [
     "conv3x3", "conv1x1", "PadChannelsShortcut", "ProjectionShortcut", "make_shortcut",
@@ -36,10 +37,13 @@ __all__ = [
     "BasicBlock", "Bottleneck", "PreActBasicBlock", "PlainBlock",
     "CifarResNetConfig", "CifarResNet", "ResNetConfig", "ResNet",
     "cifar_resnet", "cifar_plain", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "IMAGENET_LAYERS", "count_parameters", "count_macs", "markdown_table", "ConfigError",
+    "IMAGENET_LAYERS", "PAPER_TEST_ERROR", "count_parameters", "count_macs", "markdown_table",
 ]
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
+
+# He et al. 2015, Table 6: CIFAR-10 test error (%) of the 6n+2 ResNets (ResNet-110: the best of 5 runs).
+PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 
 
 # --------------------------------------------------------------------------- conv helpers
@@ -55,29 +59,6 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 
 
 # --------------------------------------------------------------------------- shortcuts
-
-class PadChannelsShortcut(nn.Module):
-    """Option A: take every ``stride``-th pixel and zero-pad the extra channels.
-
-    ``(N, C, H, W) -> (N, C + extra, H / stride, W / stride)``, no parameters.
-    The padded channels carry no signal: the branch alone must fill them.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
-        super().__init__()
-        self.extra, self.stride = out_channels - in_channels, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra))  # pad the channel axis at its end
-
-
-class ProjectionShortcut(nn.Sequential):
-    """Options B and C: ``W_s x`` as a 1×1 conv (with the block's stride) + BN."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
-        super().__init__(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
-
 
 def make_shortcut(in_channels: int, out_channels: int, stride: int, option: str) -> nn.Module:
     """The shortcut He et al. use for a block mapping ``in_channels`` to ``out_channels``.
@@ -96,49 +77,8 @@ def make_shortcut(in_channels: int, out_channels: int, stride: int, option: str)
     return PadChannelsShortcut(in_channels, out_channels, stride)
 
 
-# He et al. 2016 (arXiv 1603.05027, Fig. 2) replace the identity by other shortcuts
-# to show that anything but a clean identity hurts. Each works on 1-D and 2-D maps.
-
-class ScaledShortcut(nn.Module):
-    """Constant scaling: ``λ · x`` (the paper tries λ = 0.5)."""
-
-    def __init__(self, scale: float = 0.5):
-        super().__init__()
-        self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * x
-
-
-class GatedShortcut(nn.Module):
-    """Shortcut-only gating: ``(1 − g(x)) · x`` with ``g = sigmoid(1×1 conv)``.
-
-    The gate's bias starts negative so the gate starts nearly open (paper: b_g = −6).
-    """
-
-    def __init__(self, channels: int, dims: int = 2, bias_init: float = -6.0):
-        super().__init__()
-        conv = nn.Conv2d if dims == 2 else nn.Conv1d
-        self.gate = conv(channels, channels, kernel_size=1)
-        nn.init.constant_(self.gate.bias, bias_init)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (1 - torch.sigmoid(self.gate(x))) * x
-
-
-class ConvShortcut(nn.Sequential):
-    """A 1×1 convolution on every shortcut (no BN, as in the paper's Fig. 2e)."""
-
-    def __init__(self, channels: int, dims: int = 2):
-        conv = nn.Conv2d if dims == 2 else nn.Conv1d
-        super().__init__(conv(channels, channels, kernel_size=1, bias=False))
-
-
-class DropoutShortcut(nn.Dropout):
-    """Dropout (ratio 0.5) on the shortcut: in expectation a scaling by 0.5 during training."""
-
-    def __init__(self, p: float = 0.5):
-        super().__init__(p)
+# He et al. 2016's shortcut variants (ScaledShortcut, GatedShortcut, ConvShortcut, DropoutShortcut)
+# live in book.nets.shortcuts with the rest; they are re-exported here for the image ResNets.
 
 
 # --------------------------------------------------------------------------- blocks (post-activation)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from book import grading
+from book import grade as grading
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "submissions"

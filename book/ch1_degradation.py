@@ -1,0 +1,106 @@
+"""Chapter 1, the degradation problem: plain and residual 1-D conv nets trained on MNIST-1D.
+
+One :class:`DepthRun` is one training run with the chapter's settings (He et
+al.'s CIFAR recipe scaled to MNIST-1D and a CPU). Its curves and its weights
+are cached (:mod:`book.cache`), so the chapter, its explorer
+(:mod:`book.ch1_widgets`), the later chapters that reuse these nets and the
+claim tests train each setting once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .cache import atomic_write, cached, forget, result_key, result_path
+from .data import load_mnist1d
+from .errors import check_whole_number
+from .nets.conv1d import ConvNet1d, ConvNetConfig, check_conv_config
+from .training import TrainConfig, TrainResult, train
+
+__all__ = ["DepthRun", "run_depth", "trained_model", "depth_sweep"]
+
+
+@dataclass(frozen=True)
+class DepthRun:
+    """One training run of Chapter 1: a plain or residual ConvNet1d on MNIST-1D.
+
+    The defaults are the chapter's settings: He et al.'s CIFAR recipe (SGD,
+    momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 50 % and
+    75 % of training, one warm-up epoch) scaled down to MNIST-1D and a CPU.
+    """
+
+    depth: int = 20                      # weighted layers, 6n+2
+    residual: bool = False
+    seed: int = 0
+    width: int = 8                       # channels of the first stage; the stages have width·(1, 2, 4)
+                                         # (the paper: 16/32/64; halved to fit a CPU budget)
+    epochs: int = 10
+    warmup_epochs: int = 1
+    lr: float = 0.1
+    batch_size: int = 128
+
+    @property
+    def label(self) -> str:
+        return f"{'ResNet' if self.residual else 'plain'}-{self.depth}"
+
+    @property
+    def widths(self) -> tuple[int, int, int]:
+        return (self.width, 2 * self.width, 4 * self.width)
+
+    def model_config(self) -> ConvNetConfig:
+        return ConvNetConfig(depth=self.depth, residual=self.residual, widths=self.widths)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, warmup_epochs=self.warmup_epochs, lr=self.lr,
+                           batch_size=self.batch_size)
+
+
+def _train_depth_run(spec: DepthRun, progress: bool) -> dict:
+    data = load_mnist1d()
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)  # same seed → same initial weights and batch order
+        model = ConvNet1d(spec.model_config())
+        result = train(model, data, spec.train_config(), seed=spec.seed, progress=progress,
+                       description=f"{spec.label} (seed {spec.seed})")
+    atomic_write(result_path("depth", spec, ".pt"), lambda f: torch.save(model.state_dict(), f))
+    _MODELS[result_key("depth", spec)] = model.eval()
+    return result.to_dict()
+
+
+_MODELS: dict[str, ConvNet1d] = {}
+
+
+def run_depth(spec: DepthRun, progress: bool = True, disk: bool = True) -> TrainResult:
+    """Train (or fetch from the cache) one :class:`DepthRun`."""
+    # Validate before touching the cache so a bad setting raises ConfigError at once.
+    check_conv_config(spec.model_config())
+    check_whole_number("seed", spec.seed, minimum=0)
+    return TrainResult.from_dict(cached("depth", spec, lambda: _train_depth_run(spec, progress), disk=disk))
+
+
+def trained_model(spec: DepthRun, progress: bool = True) -> ConvNet1d:
+    """The trained network of a :class:`DepthRun` (trained now if not cached), in eval mode."""
+    key = result_key("depth", spec)
+    if key in _MODELS:
+        return _MODELS[key]
+    path = result_path("depth", spec, ".pt")
+    if not path.exists():  # curves without weights: train again
+        forget("depth", spec)
+        run_depth(spec, progress=progress)
+        if key in _MODELS:
+            return _MODELS[key]
+    model = ConvNet1d(spec.model_config())
+    model.load_state_dict(torch.load(path, weights_only=True))
+    _MODELS[key] = model.eval()
+    return _MODELS[key]
+
+
+def depth_sweep(depths=(8, 20, 32, 56), residual=(False, True), seeds=(0,), progress: bool = True,
+                **overrides) -> dict[tuple[int, bool, int], TrainResult]:
+    """Run :func:`run_depth` over a grid; returns ``{(depth, residual, seed): result}``."""
+    return {
+        (d, r, s): run_depth(DepthRun(depth=d, residual=r, seed=s, **overrides), progress=progress)
+        for r in residual for d in depths for s in seeds
+    }

@@ -1,0 +1,197 @@
+r"""Chapter 2, learn the change: the experiments behind "fitting F(x) = H(x) − x is easier".
+
+Each experiment is a frozen dataclass (its spec, whose defaults are the
+chapter's settings) and a function that returns a JSON-able result through
+:func:`book.cache.cached`, so the page and the claim tests that ask for the
+same setting compute it once.
+
+- :class:`IdentityFit`   plain vs residual MLP stacks trained to copy their input (or nearly)
+- :class:`InsertBlocks`  a trained ResNet grows zero-initialised blocks; per-block ‖F(x)‖/‖x‖
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cache import cached
+from .data import load_mnist1d
+from .errors import check_choice, check_whole_number
+from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, check_conv_config
+from .nets.mlp import MLPConfig, MLPStack
+from .training import TrainConfig, evaluate, single_thread, train
+
+__all__ = ["CLAIM_SEEDS", "MAX_DEPTH", "IdentityFit", "identity_fit", "InsertBlocks", "insert_blocks"]
+
+CLAIM_SEEDS = (0, 1, 2)               # seeds of every claim (the chapter averages over them too)
+MAX_DEPTH = 200                       # deepest stack the identity-fitting experiment accepts
+
+
+@dataclass(frozen=True)
+class IdentityFit:
+    """Train a plain or residual MLP stack to reproduce its input, ``y = x`` (or ``y = x + ε·sin(3x)``).
+
+    Inputs are standard normal vectors of ``features`` numbers; the hidden layers
+    are ``width`` wide (twice as wide, so that even a plain ReLU stack can carry
+    ``x`` exactly, as the pair ``relu(x), relu(-x)``). Both stacks use PyTorch's
+    default init, ReLU and no normalization, and Adam with the same steps and
+    learning rate. The error is the mean squared error divided by the
+    target's variance on held-out inputs (0 is perfect, 1 is "predict the mean").
+    """
+
+    depth: int = 20                   # hidden layers (plain) or residual blocks
+    residual: bool = False
+    target: str = "identity"          # identity | near_identity
+    epsilon: float = 0.1              # size of the change in near_identity
+    features: int = 16                # input and output size
+    width: int = 32                   # hidden width
+    steps: int = 200
+    lr: float = 1e-3
+    batch_size: int = 128
+    record_every: int = 20
+    seed: int = 0
+
+
+def _target(spec: IdentityFit, x: torch.Tensor) -> torch.Tensor:
+    if spec.target == "identity":
+        return x
+    return x + spec.epsilon * torch.sin(3 * x)
+
+
+def _identity_fit(spec: IdentityFit, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(10_000 + spec.seed)
+    x_test = torch.randn(1024, spec.features, generator=gen)
+    y_test = _target(spec, x_test)
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        model = MLPStack(MLPConfig(depth=spec.depth, width=spec.width, in_features=spec.features,
+                                   out_features=spec.features, residual=spec.residual, init="default"))
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    variance = float(y_test.var())
+
+    def test_error() -> float:
+        with torch.no_grad():
+            return float(F.mse_loss(model(x_test), y_test)) / variance
+
+    steps, errors = [0], [test_error()]
+    name = f"{'residual' if spec.residual else 'plain'}-{spec.depth} learns {spec.target} (seed {spec.seed})"
+    for step in tqdm(range(1, spec.steps + 1), desc=name, disable=not progress, leave=False):
+        x = torch.randn(spec.batch_size, spec.features, generator=gen)
+        loss = F.mse_loss(model(x), _target(spec, x))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % spec.record_every == 0:
+            steps.append(step)
+            errors.append(test_error())
+    return {"steps": steps, "error": errors}
+
+
+def identity_fit(spec: IdentityFit, progress: bool = True) -> dict:
+    """``{"steps": [...], "error": [...]}``: relative held-out error through training (cached)."""
+    check_choice("target", spec.target, ("identity", "near_identity"))
+    check_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
+    def compute():
+        with single_thread():
+            return _identity_fit(spec, progress)
+
+    return cached("identity-fit", spec, compute)
+
+
+@dataclass(frozen=True)
+class InsertBlocks:
+    """Train a residual :class:`book.nets.conv1d.ConvNet1d` on MNIST-1D, then grow it.
+
+    After training, one extra block is inserted at the end of each stage:
+
+    - a :class:`~book.nets.conv1d.BasicBlock1d` with ``zero_init_last()`` (its last BN γ = 0), and, for contrast,
+    - a :class:`~book.nets.conv1d.PlainBlock1d` with the usual init.
+
+    Also measured on the test set: each original block's ‖F(x)‖ / ‖x‖ (branch
+    output over shortcut output, per sequence, averaged), trained and at init.
+    """
+
+    depth: int = 20                   # weighted layers, 6n+2
+    widths: tuple[int, int, int] = (8, 16, 32)
+    epochs: int = 6
+    lr: float = 0.1
+    seed: int = 0
+
+
+def _grow(model: ConvNet1d, block) -> ConvNet1d:
+    """A deep copy of ``model`` with ``block(width)`` inserted after the last block of every stage."""
+    grown = copy.deepcopy(model)
+    per_stage = model.config.blocks_per_stage
+    layers = []
+    for i, existing in enumerate(grown.blocks):
+        layers.append(existing)
+        if (i + 1) % per_stage == 0:
+            width = model.config.widths[i // per_stage]
+            layers.append(block(width))
+    grown.blocks = nn.Sequential(*layers)
+    return grown
+
+
+def _zero_block(width: int) -> BasicBlock1d:
+    block = BasicBlock1d(width, width)
+    block.zero_init_last()
+    return block
+
+
+@torch.no_grad()
+def _branch_ratios(model: ConvNet1d, x: torch.Tensor) -> list[float]:
+    """Mean over sequences of ‖F(h)‖ / ‖shortcut(h)‖ for every block, in eval mode."""
+    model.eval()
+    h = model.stem(x)
+    ratios = []
+    for block in model.blocks:
+        branch, skip = block.branch(h), block.shortcut(h)
+        ratios.append(float((branch.flatten(1).norm(dim=1) / skip.flatten(1).norm(dim=1).clamp_min(1e-12)).mean()))
+        h = block(h)
+    return ratios
+
+
+def _insert_blocks(spec: InsertBlocks, progress: bool) -> dict:
+    data = load_mnist1d()
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        model = ConvNet1d(ConvNetConfig(depth=spec.depth, residual=True, widths=spec.widths))
+        ratios_at_init = _branch_ratios(model, data.x_test)
+        result = train(model, data, TrainConfig(epochs=spec.epochs, lr=spec.lr, warmup_epochs=1), seed=spec.seed,
+                       progress=progress, description=f"ResNet-{spec.depth} (seed {spec.seed})")
+        zero_grown = _grow(model, _zero_block)
+        plain_grown = _grow(model, lambda w: PlainBlock1d(w, w))
+    model.eval(), zero_grown.eval(), plain_grown.eval()
+    with torch.no_grad():
+        base = model(data.x_test)
+        zero_diff = float((zero_grown(data.x_test) - base).abs().max())
+        model.train(), zero_grown.train()
+        zero_diff_train_mode = float((zero_grown(data.x_test) - model(data.x_test)).abs().max())
+        model.eval(), zero_grown.eval()
+    return {
+        "train_error": result.train_error, "test_error": result.test_error, "diverged": result.diverged,
+        "test_error_base": evaluate(model, data.x_test, data.y_test)[1],
+        "test_error_zero_grown": evaluate(zero_grown, data.x_test, data.y_test)[1],
+        "test_error_plain_grown": evaluate(plain_grown, data.x_test, data.y_test)[1],
+        "max_logit_change_zero": zero_diff,
+        "max_logit_change_zero_train_mode": zero_diff_train_mode,
+        "blocks_added": len(spec.widths),
+        "ratios_trained": _branch_ratios(model, data.x_test),
+        "ratios_at_init": ratios_at_init,
+    }
+
+
+def insert_blocks(spec: InsertBlocks, progress: bool = True) -> dict:
+    """Run (or fetch) :class:`InsertBlocks`: errors before and after growing, and ‖F(x)‖/‖x‖ per block."""
+    check_conv_config(ConvNetConfig(depth=spec.depth, widths=spec.widths))
+    def compute():
+        with single_thread():
+            return _insert_blocks(spec, progress)
+
+    return cached("insert-blocks", spec, compute)

@@ -1,0 +1,187 @@
+r"""Chapter 3, the gradient highway: gradients and activations through depth, at initialization.
+
+Each experiment is a frozen dataclass (its spec, whose defaults are the
+chapter's settings) and a function that returns a JSON-able result through
+:func:`book.cache.cached`, so the page, its explorer (:mod:`book.ch3_widgets`)
+and the claim tests that ask for the same setting compute it once.
+
+- :class:`GradFlow`      per-layer gradient norm and activation std at initialization
+- :class:`Shatter`       correlation of input gradients at neighbouring inputs (Balduzzi et al. 2017)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cache import cached
+from .data import load_mnist1d
+from .errors import check_choice, check_whole_number
+from .nets.mlp import RESIDUAL_INITS, MLPConfig, MLPStack, check_mlp_config
+from .probes import LayerStats, input_gradients, probe, stack_points
+from .training import single_thread
+
+__all__ = [
+    "MAX_DEPTH", "CH3_DEPTHS", "CLAIM_DEPTH", "CLAIM_SEEDS", "ACTIVATION_STD_INITS", "FORWARD_DEPTH",
+    "FORWARD_VARIANTS", "SHATTER_CLAIM_DEPTH",
+    "GradFlow", "gradient_flow", "first_to_last_ratio", "INIT_ZOO", "init_zoo_spec",
+    "Shatter", "shattered_correlation", "SHATTER_VARIANTS", "SHATTER_DEPTHS",
+]
+
+MAX_DEPTH = 200                       # deepest stack the chapter and its widget probe
+CH3_DEPTHS = (10, 50, 100, 200)   # the depths of Chapter 3's sweeps
+CLAIM_DEPTH = 50                      # "50+ layers": the depth of Chapter 3's headline comparison
+CLAIM_SEEDS = (0, 1, 2)               # seeds of every claim (chapters average over them too)
+
+
+@dataclass(frozen=True)
+class GradFlow:
+    """One probe at initialization: an :class:`book.nets.mlp.MLPStack` on a batch of MNIST-1D, cross-entropy loss."""
+
+    depth: int = CLAIM_DEPTH          # layers (plain) or blocks (residual)
+    residual: bool = False
+    init: str = "default"             # one of book.nets.mlp.INITS
+    activation: str = "relu"
+    norm: str = "none"                # none | batch | layer
+    norm_position: str = "pre"        # pre | post (zero_gamma needs post)
+    branch_scale: float = 1.0         # α in y = x + α·F(x)
+    branch_layers: int = 1            # weight layers per residual branch (fixup needs 2)
+    width: int = 128                  # wide enough that Kaiming's variance argument holds to depth 50
+    batch_size: int = 128             # MNIST-1D training sequences, the first ones
+    seed: int = 0
+
+    def mlp_config(self) -> MLPConfig:
+        return MLPConfig(depth=self.depth, width=self.width, residual=self.residual, init=self.init,
+                         activation=self.activation, norm=self.norm, norm_position=self.norm_position,
+                         branch_scale=self.branch_scale, branch_layers=self.branch_layers)
+
+    @property
+    def label(self) -> str:
+        return f"{'residual' if self.residual else 'plain'}-{self.depth}, {self.init}, {self.activation}"
+
+
+def _check_depth(depth) -> None:
+    check_whole_number("depth", depth, minimum=1, maximum=MAX_DEPTH)
+
+
+def _probe_gradient_flow(spec: GradFlow) -> dict:
+    data = load_mnist1d().flat()
+    x, y = data.x_train[: spec.batch_size], data.y_train[: spec.batch_size]
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        model = MLPStack(spec.mlp_config())
+    stats = probe(model, stack_points(model), x, lambda out: F.cross_entropy(out, y))
+    return stats.to_dict()
+
+
+def gradient_flow(spec: GradFlow) -> LayerStats:
+    """Probe ``spec`` at initialization (or fetch it): entry 0 is the input layer, entry l the l-th layer/block."""
+    _check_depth(spec.depth)
+    check_mlp_config(spec.mlp_config())
+    def compute():
+        with single_thread():
+            return _probe_gradient_flow(spec)
+
+    return LayerStats.from_dict(cached("gradflow", spec, compute))
+
+
+def first_to_last_ratio(stats: LayerStats) -> float:
+    """‖∂L/∂h‖ after the first layer over ‖∂L/∂h‖ after the last: ≪ 1 means the gradient vanished on the way down."""
+    first, last = stats.grad_norm[1], stats.grad_norm[-1]
+    return first / last if last > 0 else float("nan")
+
+
+# (label, overrides of GradFlow) for Chapter 3's table of initializations.
+INIT_ZOO: tuple[tuple[str, dict], ...] = (
+    ("PyTorch default", dict(init="default")),
+    ("Xavier", dict(init="xavier")),
+    ("Kaiming (fan-in)", dict(init="kaiming")),
+    ("orthogonal", dict(init="orthogonal")),
+    ("small normal (σ=0.01)", dict(init="small")),
+    ("zero last-norm γ (Goyal)", dict(init="zero_gamma", norm="batch", norm_position="post")),
+    ("SkipInit / ReZero (g=0)", dict(init="skipinit")),
+    ("Fixup (m=2)", dict(init="fixup", branch_layers=2)),
+    ("1/√L branch scaling", dict(init="inv_sqrt_depth")),
+)
+
+
+def init_zoo_spec(label: str, residual: bool, depth: int, seed: int = 0, activation: str = "relu") -> GradFlow | None:
+    """The :class:`GradFlow` for one row of :data:`INIT_ZOO`; ``None`` where it does not apply (plain + residual trick)."""
+    overrides = dict(INIT_ZOO)[label]
+    if not residual and overrides["init"] in RESIDUAL_INITS:
+        return None
+    return GradFlow(depth=depth, residual=residual, seed=seed, activation=activation, **overrides)
+
+
+# Chapter 3's activation-std comparison in a plain ReLU stack at CLAIM_DEPTH.
+ACTIVATION_STD_INITS = ("default", "kaiming", "small")
+
+# Chapter 3's forward-variance comparison: residual stacks of FORWARD_DEPTH blocks.
+FORWARD_DEPTH = 200
+FORWARD_VARIANTS: dict[str, dict] = {
+    "Kaiming, no normalization": dict(residual=True, init="kaiming"),
+    "Kaiming + batch norm in the branch": dict(residual=True, init="kaiming", norm="batch"),
+    "1/√L branch scaling": dict(residual=True, init="inv_sqrt_depth"),
+}
+
+
+# --------------------------------------------------------------------------- shattered gradients
+
+SHATTER_DEPTHS = (1, 2, 5, 10, 20, 50, 100, 200)
+SHATTER_CLAIM_DEPTH = 50
+# name -> MLPConfig overrides. All use He (Kaiming) weights, like Balduzzi et al.
+SHATTER_VARIANTS: dict[str, dict] = {
+    "plain": dict(residual=False, init="kaiming"),
+    "residual": dict(residual=True, init="kaiming"),
+    "residual, 1/√L": dict(residual=True, init="inv_sqrt_depth"),
+}
+
+
+@dataclass(frozen=True)
+class Shatter:
+    """Gradients of a scalar-output MLP with respect to its 1-D input, at ``points`` inputs evenly spaced on [-2, 2].
+
+    Balduzzi et al. (2017) look at how alike the gradients at neighbouring
+    inputs are. We measure the correlation between the gradient at each input
+    and at the next one (lag-1 autocorrelation of the gradient sequence).
+    """
+
+    depth: int = 50
+    variant: str = "plain"            # a key of SHATTER_VARIANTS
+    width: int = 128
+    points: int = 256
+    seed: int = 0
+
+
+def _shatter(spec: Shatter) -> dict:
+    cfg = MLPConfig(depth=spec.depth, width=spec.width, in_features=1, out_features=1,
+                    **SHATTER_VARIANTS[spec.variant])
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        model = MLPStack(cfg)
+        # Kaiming zeroes biases; a ReLU net without biases is positively homogeneous, so on a
+        # 1-D input its gradient is constant on each side of 0. PyTorch's default biases break that.
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                bound = 1 / math.sqrt(m.in_features)
+                nn.init.uniform_(m.bias, -bound, bound)
+    xs = torch.linspace(-2, 2, spec.points).unsqueeze(1)   # (points, 1)
+    g = input_gradients(model, xs).flatten().double()       # (points,)
+    a, b = g[:-1] - g[:-1].mean(), g[1:] - g[1:].mean()
+    corr = float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-300))
+    return {"correlation": corr, "gradients": g.tolist()}
+
+
+def shattered_correlation(spec: Shatter) -> dict:
+    """``{"correlation": float, "gradients": [...]}`` for ``spec`` (cached)."""
+    _check_depth(spec.depth)
+    check_choice("variant", spec.variant, SHATTER_VARIANTS)
+    def compute():
+        with single_thread():
+            return _shatter(spec)
+
+    return cached("shatter", spec, compute)

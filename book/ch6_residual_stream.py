@@ -23,10 +23,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
+from torch import nn
 
-from .cache import cached
+from .cache import atomic_write, cached, forget, result_key, result_path
 from .errors import ConfigError, check_whole_number
 from .nets.transformer import Transformer, TransformerConfig, check_transformer_config
 from .sequence_task import SortTask, masked_cross_entropy
@@ -34,7 +36,10 @@ from .training import single_thread
 
 __all__ = [
     "InitProbe", "probe_at_init", "TrainSpec", "SequenceRun", "run_training", "check_train_spec",
-    "warmup_comparison", "lr_sweep", "deep_comparison", "unevenness",
+    "warmup_comparison", "lr_sweep", "deep_comparison", "unevenness", "trained_transformer",
+    "record_sweep", "recorded_sweep", "stable_range", "RECORDED_SWEEP", "PREFIX_STEPS",
+    "LENS_NORMS", "ADDITIVE_NORMS", "lens_run", "LensSpec", "logit_lens", "first_readable_block",
+    "AMPLIFICATION_NORMS", "AMPLIFICATION_LR", "Amplification", "amplification",
     "SEEDS", "PROBE_DEPTHS", "CLAIM_DEPTH", "CHAPTER_LR", "CHAPTER_WARMUP", "CHAPTER_STEPS",
     "SWEEP_LRS", "SWEEP_NORMS", "DEEP_LAYERS", "DEEP_LR", "DEEP_NORMS", "TARGET_LOSS", "TASK",
 ]
@@ -48,7 +53,7 @@ CLAIM_DEPTH = 6                           # the depth the at-init claims are tes
 CHAPTER_LR = 1e-2                         # Adam's peak learning rate for the warm-up experiment
 CHAPTER_WARMUP = 50                       # warm-up steps (a quarter of training) when warm-up is on
 CHAPTER_STEPS = 200                       # Adam steps of batch 32: a few seconds on one core
-SWEEP_LRS = (3e-3, 1e-2, 3e-2)           # the learning-rate sweep, no warm-up
+SWEEP_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # the learning-rate sweep, no warm-up (a recorded run: see below)
 SWEEP_NORMS = ("post-ln", "pre-ln", "deepnorm", "rezero")
 DEEP_LAYERS = 12                          # the deep stack: twice the depth, ...
 DEEP_LR = 3e-3                            # ... at a learning rate where 6 post-LN layers still train
@@ -92,7 +97,12 @@ def _probe(spec: InitProbe) -> dict:
         stream_rms = [x.pow(2).mean().sqrt().item() for x in stream]
         # how much block l changes the stream, relative to the stream it receives (per token, averaged)
         write_ratio = [((b - a).norm(dim=-1) / a.norm(dim=-1)).mean().item() for a, b in zip(stream, stream[1:])]
-    return {"grad_norms": grad_norms, "stream_rms": stream_rms, "write_ratio": write_ratio, "loss": loss.item()}
+        # how different the tokens of a sequence still are: ‖X − 1·x̄ᵀ‖ / ‖X‖ for the (T, d) matrix X of one
+        # sequence (Dong et al. 2021's residual from rank 1), averaged over sequences; 0 = every token the same
+        token_spread = [((x - x.mean(dim=1, keepdim=True)).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)).mean().item()
+                        for x in stream]
+    return {"grad_norms": grad_norms, "stream_rms": stream_rms, "write_ratio": write_ratio,
+            "token_spread": token_spread, "loss": loss.item()}
 
 
 def probe_at_init(spec: InitProbe, disk: bool = True) -> dict:
@@ -183,6 +193,9 @@ class SequenceRun:
         return not self.diverged and self.eval_loss < target
 
 
+_MODELS: dict[str, Transformer] = {}
+
+
 def _train(spec: TrainSpec, progress: bool) -> dict:
     from tqdm.auto import tqdm
 
@@ -223,6 +236,10 @@ def _train(spec: TrainSpec, progress: bool) -> dict:
             run.diverged, run.eval_loss = True, float("nan")
             run.message = "diverged: the held-out loss is not a number."
     run.seconds = time.perf_counter() - start
+    if not run.diverged:  # keep the trained weights: the logit lens and the ablations read them
+        state = model.state_dict()
+        atomic_write(result_path("transformer-train", spec, ".pt"), lambda f: torch.save(state, f))
+        _MODELS[result_key("transformer-train", spec)] = model.eval()
     out = run.to_dict()
     out["eval_loss"] = None if math.isnan(run.eval_loss) else run.eval_loss  # JSON has no NaN
     return out
@@ -239,6 +256,31 @@ def run_training(spec: TrainSpec, progress: bool = True, disk: bool = True) -> S
     if result["eval_loss"] is None:
         result["eval_loss"] = float("nan")
     return SequenceRun.from_dict(result)
+
+
+def trained_transformer(spec: TrainSpec, progress: bool = True) -> tuple[Transformer, SequenceRun]:
+    """The trained model of ``spec`` (in eval mode) and its record; trains it if it is not cached.
+
+    Raises :class:`ConfigError` for a run that diverged: it has no trained model to read.
+    The returned model is shared: deep-copy it before changing it.
+    """
+    run = run_training(spec, progress=progress)
+    if run.diverged:
+        raise ConfigError(f"{spec.label} diverged ({run.message}); there is no trained model to read.")
+    key = result_key("transformer-train", spec)
+    if key in _MODELS:
+        return _MODELS[key], run
+    path = result_path("transformer-train", spec, ".pt")
+    if not path.exists():  # a record without weights (an older cache): train again
+        forget("transformer-train", spec)
+        run = run_training(spec, progress=progress)
+        if key in _MODELS:
+            return _MODELS[key], run
+    with torch.random.fork_rng():
+        model = Transformer(spec.model_config())
+    model.load_state_dict(torch.load(path, weights_only=True))
+    _MODELS[key] = model.eval()
+    return _MODELS[key], run
 
 
 # --------------------------------------------------------------------------- the chapter's experiments
@@ -259,8 +301,245 @@ def lr_sweep(seed: int = 0, norms=SWEEP_NORMS, lrs=SWEEP_LRS, progress: bool = T
             for norm in norms for lr in lrs}
 
 
+# --------------------------------------------------------------------------- the recorded learning-rate sweep
+
+RECORDED_SWEEP = Path(__file__).resolve().parent / "recorded" / "ch6_lr_sweep.json"
+PREFIX_STEPS = 20                  # training steps a test re-runs to check the recording
+
+
+def record_sweep(path: Path = RECORDED_SWEEP, seeds=SEEDS, progress: bool = True) -> dict:
+    """Train the whole sweep (every placement × learning rate × seed) and write it with its provenance.
+
+    ``python -m book.ch6_residual_stream record-sweep``. About two seconds a run on one core.
+    """
+    import datetime
+    import json
+    import platform
+    import subprocess
+
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        for run_spec, run in lr_sweep(seed=seed, progress=progress).items():
+            norm, lr = run_spec
+            runs.append({"norm": norm, "lr": lr, "seed": seed, "eval_loss": None if run.diverged else run.eval_loss,
+                         "diverged": run.diverged, "steps_run": len(run.train_loss),
+                         "train_loss_prefix": run.train_loss[:PREFIX_STEPS]})
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    record = {
+        "provenance": {
+            "command": "python -m book.ch6_residual_stream record-sweep",
+            "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__, "python": platform.python_version(), "machine": _cpu_name(),
+            "threads": torch.get_num_threads(), "wall_seconds": round(time.perf_counter() - start, 1),
+            "spec": asdict(TrainSpec()), "norms": list(SWEEP_NORMS), "lrs": list(SWEEP_LRS), "seeds": list(seeds),
+        },
+        "runs": runs,
+    }
+    atomic_write(path, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def recorded_sweep(path: Path = RECORDED_SWEEP) -> dict:
+    """The recorded sweep: ``{"provenance": {...}, "runs": {(norm, lr, seed): SequenceRun}}`` (curves: prefix only)."""
+    import json
+
+    record = json.loads(Path(path).read_text())
+    runs = {}
+    for r in record["runs"]:
+        loss = float("nan") if r["eval_loss"] is None else r["eval_loss"]
+        runs[(r["norm"], r["lr"], r["seed"])] = SequenceRun(train_loss=r["train_loss_prefix"], eval_loss=loss,
+                                                            diverged=r["diverged"])
+    return {"provenance": record["provenance"], "runs": runs}
+
+
+def stable_range(runs: dict, norm: str, seeds=SEEDS, lrs=SWEEP_LRS) -> list[float]:
+    """The learning rates at which ``norm`` learned to sort for every seed."""
+    return [lr for lr in lrs if all(runs[(norm, lr, s)].reached() for s in seeds)]
+
+
 def deep_comparison(seed: int = 0, norms=DEEP_NORMS, progress: bool = True) -> dict[str, SequenceRun]:
     """The deep stack (``DEEP_LAYERS`` blocks) at ``DEEP_LR``, no warm-up: ``{norm: run}``."""
     base = TrainSpec(n_layer=DEEP_LAYERS, lr=DEEP_LR, seed=seed)
     return {norm: run_training(replace(base, norm=norm), progress=progress) for norm in norms}
 
+
+
+# --------------------------------------------------------------------------- reading the stream (trained models)
+
+LENS_NORMS = ("post-ln", "pre-ln", "deepnorm", "rezero")   # the four placements the chapter trains and reads
+ADDITIVE_NORMS = ("pre-ln", "pre-ln-scaled", "rezero")     # the stream is exactly a sum of writes (no LN on it)
+
+
+def lens_run(norm: str, seed: int = 0, n_layer: int = CLAIM_DEPTH) -> TrainSpec:
+    """The trained model the chapter reads: the chapter's learning rate, post-LN with its warm-up (it needs one)."""
+    return TrainSpec(norm=norm, n_layer=n_layer, seed=seed, warmup_steps=CHAPTER_WARMUP if norm == "post-ln" else 0)
+
+
+@dataclass(frozen=True)
+class LensSpec:
+    """Read a trained model's stream after every block, on the held-out sequences."""
+
+    train: TrainSpec = TrainSpec()
+    eval_size: int = 512              # held-out sequences (the ones the run's eval_loss uses)
+
+
+def _forward_skipping(model: Transformer, idx: torch.Tensor, skip: int | None) -> torch.Tensor:
+    """Logits with block ``skip`` replaced by the identity (its write removed); ``None`` skips nothing."""
+    x = model.tok_emb(idx) + model.pos_emb[: idx.shape[1]]
+    for l, block in enumerate(model.blocks):
+        if l != skip:
+            x = block(x)
+    return model.head(model.ln_f(x))
+
+
+def _direct_logit_attribution(model: Transformer, stream: list[torch.Tensor], batch) -> list[float]:
+    r"""Each block's write, read through the unembedding: its share of the correct token's logit margin.
+
+    For a stream that is a sum, :math:`x_L = x_0 + \sum_l \Delta_l`, the logits are linear in the writes once
+    the final LayerNorm's scale :math:`\sigma(x_L)` is fixed:
+    :math:`W_U\,\gamma \odot (x_L - \mu)/\sigma = \sum_l W_U\,\gamma \odot (\Delta_l - \bar\Delta_l)/\sigma`.
+    Entry 0 is the embedding's direct path; entry l the write of block l. Each is the write's contribution to
+    (logit of the correct token − mean logit), averaged over the scored positions. With the bias and β terms,
+    the entries add up to that margin exactly (Elhage et al. 2021's decomposition).
+    """
+    w = model.head.weight                                            # (V, d)
+    y = batch.targets[batch.mask]                                    # (N,)
+    direction = w[y] - w.mean(dim=0)                                 # (N, d): correct minus the average token
+    top = stream[-1][batch.mask]                                     # (N, d)
+    pieces = [stream[0]] + [b - a for a, b in zip(stream, stream[1:])]
+    if isinstance(model.ln_f, nn.LayerNorm):
+        sigma = (top.var(dim=-1, unbiased=False) + model.ln_f.eps).sqrt().unsqueeze(-1)   # (N, 1)
+        gamma = model.ln_f.weight
+
+        def read(piece):
+            p = piece[batch.mask]
+            return gamma * (p - p.mean(dim=-1, keepdim=True)) / sigma
+    else:
+        def read(piece):
+            return piece[batch.mask]
+    return [(direction * read(piece)).sum(-1).mean().item() for piece in pieces]
+
+
+def logit_lens(spec: LensSpec, progress: bool = True) -> dict:
+    """Decode the stream after every block with the model's own final LayerNorm and unembedding (cached).
+
+    Returns, indexed by l = 0 (the embedding) … L (the top of the stack):
+    ``accuracy[l]`` (the share of sorted positions whose next number is the argmax of the decoded stream),
+    ``loss[l]`` (cross-entropy of the decoded stream), and, per block, ``ablation[l]`` (the held-out loss
+    increase when block l's write is removed) and, for the additive placements, ``attribution`` (the direct
+    logit attribution of the embedding and of every block, :func:`_direct_logit_attribution`).
+    """
+    def compute() -> dict:
+        from torch.nn import functional as F
+
+        model, run = trained_transformer(spec.train, progress=progress)
+        batch = TASK.fixed_batch(spec.eval_size, seed=99_999)
+        with torch.no_grad(), single_thread():
+            logits, stream = model(batch.inputs, return_stream=True)
+            y = batch.targets[batch.mask]
+            accuracy, loss = [], []
+            for x in stream:
+                decoded = model.head(model.ln_f(x))[batch.mask]
+                accuracy.append((decoded.argmax(-1) == y).double().mean().item())
+                loss.append(F.cross_entropy(decoded, y).item())
+            base = masked_cross_entropy(logits, batch).item()
+            ablation = [masked_cross_entropy(_forward_skipping(model, batch.inputs, l), batch).item() - base
+                        for l in range(len(model.blocks))]
+            out = {"accuracy": accuracy, "loss": loss, "ablation": ablation, "eval_loss": base}
+            if spec.train.norm in ADDITIVE_NORMS:
+                out["attribution"] = _direct_logit_attribution(model, stream, batch)
+                margin = (logits[batch.mask] - logits[batch.mask].mean(-1, keepdim=True))
+                out["margin"] = margin.gather(1, y[:, None]).mean().item()
+        return out
+
+    return cached("logit-lens", spec, compute)
+
+
+def first_readable_block(accuracy: list[float], share: float = 0.9) -> int:
+    """The first l at which the decoded stream reaches ``share`` of its final accuracy."""
+    return next(l for l, a in enumerate(accuracy) if a >= share * accuracy[-1])
+
+
+# --------------------------------------------------------------------------- update amplification at initialization
+
+AMPLIFICATION_NORMS = ("post-ln", "pre-ln", "deepnorm")
+AMPLIFICATION_LR = 1e-4            # the size of Adam's first step on every weight
+
+
+@dataclass(frozen=True)
+class Amplification:
+    """How far one update of fixed size moves the output of an untrained model (Liu et al. 2020, §4).
+
+    Adam's first step moves every parameter by about ``lr`` (``m/√v = g/|g|``), whatever its gradient, so the
+    update has the same size at every depth; what differs is how much the output moves in response.
+    """
+
+    norm: str = "post-ln"
+    n_layer: int = CLAIM_DEPTH
+    seed: int = 0
+    lr: float = AMPLIFICATION_LR
+    batch_size: int = 32
+    n_embd: int = 32
+    n_head: int = 4
+
+    def model_config(self) -> TransformerConfig:
+        return TransformerConfig(vocab_size=TASK.vocab_size, block_size=TASK.block_size, n_layer=self.n_layer,
+                                 n_head=self.n_head, n_embd=self.n_embd, norm=self.norm)
+
+
+def _amplification(spec: Amplification) -> dict:
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        model = Transformer(spec.model_config())
+    batch = TASK.fixed_batch(spec.batch_size, seed=10_000 + spec.seed)
+    logits = model(batch.inputs)
+    loss = masked_cross_entropy(logits, batch)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p -= spec.lr * torch.sign(g)          # Adam's first step: m̂/√v̂ = g/|g|
+        moved = model(batch.inputs)
+        change = ((moved - logits)[batch.mask].pow(2).mean().sqrt() / logits[batch.mask].pow(2).mean().sqrt()).item()
+    return {"output_change": change, "loss_before": loss.item(),
+            "loss_after": masked_cross_entropy(moved, batch).item()}
+
+
+def amplification(spec: Amplification) -> dict:
+    """``{"output_change": ‖Δf‖/‖f‖ of the logits after one Adam-sized step, "loss_before", "loss_after"}`` (cached)."""
+    check_transformer_config(spec.model_config())
+
+    def compute():
+        with single_thread():
+            return _amplification(spec)
+
+    return cached("transformer-amplification", spec, compute)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["record-sweep"]:
+        with single_thread():
+            provenance = record_sweep()["provenance"]
+        print(f"wrote {RECORDED_SWEEP} in {provenance['wall_seconds']} s on {provenance['machine']}")
+    else:
+        print("usage: python -m book.ch6_residual_stream record-sweep")
+        sys.exit(2)

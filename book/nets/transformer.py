@@ -11,6 +11,7 @@ normalization sits:
 - ``post-ln``:     :math:`x \leftarrow \mathrm{LN}(x + F(x))` (Vaswani et al. 2017, the original)
 - ``pre-ln``:      :math:`x \leftarrow x + F(\mathrm{LN}(x))` (Xiong et al. 2020; GPT-2, nanoGPT)
 - ``deepnorm``:    :math:`x \leftarrow \mathrm{LN}(\alpha x + F(x))` (Wang et al. 2022, DeepNet)
+- ``pre-ln-scaled``: :math:`x \leftarrow x + F(\mathrm{LN}(x)/\sqrt{l})` in block :math:`l` (Sun et al. 2025, LayerNorm Scaling)
 - ``rezero``:      :math:`x \leftarrow x + \alpha_l F(x)`, :math:`\alpha_l = 0` at init (Bachlechner et al. 2020)
 - ``none``:        :math:`x \leftarrow x + F(x)`, no normalization (an ablation)
 - ``no-residual``: :math:`x \leftarrow \mathrm{LN}(F(x))`, the control without shortcuts
@@ -36,12 +37,12 @@ from .shortcuts import ScaledShortcut
 
 __all__ = [
     "NORM_PLACEMENTS", "NormPlacement", "TransformerConfig", "LayerNorm", "CausalSelfAttention", "MLP",
-    "PostLNBlock", "PreLNBlock", "DeepNormBlock", "ReZeroBlock", "NoNormBlock", "NoResidualBlock",
+    "PostLNBlock", "PreLNBlock", "ScaledPreLNBlock", "DeepNormBlock", "ReZeroBlock", "NoNormBlock", "NoResidualBlock",
     "ScaledShortcut", "Transformer", "BLOCKS", "check_transformer_config",
 ]
 
-NormPlacement = Literal["post-ln", "pre-ln", "deepnorm", "rezero", "none", "no-residual"]
-NORM_PLACEMENTS: tuple[str, ...] = ("post-ln", "pre-ln", "deepnorm", "rezero", "none", "no-residual")
+NormPlacement = Literal["post-ln", "pre-ln", "pre-ln-scaled", "deepnorm", "rezero", "none", "no-residual"]
+NORM_PLACEMENTS: tuple[str, ...] = ("post-ln", "pre-ln", "pre-ln-scaled", "deepnorm", "rezero", "none", "no-residual")
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,9 @@ class MLP(nn.Module):
 class _Block(nn.Module):
     """What every block holds: attention, an MLP, two LayerNorms and a shortcut module."""
 
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg: TransformerConfig, layer: int = 1):
         super().__init__()
+        self.layer = layer  # 1-based position of the block in the stack
         self.ln_1 = LayerNorm(cfg.n_embd)
         self.attn = CausalSelfAttention(cfg)
         self.ln_2 = LayerNorm(cfg.n_embd)
@@ -167,6 +169,24 @@ class PreLNBlock(_Block):
         return x
 
 
+class ScaledPreLNBlock(_Block):
+    r"""Pre-LN with LayerNorm Scaling (Sun et al. 2025): block :math:`l` multiplies each LayerNorm's output by :math:`1/\sqrt{l}`.
+
+    :math:`x \leftarrow x + F(\mathrm{LN}(x)/\sqrt{l})`. Sun et al. trace the "curse of depth" (deep
+    pre-LN blocks that barely change the stream) to the stream's variance growing with depth, and damp
+    each block's branch input by its depth so the growth stays polynomial.
+    """
+
+    def __init__(self, cfg: TransformerConfig, layer: int = 1):
+        super().__init__(cfg, layer)
+        self.scale = 1.0 / math.sqrt(layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.scale * self.ln_1(x))
+        x = x + self.mlp(self.scale * self.ln_2(x))
+        return x
+
+
 class DeepNormBlock(_Block):
     r"""Post-LN with the stream up-scaled by α and the branches down-scaled by β at init (Wang et al. 2022).
 
@@ -175,8 +195,8 @@ class DeepNormBlock(_Block):
     :math:`\beta = (8N)^{-1/4}`.
     """
 
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: TransformerConfig, layer: int = 1):
+        super().__init__(cfg, layer)
         self.shortcut = ScaledShortcut((2 * cfg.n_layer) ** 0.25)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,8 +222,8 @@ class ReZeroBlock(_Block):
     is the identity.
     """
 
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: TransformerConfig, layer: int = 1):
+        super().__init__(cfg, layer)
         self.ln_1, self.ln_2 = nn.Identity(), nn.Identity()  # ReZero drops normalization
         self.alpha = nn.Parameter(torch.zeros(()))
 
@@ -221,8 +241,8 @@ class ReZeroBlock(_Block):
 class NoNormBlock(_Block):
     """Residual connections and no normalization at all: ``x ← x + F(x)`` (an ablation)."""
 
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: TransformerConfig, layer: int = 1):
+        super().__init__(cfg, layer)
         self.ln_1, self.ln_2 = nn.Identity(), nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -245,7 +265,7 @@ class NoResidualBlock(_Block):
 
 
 BLOCKS: dict[str, type[_Block]] = {
-    "post-ln": PostLNBlock, "pre-ln": PreLNBlock, "deepnorm": DeepNormBlock,
+    "post-ln": PostLNBlock, "pre-ln": PreLNBlock, "pre-ln-scaled": ScaledPreLNBlock, "deepnorm": DeepNormBlock,
     "rezero": ReZeroBlock, "none": NoNormBlock, "no-residual": NoResidualBlock,
 }
 
@@ -276,10 +296,10 @@ class Transformer(nn.Module):
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.register_buffer("pos_emb", sinusoidal_positions(cfg.block_size, cfg.n_embd), persistent=False)
-        self.blocks = nn.ModuleList([BLOCKS[cfg.norm](cfg) for _ in range(cfg.n_layer)])
-        # Only pre-LN leaves the stream un-normalized at the top, so only it needs a final LayerNorm
-        # (Xiong et al. 2020; GPT-2's ln_f). ReZero and no-norm have none by design.
-        self.ln_f: nn.Module = LayerNorm(cfg.n_embd) if cfg.norm == "pre-ln" else nn.Identity()
+        self.blocks = nn.ModuleList([BLOCKS[cfg.norm](cfg, layer=l + 1) for l in range(cfg.n_layer)])
+        # Only pre-LN (with or without LayerNorm Scaling) leaves the stream un-normalized at the top, so only it
+        # needs a final LayerNorm (Xiong et al. 2020; GPT-2's ln_f). ReZero and no-norm have none by design.
+        self.ln_f: nn.Module = LayerNorm(cfg.n_embd) if cfg.norm in ("pre-ln", "pre-ln-scaled") else nn.Identity()
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size)
         self.init_weights()
 

@@ -168,8 +168,16 @@ def code_fingerprint(*modules: str, root: Path | None = None, package: str | Non
 
 # --------------------------------------------------------------------------- keys and the cache itself
 
+def _module_name(module: str) -> str:
+    # `python -m book.x` runs book/x.py as __main__: key its results as book.x, like an import would.
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        return spec.name if spec is not None else module
+    return module
+
+
 def _spec_module(spec) -> str:
-    module = type(spec).__module__
+    module = _module_name(type(spec).__module__)
     if not module.startswith(PACKAGE + "."):
         raise TypeError(f"a cached result's spec must be a dataclass defined in the {PACKAGE} package; "
                         f"got {type(spec).__qualname__} from {module}.")
@@ -196,7 +204,7 @@ def result_path(kind: str, spec, suffix: str = ".json") -> Path:
 def _check_compute_is_covered(spec, compute: Callable) -> None:
     # The key covers the spec's module and its imports; the code that computes the result must be among them,
     # or an edit to that code would serve a stale result.
-    module = getattr(compute, "__module__", None) or ""
+    module = _module_name(getattr(compute, "__module__", None) or "")
     if module.startswith(PACKAGE + ".") and module not in module_dependencies(_spec_module(spec)):
         raise RuntimeError(f"{module} computes a result for {type(spec).__qualname__}, but "
                            f"{type(spec).__module__} does not import it: define the spec beside its computation.")

@@ -37,7 +37,7 @@ from .training import single_thread
 __all__ = [
     "InitProbe", "probe_at_init", "TrainSpec", "SequenceRun", "run_training", "check_train_spec",
     "warmup_comparison", "lr_sweep", "deep_comparison", "unevenness", "trained_transformer",
-    "record_sweep", "recorded_sweep", "stable_range", "RECORDED_SWEEP", "PREFIX_STEPS",
+    "record_sweep", "recorded_sweep", "recording_problems", "stable_range", "RECORDED_SWEEP", "PREFIX_STEPS",
     "LENS_NORMS", "ADDITIVE_NORMS", "lens_run", "LensSpec", "logit_lens", "first_readable_block",
     "AMPLIFICATION_NORMS", "AMPLIFICATION_LR", "Amplification", "amplification",
     "SEEDS", "PROBE_DEPTHS", "CLAIM_DEPTH", "CHAPTER_LR", "CHAPTER_WARMUP", "CHAPTER_STEPS",
@@ -367,6 +367,39 @@ def recorded_sweep(path: Path = RECORDED_SWEEP) -> dict:
         runs[(r["norm"], r["lr"], r["seed"])] = SequenceRun(train_loss=r["train_loss_prefix"], eval_loss=loss,
                                                             diverged=r["diverged"])
     return {"provenance": record["provenance"], "runs": runs}
+
+
+def recording_problems(record: dict, cases: int = 4, tolerance: float = 2e-3) -> list[str]:
+    """Re-run the first :data:`PREFIX_STEPS` steps of ``cases`` recorded runs; describe every mismatch.
+
+    ``record`` is the recorded file's JSON. The runs re-run are the first ``cases`` of the file's order
+    (one per placement at the first seed and learning rate, then on). Float trajectories differ slightly
+    between CPUs, so losses must agree to a relative ``tolerance``, not bit for bit.
+    """
+    problems = []
+    provenance = record.get("provenance", {})
+    for field_name in ("command", "commit", "date", "torch", "machine", "wall_seconds", "spec"):
+        if field_name not in provenance:
+            problems.append(f"the provenance lacks {field_name!r}")
+    import json
+
+    if provenance.get("spec") != json.loads(json.dumps(asdict(TrainSpec()))):
+        problems.append("the recording's settings are not the chapter's (TrainSpec changed): record it again")
+    by_norm = {}
+    for r in record.get("runs", []):
+        by_norm.setdefault(r["norm"], r)
+    for r in list(by_norm.values())[:cases]:
+        spec = TrainSpec(norm=r["norm"], lr=r["lr"], seed=r["seed"], steps=PREFIX_STEPS)
+        run = run_training(spec, progress=False, disk=False)
+        recorded = r["train_loss_prefix"]
+        if len(run.train_loss) != min(r["steps_run"], PREFIX_STEPS):
+            problems.append(f"{spec.label}, seed {r['seed']}: {len(run.train_loss)} of the first {PREFIX_STEPS} "
+                            f"steps ran now, {min(r['steps_run'], PREFIX_STEPS)} were recorded")
+        for step, (now, then) in enumerate(zip(run.train_loss, recorded)):
+            if abs(now - then) > tolerance * max(abs(then), 1e-12):
+                problems.append(f"{spec.label}, seed {r['seed']}: step {step + 1} loss {now:.6g} now, {then:.6g} recorded")
+                break
+    return problems
 
 
 def stable_range(runs: dict, norm: str, seeds=SEEDS, lrs=SWEEP_LRS) -> list[float]:

@@ -4,7 +4,8 @@
 initialization live (one forward and backward pass) whenever the depth or the
 placement changes; its *Train* button trains the chosen setting on the sort
 task with a progress bar (results are cached, so revisiting is instant) and
-draws the loss curve — or says that the run diverged.
+draws the loss curve next to the *logit lens* of the trained model (how readable the
+correct next number is in the stream after every block) — or says that the run diverged.
 
 Runs on ipywidgets 7.7.1 and 8: only IntText, IntSlider, Dropdown, Button,
 Output, HTML and HBox/VBox. Bad input is reported in ``.message``, never as a
@@ -16,7 +17,8 @@ from __future__ import annotations
 from .errors import ConfigError, check_whole_number
 from .nets.transformer import NORM_PLACEMENTS
 from .widgets import show_message
-from .ch6_residual_stream import CHAPTER_LR, CHAPTER_STEPS, InitProbe, TrainSpec, probe_at_init, run_training
+from .ch6_residual_stream import (CHAPTER_LR, CHAPTER_STEPS, InitProbe, LensSpec, TrainSpec, logit_lens, probe_at_init,
+                                  run_training)
 
 __all__ = ["ResidualStreamExplorer", "bench_cases", "MAX_PROBE_DEPTH", "MAX_TRAIN_DEPTH", "LEARNING_RATES"]
 
@@ -29,8 +31,9 @@ PROBE_BATCH = 8         # sequences in the widget's probe batch: enough for the 
 def _plot_colors():
     from .plots import PALETTE
 
-    return {"post-ln": PALETTE["vermillion"], "pre-ln": PALETTE["blue"], "deepnorm": PALETTE["green"],
-            "rezero": PALETTE["orange"], "none": PALETTE["purple"], "no-residual": PALETTE["black"]}
+    return {"post-ln": PALETTE["vermillion"], "pre-ln": PALETTE["blue"], "pre-ln-scaled": PALETTE["sky"],
+            "deepnorm": PALETTE["green"], "rezero": PALETTE["orange"], "none": PALETTE["purple"],
+            "no-residual": PALETTE["black"]}
 
 
 class ResidualStreamExplorer:
@@ -64,6 +67,7 @@ class ResidualStreamExplorer:
                               self.message, self.output, self.train_output])
         self.last_probe: dict | None = None  # what the plot shows now (None: nothing drawn)
         self.last_run = None                  # the last run trained or fetched by Train
+        self.last_lens: dict | None = None    # the logit lens of that run's trained model
         self.curve_drawn = False              # whether that run's loss curve is drawn (never for a diverged run)
         self._quiet = False  # True while set() changes several controls at once
         for control in (self.depth, self.norm):
@@ -167,17 +171,30 @@ class ResidualStreamExplorer:
             if run.diverged:
                 self._say(f"{spec.label}: {run.message}")
                 return run
-            fig, ax = plt.subplots(figsize=(6, 3))
-            ax.plot(range(1, len(run.train_loss) + 1), run.train_loss, color=_plot_colors()[spec.norm], lw=1)
-            ax.axhline(_chance_loss(), color="grey", ls=":", lw=1, label="chance")
-            ax.set(xlabel="Adam step", ylabel="training loss (nats)", title=f"{spec.label}: held-out loss "
-                   f"{run.eval_loss:.3f}")
-            ax.legend()
-            fig.tight_layout()
+            self.last_lens = logit_lens(LensSpec(train=spec), progress=False)
+            fig = draw_run(spec, run, self.last_lens)
             display(fig)
             plt.close(fig)
             self.curve_drawn = True
         return run
+
+
+def draw_run(spec: TrainSpec, run, lens: dict):
+    """Loss curve (left) and logit lens (right) of one trained run: the explorer's view after *Train*."""
+    import matplotlib.pyplot as plt
+
+    colour = _plot_colors()[spec.norm]
+    fig, (ax, ax_lens) = plt.subplots(1, 2, figsize=(8.5, 3))
+    ax.plot(range(1, len(run.train_loss) + 1), run.train_loss, color=colour, lw=1)
+    ax.axhline(_chance_loss(), color="grey", ls=":", lw=1, label="chance")
+    ax.set(xlabel="Adam step", ylabel="training loss (nats)", title=f"{spec.label}\nheld-out loss {run.eval_loss:.3f}")
+    ax.legend()
+    blocks = range(len(lens["accuracy"]))
+    ax_lens.plot(blocks, lens["accuracy"], color=colour, marker="o")
+    ax_lens.set(xlabel="stream after block (0 = embedding)", ylabel="correct next number is the top guess",
+                ylim=(0, 1), xticks=list(blocks), title="logit lens: readability per block")
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.84, wspace=0.3)
+    return fig
 
 
 def _chance_loss() -> float:
@@ -195,6 +212,10 @@ def bench_cases() -> list[tuple[str, callable]]:
             explorer.set(depth=depth, norm=norm)  # one redraw
         return case
 
-    return [("ch6 init probe, post-ln depth 6", update(6, "post-ln")),
+    lens_explorer = ResidualStreamExplorer(depth=6, norm="pre-ln")
+    lens_explorer.train()  # trains (or loads) once; each timed case redraws the curve and the lens from the cache
+
+    return [("ch6 lens view after Train, pre-ln depth 6 (cached run)", lens_explorer.train),
+            ("ch6 init probe, post-ln depth 6", update(6, "post-ln")),
             ("ch6 init probe, pre-ln depth 100", update(100, "pre-ln")),
             ("ch6 init probe, deepnorm depth 100", update(100, "deepnorm"))]

@@ -113,3 +113,136 @@ def test_deepnorm_and_rezero_blocks_write_little_at_init(seed):
     deepnorm = sum(probe("deepnorm", DEEP_LAYERS, seed)["write_ratio"]) / DEEP_LAYERS
     assert deepnorm < 0.5 * post
     assert probe("rezero", DEEP_LAYERS, seed)["write_ratio"] == [0.0] * DEEP_LAYERS
+
+
+# --------------------------------------------------------------------------- reading the stream of the trained models
+
+from book.ch6_residual_stream import (ADDITIVE_NORMS, LENS_NORMS, Amplification, LensSpec, amplification,  # noqa: E402
+                                      first_readable_block, lens_run, logit_lens)
+
+CHEAP_SEEDS = (0, 1, 2, 3, 4)  # at-initialization measurements take milliseconds: five seeds
+
+
+def lens(norm: str, seed: int) -> dict:
+    return logit_lens(LensSpec(train=lens_run(norm, seed)), progress=False)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("norm", LENS_NORMS)
+def test_the_answer_becomes_readable_through_the_blocks(norm, seed):
+    acc = lens(norm, seed)["accuracy"]
+    assert acc[0] < 0.35                      # the embeddings alone: little better than guessing the sorted number
+    assert acc[-1] > 0.75                     # the top of the stack: the trained model's own answer
+    assert acc[len(acc) // 2] > acc[0] + 0.1  # half-way up, already much more readable than at the bottom
+    assert first_readable_block(acc) >= 2     # no single block does it all
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pre_ln_deep_blocks_are_nearly_removable_post_ln_blocks_are_not(seed):
+    """The curse of depth at small scale: removing a late pre-LN block costs little; a late post-LN block costs more."""
+    pre, post = lens("pre-ln", seed)["ablation"], lens("post-ln", seed)["ablation"]
+    half = len(pre) // 2
+    late_pre, late_post = sum(pre[half:]) / half, sum(post[half:]) / half
+    assert late_pre < 0.05 * pre[0]           # the first block's write is essential, the late ones are not
+    assert max(pre) == pre[0]
+    assert late_post > 2.5 * late_pre
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("norm", [n for n in LENS_NORMS if n in ADDITIVE_NORMS])
+def test_direct_logit_attributions_add_up_to_the_margin(norm, seed):
+    """The stream is a sum: the embedding's and every block's contributions add up to the correct token's margin."""
+    out = lens(norm, seed)
+    # the head's bias and (for pre-LN) the final LayerNorm's β add a small constant on top of the writes
+    assert abs(sum(out["attribution"]) - out["margin"]) < 0.15 * out["margin"]
+    assert all(a > 0 for a in out["attribution"][1:])  # every block's write pushes towards the right answer
+
+
+@pytest.mark.parametrize("seed", CHEAP_SEEDS)
+def test_post_ln_amplifies_an_update_most_and_deepnorm_bounds_it(seed):
+    def change(norm, depth):
+        return amplification(Amplification(norm=norm, n_layer=depth, seed=seed))["output_change"]
+
+    deepest, shallowest = max(PROBE_DEPTHS), min(PROBE_DEPTHS)
+    assert change("post-ln", deepest) > 2.5 * change("pre-ln", deepest)
+    assert change("post-ln", deepest) > 4 * change("post-ln", shallowest)   # post-LN's amplification grows with depth
+    post_growth = change("post-ln", deepest) / change("post-ln", shallowest)
+    pre_growth = change("pre-ln", deepest) / change("pre-ln", shallowest)
+    assert post_growth > 1.5 * pre_growth                                    # ... faster than pre-LN's
+    for depth in PROBE_DEPTHS:
+        assert change("deepnorm", depth) < 0.35 * change("post-ln", depth)  # DeepNorm's constants hold it down
+
+
+@pytest.mark.parametrize("seed", CHEAP_SEEDS)
+def test_without_shortcuts_the_tokens_collapse_to_one_vector(seed):
+    spread = {norm: probe(norm, DEEPEST, seed)["token_spread"]
+              for norm in ("no-residual", "post-ln", "pre-ln", "deepnorm", "rezero")}
+    assert spread["no-residual"][12] < 0.05 * spread["no-residual"][0]
+    assert spread["no-residual"][-1] < 1e-3
+    for norm in ("pre-ln", "deepnorm", "rezero"):                             # an unnormalized identity path keeps them apart
+        assert spread[norm][-1] > 0.4 * spread[norm][0]
+    assert spread["post-ln"][-1] < 0.1 * spread["post-ln"][0]                 # post-LN's normalized shortcut does not
+    assert spread["post-ln"][6] > spread["no-residual"][6]                    # ... but it collapses more slowly
+
+
+@pytest.mark.parametrize("seed", CHEAP_SEEDS)
+def test_layernorm_scaling_slows_the_stream_growth(seed):
+    pre, scaled = probe("pre-ln", DEEPEST, seed)["stream_rms"], probe("pre-ln-scaled", DEEPEST, seed)["stream_rms"]
+    assert scaled[-1] / scaled[0] < 0.6 * (pre[-1] / pre[0])
+    assert scaled[-1] > scaled[0]                                             # slowed, not stopped
+    # at initialization the scaling damps the deep branches even more than the stream
+    assert probe("pre-ln-scaled", DEEPEST, seed)["write_ratio"][-1] < 0.7 * probe("pre-ln", DEEPEST, seed)["write_ratio"][-1]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pre_ln_ends_lower_than_post_ln_with_warmup_at_equal_steps(seed):
+    """The chapter's honest side of the trade-off: at this scale post-LN does not end better when it trains."""
+    runs = warmup_comparison(seed=seed, progress=False)
+    assert runs["pre-ln, no warm-up"].eval_loss < runs["post-ln, warm-up"].eval_loss
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_layernorm_scaling_does_not_lift_the_curse_at_six_blocks(seed):
+    scaled = lens("pre-ln-scaled", seed)["ablation"]
+    half = len(scaled) // 2
+    assert sum(scaled[half:]) / half < 0.05 * scaled[0]
+
+
+# --------------------------------------------------------------------------- the recorded learning-rate sweep
+
+import json  # noqa: E402
+
+from book.ch6_residual_stream import (CHAPTER_LR, RECORDED_SWEEP, SWEEP_LRS, SWEEP_NORMS,  # noqa: E402
+                                      recorded_sweep, recording_problems, stable_range)
+
+
+def test_the_recorded_sweep_still_matches_the_code():
+    record = json.loads(RECORDED_SWEEP.read_text())
+    assert record["provenance"]["norms"] == list(SWEEP_NORMS) and record["provenance"]["lrs"] == list(SWEEP_LRS)
+    assert record["provenance"]["seeds"] == list(SEEDS)
+    assert len(record["runs"]) == len(SWEEP_NORMS) * len(SWEEP_LRS) * len(SEEDS)
+    assert recording_problems(record) == []
+
+
+def test_the_prefix_check_catches_a_tampered_or_stale_recording():
+    record = json.loads(RECORDED_SWEEP.read_text())
+    tampered = json.loads(json.dumps(record))
+    tampered["runs"][0]["train_loss_prefix"][5] *= 1.01           # one hand-edited number
+    assert any("step 6" in p for p in recording_problems(tampered, cases=1))
+    stale = json.loads(json.dumps(record))
+    stale["provenance"]["spec"]["batch_size"] = 64                  # recorded with other settings
+    assert any("record it again" in p for p in recording_problems(stale, cases=0))
+    del stale["provenance"]["commit"]
+    assert any("'commit'" in p for p in recording_problems(stale, cases=0))
+
+
+def test_post_ln_has_the_narrowest_stable_range_and_rezero_the_widest():
+    runs = recorded_sweep()["runs"]
+    ranges = {norm: set(stable_range(runs, norm)) for norm in SWEEP_NORMS}
+    for norm in ("pre-ln", "deepnorm", "rezero"):
+        assert ranges["post-ln"] < ranges[norm]                      # a strict subset: post-LN fails where they train
+    assert max(ranges["rezero"]) > max(max(ranges[n]) for n in ("post-ln", "pre-ln", "deepnorm"))
+    for lr in SWEEP_LRS:
+        if lr >= CHAPTER_LR:                                         # post-LN without warm-up learns nothing there
+            assert all(runs[("post-ln", lr, s)].diverged or runs[("post-ln", lr, s)].eval_loss > 0.9 * TASK.chance_loss
+                       for s in SEEDS)

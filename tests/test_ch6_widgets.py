@@ -65,6 +65,8 @@ def test_train_on_click_draws_a_curve(monkeypatch):
     ex.train_button.click()
     assert ex.last_run is not None and not ex.last_run.diverged and len(ex.last_run.train_loss) == 20
     assert ex.curve_drawn and ex.message.value == ""
+    # the logit-lens view of the trained model: one readability value per stream position (embedding + 2 blocks)
+    assert len(ex.last_lens["accuracy"]) == 3 and all(0 <= a <= 1 for a in ex.last_lens["accuracy"])
 
 
 def test_a_diverged_run_is_reported_not_drawn(monkeypatch):

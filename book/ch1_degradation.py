@@ -9,17 +9,19 @@ claim tests train each setting once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
 from .cache import atomic_write, cached, forget, result_key, result_path
+from .records import RECORDED_DIR, missing_provenance, provenance, read_record, write_record
 from .data import load_mnist1d
 from .errors import check_whole_number
 from .nets.conv1d import ConvNet1d, ConvNetConfig, check_conv_config
 from .training import TrainConfig, TrainResult, train
 
-__all__ = ["DepthRun", "run_depth", "trained_model", "depth_sweep"]
+__all__ = ["DepthRun", "run_depth", "trained_model", "depth_sweep", "LONG_EPOCHS", "LONG_NETS", "LONG_SEEDS",
+           "RECORDED_LONG", "record_long", "recorded_long", "long_run_problems"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +106,83 @@ def depth_sweep(depths=(8, 20, 32, 56), residual=(False, True), seeds=(0,), prog
         (d, r, s): run_depth(DepthRun(depth=d, residual=r, seed=s, **overrides), progress=progress)
         for r in residual for d in depths for s in seeds
     }
+
+
+# --------------------------------------------------------------------------- "is it just slower?": the long runs
+
+LONG_EPOCHS = 40                      # four times the chapter's runs: long enough for the curves to flatten
+LONG_NETS = ((20, False), (56, False), (20, True), (56, True))   # (depth, residual)
+LONG_SEEDS = (0, 1, 2)
+PREFIX_EPOCHS = 2                     # epochs a test re-runs to check the recording
+RECORDED_LONG = RECORDED_DIR / "ch1_long_runs.json"
+
+
+def record_long(path=RECORDED_LONG, seeds=LONG_SEEDS, progress: bool = True) -> dict:
+    """Train plain-20/56 and ResNet-20/56 for :data:`LONG_EPOCHS` epochs and record their curves.
+
+    ``python -m book.ch1_degradation record-long`` (about a quarter of an hour on one core).
+    """
+    import time
+
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        for depth, residual in LONG_NETS:
+            spec = DepthRun(depth=depth, residual=residual, seed=seed, epochs=LONG_EPOCHS)
+            result = run_depth(spec, progress=progress)
+            runs.append({"depth": depth, "residual": residual, "seed": seed, **result.to_dict()})
+    about = provenance("python -m book.ch1_degradation record-long", time.perf_counter() - start,
+                       spec=asdict(DepthRun(epochs=LONG_EPOCHS)), nets=[list(n) for n in LONG_NETS],
+                       seeds=list(seeds))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_long(path=RECORDED_LONG) -> dict:
+    """The recorded long runs: ``{"provenance": {...}, "runs": {(depth, residual, seed): TrainResult}}``."""
+    record = read_record(path)
+    fields = set(TrainResult.__dataclass_fields__)
+    runs = {(r["depth"], r["residual"], r["seed"]): TrainResult.from_dict({k: v for k, v in r.items() if k in fields})
+            for r in record["runs"]}
+    return {"provenance": record["provenance"], "runs": runs}
+
+
+def long_run_problems(record: dict, cases: int = 2, tolerance: float = 0.02) -> list[str]:
+    """Re-run the first :data:`PREFIX_EPOCHS` epochs of ``cases`` recorded runs; describe every mismatch.
+
+    Training error is a count of mistakes: on another CPU a few sequences may flip, so errors must agree
+    within ``tolerance`` (absolute) and losses within a relative ``tolerance``.
+    """
+    import json
+
+    problems = missing_provenance(record)
+    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(asdict(DepthRun(epochs=LONG_EPOCHS)))):
+        problems.append("the recording's settings are not the chapter's (DepthRun changed): record it again")
+    for r in record.get("runs", [])[:cases]:
+        spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], epochs=LONG_EPOCHS)
+        data = load_mnist1d()
+        with torch.random.fork_rng():
+            torch.manual_seed(spec.seed)
+            model = ConvNet1d(spec.model_config())
+            now = train(model, data, spec.train_config(), seed=spec.seed, progress=False, stop_after=PREFIX_EPOCHS)
+        for epoch in range(PREFIX_EPOCHS):
+            then_error, now_error = r["train_error"][epoch], now.train_error[epoch]
+            then_loss, now_loss = r["train_loss"][epoch], now.train_loss[epoch]
+            if abs(now_error - then_error) > tolerance or abs(now_loss - then_loss) > tolerance * then_loss:
+                problems.append(f"{spec.label} seed {spec.seed}, epoch {epoch + 1}: training error {now_error:.4f} "
+                                f"and loss {now_loss:.4f} now, {then_error:.4f} and {then_loss:.4f} recorded")
+    return problems
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["record-long"]:
+        from .training import single_thread
+
+        with single_thread():
+            about = record_long()["provenance"]
+        print(f"wrote {RECORDED_LONG} in {about['wall_seconds']} s on {about['machine']}")
+    else:
+        print("usage: python -m book.ch1_degradation record-long")
+        sys.exit(2)

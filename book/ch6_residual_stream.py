@@ -31,6 +31,7 @@ from torch import nn
 from .cache import atomic_write, cached, forget, result_key, result_path
 from .errors import ConfigError, check_whole_number
 from .nets.transformer import Transformer, TransformerConfig, check_transformer_config
+from .records import RECORDED_DIR, missing_provenance, provenance, read_record, write_record
 from .sequence_task import SortTask, masked_cross_entropy
 from .training import single_thread
 
@@ -303,7 +304,7 @@ def lr_sweep(seed: int = 0, norms=SWEEP_NORMS, lrs=SWEEP_LRS, progress: bool = T
 
 # --------------------------------------------------------------------------- the recorded learning-rate sweep
 
-RECORDED_SWEEP = Path(__file__).resolve().parent / "recorded" / "ch6_lr_sweep.json"
+RECORDED_SWEEP = RECORDED_DIR / "ch6_lr_sweep.json"
 PREFIX_STEPS = 20                  # training steps a test re-runs to check the recording
 
 
@@ -312,55 +313,22 @@ def record_sweep(path: Path = RECORDED_SWEEP, seeds=SEEDS, progress: bool = True
 
     ``python -m book.ch6_residual_stream record-sweep``. About two seconds a run on one core.
     """
-    import datetime
-    import json
-    import platform
-    import subprocess
-
     start = time.perf_counter()
     runs = []
     for seed in seeds:
-        for run_spec, run in lr_sweep(seed=seed, progress=progress).items():
-            norm, lr = run_spec
+        for (norm, lr), run in lr_sweep(seed=seed, progress=progress).items():
             runs.append({"norm": norm, "lr": lr, "seed": seed, "eval_loss": None if run.diverged else run.eval_loss,
                          "diverged": run.diverged, "steps_run": len(run.train_loss),
                          "train_loss_prefix": run.train_loss[:PREFIX_STEPS]})
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    record = {
-        "provenance": {
-            "command": "python -m book.ch6_residual_stream record-sweep",
-            "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "torch": torch.__version__, "python": platform.python_version(), "machine": _cpu_name(),
-            "threads": torch.get_num_threads(), "wall_seconds": round(time.perf_counter() - start, 1),
-            "spec": asdict(TrainSpec()), "norms": list(SWEEP_NORMS), "lrs": list(SWEEP_LRS), "seeds": list(seeds),
-        },
-        "runs": runs,
-    }
-    atomic_write(path, json.dumps(record, indent=1) + "\n")
-    return record
-
-
-def _cpu_name() -> str:
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    about = provenance("python -m book.ch6_residual_stream record-sweep", time.perf_counter() - start,
+                       spec=asdict(TrainSpec()), norms=list(SWEEP_NORMS), lrs=list(SWEEP_LRS), seeds=list(seeds))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
 
 
 def recorded_sweep(path: Path = RECORDED_SWEEP) -> dict:
     """The recorded sweep: ``{"provenance": {...}, "runs": {(norm, lr, seed): SequenceRun}}`` (curves: prefix only)."""
-    import json
-
-    record = json.loads(Path(path).read_text())
+    record = read_record(path)
     runs = {}
     for r in record["runs"]:
         loss = float("nan") if r["eval_loss"] is None else r["eval_loss"]
@@ -376,14 +344,10 @@ def recording_problems(record: dict, cases: int = 4, tolerance: float = 2e-3) ->
     (one per placement at the first seed and learning rate, then on). Float trajectories differ slightly
     between CPUs, so losses must agree to a relative ``tolerance``, not bit for bit.
     """
-    problems = []
-    provenance = record.get("provenance", {})
-    for field_name in ("command", "commit", "date", "torch", "machine", "wall_seconds", "spec"):
-        if field_name not in provenance:
-            problems.append(f"the provenance lacks {field_name!r}")
     import json
 
-    if provenance.get("spec") != json.loads(json.dumps(asdict(TrainSpec()))):
+    problems = missing_provenance(record)
+    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(asdict(TrainSpec()))):
         problems.append("the recording's settings are not the chapter's (TrainSpec changed): record it again")
     by_norm = {}
     for r in record.get("runs", []):
@@ -571,8 +535,8 @@ if __name__ == "__main__":
 
     if sys.argv[1:] == ["record-sweep"]:
         with single_thread():
-            provenance = record_sweep()["provenance"]
-        print(f"wrote {RECORDED_SWEEP} in {provenance['wall_seconds']} s on {provenance['machine']}")
+            about = record_sweep()["provenance"]
+        print(f"wrote {RECORDED_SWEEP} in {about['wall_seconds']} s on {about['machine']}")
     else:
         print("usage: python -m book.ch6_residual_stream record-sweep")
         sys.exit(2)

@@ -112,6 +112,7 @@ def train(
     progress: bool = True,
     description: str = "training",
     on_epoch: Callable[[int, TrainResult], None] | None = None,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` (an :class:`book.data.MNIST1D`) with SGD.
 
@@ -128,6 +129,8 @@ def train(
         progress: show a tqdm progress bar (one tick per epoch).
         description: the progress bar's label.
         on_epoch: called after every epoch with ``(epoch, result_so_far)``.
+        stop_after: stop after this many epochs (the schedule stays that of ``config.epochs``): the
+            first epochs of a long run, to check a recorded run against the code.
     """
     from tqdm.auto import tqdm
 
@@ -143,6 +146,8 @@ def train(
     bar = tqdm(range(config.epochs), desc=description, disable=not progress, leave=False)
     model.train()
     for epoch in bar:
+        if stop_after is not None and epoch >= stop_after:
+            break
         for group in opt.param_groups:
             group["lr"] = config.lr_at(epoch)
         perm = torch.randperm(n, generator=gen)

@@ -2,8 +2,11 @@
 
 The first group of tests runs the page checker (``book.authoring.site_check``) on tiny crafted
 pages, so it is known to catch a JavaScript error, a broken image, untypeset TeX, a
-Colab button that opens a missing notebook, a dead link and a third-party script.
-The second group runs it on every page of the executed build (``built_site``).
+Colab button that opens a missing notebook, a dead link, a third-party script, and the
+accessibility violations its axe-core audit must report (low contrast, in light or only in
+dark mode, an image without alt text, an unlabelled control).
+The second group runs it on every page of the executed build (``built_site``), and audits
+every page against WCAG 2.1 AA in light and dark mode.
 
 Needs Debian's Chromium (``apt-get install chromium``). Without it these tests are
 skipped on a developer's machine and fail in CI (``CI=true``).
@@ -78,6 +81,25 @@ CRAFTED = {
                   "</head><body>text</body></html>",
     "index.html": '<html><head><meta http-equiv="Refresh" content="0; url=good.html" /></head></html>',
 }
+# Accessibility: one accessible page, and one page per violation the audit must report.
+_THEMED = ("<!DOCTYPE html><html lang=\"en\"><head><title>{title}</title>"
+           "<script>document.documentElement.dataset.theme = localStorage.getItem('theme') || 'light';</script>"
+           "<style>html[data-theme=dark] body {{ background: #111; color: {dark_text}; }}</style></head>"
+           "<body><main><h1>{title}</h1>{body}</main></body></html>")
+A11Y = {
+    "a11y/accessible.html": _THEMED.format(
+        title="Accessible", dark_text="#eee",
+        body='<p>Text.</p><img src="../pixel.gif" alt="a pixel">'
+             '<label for="depth">depth</label><input id="depth" type="range" min="0" max="10">'),
+    "a11y/low_contrast.html": _THEMED.format(
+        title="Low contrast", dark_text="#eee", body='<p style="color: #bbb">Pale grey on white.</p>'),
+    "a11y/dark_low_contrast.html": _THEMED.format(
+        title="Dark only", dark_text="#333", body="<p>Dark grey on near-black, in dark mode only.</p>"),
+    "a11y/no_alt.html": _THEMED.format(title="No alt", dark_text="#eee", body='<img src="../pixel.gif">'),
+    "a11y/unlabelled_slider.html": _THEMED.format(
+        title="No label", dark_text="#eee", body='<input type="range" min="0" max="10">'),
+}
+CRAFTED.update(A11Y)
 GIF = bytes.fromhex("47494638396101000100800000ffffff00000021f90401000000002c00000000010001000002024401003b")
 
 
@@ -174,6 +196,39 @@ def test_checker_sees_why_widgets_setup_is_needed(crafted_site):
     assert "Cannot read properties of undefined (reading 'Queue')" in problems
 
 
+def _audit(site, page, dark=False) -> str:
+    return " | ".join(site.check_page(page, dark=dark, screenshot=False, audit=True).problems)
+
+
+def test_audit_passes_an_accessible_page_in_light_and_dark_mode(crafted_site):
+    for dark in (False, True):
+        report = crafted_site.check_page("a11y/accessible.html", dark=dark, screenshot=False, audit=True)
+        assert report.problems == [] and report.facts["axe"] == []
+
+
+@pytest.mark.parametrize("page, dark, expected", [
+    ("a11y/low_contrast.html", False, "accessibility (serious) color-contrast"),
+    ("a11y/low_contrast.html", False, "insufficient color contrast of 1.9"),
+    ("a11y/dark_low_contrast.html", True, "accessibility (serious) color-contrast"),
+    ("a11y/no_alt.html", False, "accessibility (critical) image-alt"),
+    ("a11y/unlabelled_slider.html", False, "accessibility (critical) label"),
+])
+def test_audit_reports_the_violation(crafted_site, page, dark, expected):
+    assert expected in _audit(crafted_site, page, dark)
+
+
+def test_audit_of_dark_mode_sees_what_light_mode_hides(crafted_site):
+    assert _audit(crafted_site, "a11y/dark_low_contrast.html", dark=False) == ""
+    assert "color-contrast" in _audit(crafted_site, "a11y/dark_low_contrast.html", dark=True)
+
+
+def test_audit_runs_offline_from_the_installed_axe_core():
+    import axe_playwright_python
+
+    axe = Path(axe_playwright_python.__file__).parent / "axe.min.js"
+    assert axe.is_file() and axe.read_text()[:40].startswith("/*! axe v4.")
+
+
 def test_checker_accepts_a_colab_button_whose_notebook_exists(crafted_site):
     assert _problems(crafted_site, "chapters/nb_present.html") == ""
 
@@ -264,6 +319,28 @@ def test_every_page_works_offline_in_a_browser(book_site):
     for report in reports:
         if report.page in notebook_pages:
             assert report.facts["colab"], f"{report.page}: no Colab button"
+
+
+def test_every_page_passes_the_accessibility_audit_in_light_and_dark_mode(book_site):
+    """axe-core, WCAG 2.1 A and AA: no serious or critical violation on any page, in either mode.
+
+    Every violation (moderate and minor ones too) is written to test-artifacts/accessibility.json.
+    """
+    import json
+
+    pages = site_pages(book_site.html_root)
+    counts, bad = {}, []
+    for page in pages:
+        for mode in ("light", "dark"):
+            report = book_site.check_page(page, dark=mode == "dark", screenshot=False, audit=True)
+            violations = report.facts.get("axe", [])
+            counts[f"{page} ({mode})"] = {v["id"]: [v["impact"], len(v["nodes"])] for v in violations}
+            failing = [p for p in report.problems if p.startswith("accessibility")]
+            if failing:
+                bad.append(f"{page} ({mode}): " + "; ".join(failing))
+    SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS.parent / "accessibility.json").write_text(json.dumps(counts, indent=1, sort_keys=True))
+    assert not bad, "\n".join(bad)
 
 
 def test_next_link_from_intro_opens_chapter_one(book_site):

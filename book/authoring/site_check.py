@@ -6,6 +6,9 @@ what a reader would notice — JavaScript errors, images that did not load, TeX 
 MathJax did not typeset, widgets that did not render, links to pages that do not
 exist, a Colab button that opens the wrong notebook — and any request to a host
 other than the local server (such requests are blocked, so the check runs offline).
+With ``audit=True`` it also runs an axe-core accessibility audit of the page against
+WCAG 2.1 A and AA (axe-core ships inside the ``axe-playwright-python`` package, so
+this too runs offline) and reports every serious or critical violation.
 
 Nothing here runs on import; the browser is started only by :func:`open_site`.
 """
@@ -24,12 +27,15 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 __all__ = [
+    "AXE_FAILING_IMPACTS",
+    "AXE_RULE_TAGS",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "PageReport",
     "Site",
     "chromium_path",
     "external_loads",
+    "axe_problems",
     "launch_chromium",
     "open_site",
     "redirect_target",
@@ -47,6 +53,10 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # Generated pages with no content of their own; the search page needs no check of its own.
 SKIPPED_PAGES = {"search.html", "genindex.html", "py-modindex.html"}
 SKIPPED_FOLDERS = {"_static", "_sources", "_images", "reports", "_panels_static"}
+# The axe-core rules of WCAG 2.0 and 2.1, levels A and AA, plus axe's best practices (heading order,
+# landmarks); a page fails the audit on a violation of serious or critical impact.
+AXE_RULE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+AXE_FAILING_IMPACTS = ("serious", "critical")
 # TeX delimiters that must not survive typesetting in a page's prose.
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{")
 
@@ -139,6 +149,21 @@ def repeated_scripts(html: str) -> list[str]:
             repeated.append(script)
         seen.add(script)
     return repeated
+
+
+def axe_problems(violations: list[dict], impacts=AXE_FAILING_IMPACTS) -> list[str]:
+    """One line per axe-core violation of the given impacts: rule, impact, count and an example element."""
+    problems = []
+    for v in violations:
+        if v.get("impact") not in impacts:
+            continue
+        nodes = v.get("nodes", [])
+        example = nodes[0] if nodes else {}
+        target = " ".join(str(t) for t in example.get("target", []))[:120]
+        message = next((c["message"] for kind in ("any", "all", "none") for c in example.get(kind, [])), "")
+        problems.append(f"accessibility ({v['impact']}) {v['id']}: {v.get('help', '')}; {len(nodes)} "
+                        f"element(s), e.g. {target}: {message[:200]}")
+    return problems
 
 
 # --------------------------------------------------------------------------- server
@@ -276,8 +301,13 @@ class Site:
         target = self.html_root / path
         return target.is_file() or (target / "index.html").is_file()
 
-    def check_page(self, page: str, *, dark: bool = False, screenshot: bool = True) -> PageReport:
-        """Load ``page`` (relative to the site root) and collect every problem a reader would see."""
+    def check_page(self, page: str, *, dark: bool = False, screenshot: bool = True,
+                   audit: bool = False) -> PageReport:
+        """Load ``page`` (relative to the site root) and collect every problem a reader would see.
+
+        ``audit=True`` adds an axe-core audit (WCAG 2.1 AA) of the rendered page: every violation goes
+        to ``report.facts["axe"]``, and the serious and critical ones to ``report.problems``.
+        """
         report = PageReport(page)
         raw = (self.html_root / page).read_text(errors="replace")
         target = redirect_target(raw)
@@ -310,6 +340,8 @@ class Site:
             page_obj.goto(self.url(page), wait_until="load", timeout=30000)
             facts = page_obj.evaluate(_PAGE_PROBE)
             report.facts = facts
+            if audit:
+                facts["axe"] = _run_axe(page_obj)
             if screenshot and self.screenshot_dir is not None:
                 name = page.replace("/", "__").replace(".html", "") + ("-dark" if dark else "") + ".png"
                 self.screenshot_dir.mkdir(parents=True, exist_ok=True)
@@ -350,6 +382,8 @@ class Site:
         report.problems += self._colab_problems(page, facts["colab"])
         if dark and facts["theme"] != "dark":
             report.problems.append(f"dark mode not applied (data-theme={facts['theme']!r})")
+        if audit:
+            report.problems += axe_problems(facts["axe"])
         return report
 
     def _colab_problems(self, page: str, hrefs: list[str]) -> list[str]:
@@ -381,6 +415,14 @@ class Site:
             return page_obj.url[len(self.base_url):].split("#")[0]
         finally:
             page_obj.close()
+
+
+def _run_axe(page_obj) -> list[dict]:
+    """Run axe-core (the copy inside ``axe-playwright-python``) on a loaded page; its violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    options = {"runOnly": {"type": "tag", "values": AXE_RULE_TAGS}, "resultTypes": ["violations"]}
+    return Axe().run(page_obj, options=options).response["violations"]
 
 
 @contextlib.contextmanager

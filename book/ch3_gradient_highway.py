@@ -7,6 +7,7 @@ and the claim tests that ask for the same setting compute it once.
 
 - :class:`GradFlow`      per-layer gradient norm and activation std at initialization
 - :class:`Shatter`       correlation of input gradients at neighbouring inputs (Balduzzi et al. 2017)
+- :class:`BNGradFlow`    per-block gradients of Chapter 1's batch-normalized conv nets, at init and trained
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import cached
+from .ch1_degradation import DepthRun, trained_model
 from .data import load_mnist1d
 from .errors import check_choice, check_whole_number
 from .nets.mlp import RESIDUAL_INITS, MLPConfig, MLPStack, check_mlp_config
@@ -26,10 +28,11 @@ from .probes import LayerStats, input_gradients, probe, stack_points
 from .training import single_thread
 
 __all__ = [
+    "BNGradFlow", "bn_gradient_flow", "BN_NETS", "explosion_ratio",
     "MAX_DEPTH", "CH3_DEPTHS", "CLAIM_DEPTH", "CLAIM_SEEDS", "ACTIVATION_STD_INITS", "FORWARD_DEPTH",
     "FORWARD_VARIANTS", "SHATTER_CLAIM_DEPTH",
     "GradFlow", "gradient_flow", "first_to_last_ratio", "INIT_ZOO", "init_zoo_spec",
-    "Shatter", "shattered_correlation", "SHATTER_VARIANTS", "SHATTER_DEPTHS",
+    "Shatter", "shattered_correlation", "SHATTER_VARIANTS", "SHATTER_DEPTHS", "SHATTER_SEEDS",
 ]
 
 MAX_DEPTH = 200                       # deepest stack the chapter and its widget probe
@@ -133,6 +136,7 @@ FORWARD_VARIANTS: dict[str, dict] = {
 
 SHATTER_DEPTHS = (1, 2, 5, 10, 20, 50, 100, 200)
 SHATTER_CLAIM_DEPTH = 50
+SHATTER_SEEDS = (0, 1, 2, 3, 4)     # one network per seed is noisy: the chapter averages five
 # name -> MLPConfig overrides. All use He (Kaiming) weights, like Balduzzi et al.
 SHATTER_VARIANTS: dict[str, dict] = {
     "plain": dict(residual=False, init="kaiming"),
@@ -185,3 +189,62 @@ def shattered_correlation(spec: Shatter) -> dict:
             return _shatter(spec)
 
     return cached("shatter", spec, compute)
+
+
+# --------------------------------------------------------------------------- Chapter 1's own nets: batch norm, He init
+
+BN_NETS = ((20, False), (56, False), (20, True), (56, True))   # (depth, residual): Chapter 1's comparison
+
+
+@dataclass(frozen=True)
+class BNGradFlow:
+    """Per-block gradient norms of one of Chapter 1's conv nets (batch norm, He init), on a training batch.
+
+    ``trained=False`` probes the net at initialization; ``trained=True`` probes the net Chapter 1 trained
+    (:func:`book.ch1_degradation.trained_model`, same seed). Batch norm uses the batch's statistics, as in
+    training.
+    """
+
+    depth: int = 56
+    residual: bool = False
+    seed: int = 0
+    trained: bool = False
+    batch_size: int = 128             # the first training sequences, as in Chapter 1's mini-batches
+
+    def run(self) -> DepthRun:
+        return DepthRun(depth=self.depth, residual=self.residual, seed=self.seed)
+
+
+def _bn_gradient_flow(spec: BNGradFlow, progress: bool) -> dict:
+    import copy
+
+    from .nets.conv1d import ConvNet1d
+
+    data = load_mnist1d()
+    x, y = data.x_train[: spec.batch_size], data.y_train[: spec.batch_size]
+    if spec.trained:
+        model = copy.deepcopy(trained_model(spec.run(), progress=progress))  # a copy: train mode updates BN buffers
+    else:
+        with torch.random.fork_rng():
+            torch.manual_seed(spec.seed)  # the same initial weights as Chapter 1's run of this seed
+            model = ConvNet1d(spec.run().model_config())
+    model.train()
+    return probe(model, stack_points(model), x, lambda out: F.cross_entropy(out, y)).to_dict()
+
+
+def bn_gradient_flow(spec: BNGradFlow, progress: bool = True) -> LayerStats:
+    """Probe ``spec`` (cached): entry 0 is the stem, entry l the output of block l."""
+    from .nets.conv1d import check_conv_config
+
+    check_conv_config(spec.run().model_config())
+
+    def compute():
+        with single_thread():
+            return _bn_gradient_flow(spec, progress)
+
+    return LayerStats.from_dict(cached("bn-gradflow", spec, compute))
+
+
+def explosion_ratio(stats: LayerStats) -> float:
+    """‖∂L/∂h‖ after the first block over ‖∂L/∂h‖ after the last: ≫ 1 means the gradient grows toward the input."""
+    return stats.grad_norm[1] / stats.grad_norm[-1]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from book.ch3_gradient_highway import (ACTIVATION_STD_INITS, CH3_DEPTHS, CLAIM_DEPTH, CLAIM_SEEDS, FORWARD_DEPTH,
-                           FORWARD_VARIANTS, INIT_ZOO, SHATTER_CLAIM_DEPTH, GradFlow, Shatter, first_to_last_ratio,
+                           FORWARD_VARIANTS, INIT_ZOO, SHATTER_CLAIM_DEPTH, SHATTER_SEEDS, GradFlow, Shatter, first_to_last_ratio,
                            gradient_flow, init_zoo_spec, shattered_correlation)
 from book.nets.mlp import MLPStack
 
@@ -93,21 +93,55 @@ def test_forward_variance_exponential_without_norm_tamed_by_bn_and_scaling(seed)
     assert scaled < 3
 
 
-@pytest.mark.parametrize("seed", CLAIM_SEEDS)
-def test_shattered_gradients_plain_decays_faster_than_scaled_residual(seed):
+@pytest.mark.parametrize("seeds", [(0, 1, 2, 3, 4), (5, 6, 7, 8, 9)])
+def test_shattered_gradients_plain_decays_faster_than_scaled_residual_on_average(seeds):
+    """One network per seed is a noisy sample (plain at depth 50 ranges 0.29 to 0.98 over ten seeds), so the claim
+    is about the average over five networks, checked on the chapter's five seeds and on five others."""
     def corr(variant, depth):
-        return shattered_correlation(Shatter(depth=depth, variant=variant, seed=seed))["correlation"]
+        return np.mean([shattered_correlation(Shatter(depth=depth, variant=variant, seed=s))["correlation"]
+                        for s in seeds])
 
     plain_drop = corr("plain", 1) - corr("plain", SHATTER_CLAIM_DEPTH)
     residual_drop = corr("residual, 1/√L", 1) - corr("residual, 1/√L", SHATTER_CLAIM_DEPTH)
-    # per seed the correlation is noisy (seed 0 keeps 0.73 at depth 50, seed 1 only 0.29): a margin of 0.1
-    assert plain_drop > residual_drop + 0.1
-    assert corr("plain", SHATTER_CLAIM_DEPTH) < corr("residual, 1/√L", SHATTER_CLAIM_DEPTH) - 0.1
+    assert plain_drop > residual_drop + 0.15
+    assert corr("plain", SHATTER_CLAIM_DEPTH) < corr("residual, 1/√L", SHATTER_CLAIM_DEPTH) - 0.15
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_every_scaled_residual_network_keeps_its_gradients_smooth(seed):
+    for depth in (SHATTER_CLAIM_DEPTH, 200):
+        assert shattered_correlation(Shatter(depth=depth, variant="residual, 1/√L", seed=seed))["correlation"] > 0.85
 
 
 def test_unscaled_residual_lies_between_plain_and_scaled_on_average():
     def mean_corr(variant):
         return np.mean([shattered_correlation(Shatter(depth=SHATTER_CLAIM_DEPTH, variant=variant, seed=s))
-                        ["correlation"] for s in CLAIM_SEEDS])
+                        ["correlation"] for s in SHATTER_SEEDS])
 
     assert mean_corr("plain") < mean_corr("residual") < mean_corr("residual, 1/√L")
+
+
+# --------------------------------------------------------------------------- Chapter 1's nets: batch norm explodes
+
+from book.ch3_gradient_highway import BNGradFlow, bn_gradient_flow, explosion_ratio  # noqa: E402
+
+BN_SEEDS = (0, 1, 2, 3, 4)   # probes at initialization are cheap: five seeds
+
+
+@pytest.mark.parametrize("seed", BN_SEEDS)
+def test_plain56_with_batch_norm_explodes_at_init_and_resnet56_does_not(seed):
+    def ratio(depth, residual):
+        return explosion_ratio(bn_gradient_flow(BNGradFlow(depth=depth, residual=residual, seed=seed), progress=False))
+
+    assert ratio(56, False) > 1000          # measured 3.7e3 to 1.1e4
+    assert ratio(56, True) < 100            # measured 14 to 19
+    assert ratio(20, False) < 100           # the mild version: 14 to 22
+    assert ratio(56, False) > 50 * ratio(56, True)
+
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+def test_training_tames_the_explosion(seed):
+    init = explosion_ratio(bn_gradient_flow(BNGradFlow(depth=56, residual=False, seed=seed), progress=False))
+    trained = explosion_ratio(bn_gradient_flow(BNGradFlow(depth=56, residual=False, seed=seed, trained=True),
+                                               progress=False))
+    assert trained < init / 20

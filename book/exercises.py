@@ -60,7 +60,8 @@ class Feedback:
         return f"{self.task} — {mark}: {self.message}"
 
     def _repr_html_(self) -> str:
-        colour, mark = ("#1b7f3b", "✓ passed") if self.passed else ("#b3261e", "✗ not yet")
+        # 4.5:1 or more on white and on the light output panels of dark mode (WCAG 2.1 AA).
+        colour, mark = ("#13652d", "✓ passed") if self.passed else ("#9c1f18", "✗ not yet")
         return (f'<div style="border-left:4px solid {colour};padding:4px 10px;margin:4px 0">'
                 f'<b style="color:{colour}">{html.escape(self.task)} — {mark}</b><br>'
                 f'{html.escape(self.message)}</div>')

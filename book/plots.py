@@ -73,7 +73,7 @@ def figure_to_html(fig, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width:100%">'
 
 
-def scrubber(fig, draw_frame, n_frames: int, interval: int = 900):
+def scrubber(fig, draw_frame, n_frames: int, interval: int = 900, alt: str | None = None):
     """A kernel-free explorer for the static web book.
 
     Returns an ``IPython.display.HTML`` holding a matplotlib animation exported
@@ -85,6 +85,7 @@ def scrubber(fig, draw_frame, n_frames: int, interval: int = 900):
         draw_frame: ``draw_frame(i)`` redraws the figure for frame ``i``.
         n_frames: how many frames.
         interval: milliseconds between frames when playing.
+        alt: alt text of the frames; by default the figure's titles and axis labels.
     """
     import matplotlib.pyplot as plt
     from IPython.display import HTML
@@ -92,8 +93,31 @@ def scrubber(fig, draw_frame, n_frames: int, interval: int = 900):
 
     anim = FuncAnimation(fig, lambda i: draw_frame(i) or [], frames=n_frames, interval=interval, blit=False)
     html = _without_icon_font(anim.to_jshtml(default_mode="once"))
+    html = _accessible_player(html, alt or _describe(fig))
     plt.close(fig)
     return HTML(html)
+
+
+def _describe(fig) -> str:
+    """A figure's titles and axis labels, as alt text for its animation frames."""
+    parts = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) else []
+    for ax in fig.axes:
+        label = ", ".join(t for t in (ax.get_title(), ax.get_ylabel() and f"{ax.get_ylabel()} against "
+                                      f"{ax.get_xlabel() or 'x'}") if t)
+        if label:
+            parts.append(label)
+    return "Animation: " + ("; ".join(parts) or "a sweep") + ". Move the frame slider to step through it."
+
+
+def _accessible_player(html: str, alt: str) -> str:
+    """Alt text on the frame image and a name on the frame slider of a ``to_jshtml`` player."""
+    import html as html_lib
+    import re
+
+    alt = html_lib.escape(alt, quote=True)
+    html = re.sub(r'<img id="(_anim_img\w+)"', rf'<img id="\1" alt="{alt}"', html, count=1)
+    return re.sub(r'<input id="(_anim_slider\w+)" type="range"',
+                  rf'<input id="\1" type="range" aria-label="animation frame"', html, count=1)
 
 
 # matplotlib's player loads Font Awesome from a CDN for its button icons; the book works

@@ -20,15 +20,23 @@ from torch import nn
 
 from .cache import cached
 from .data import load_mnist1d
-from .errors import check_choice, check_whole_number
+from .errors import ConfigError, check_choice, check_whole_number
 from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, check_conv_config
 from .nets.mlp import MLPConfig, MLPStack
 from .training import TrainConfig, evaluate, single_thread, train
 
-__all__ = ["CLAIM_SEEDS", "MAX_DEPTH", "IdentityFit", "identity_fit", "InsertBlocks", "insert_blocks"]
+__all__ = ["CLAIM_SEEDS", "MAX_DEPTH", "IdentityFit", "identity_fit", "FIT_VARIANTS", "InsertBlocks", "insert_blocks"]
 
 CLAIM_SEEDS = (0, 1, 2)               # seeds of every claim (the chapter averages over them too)
 MAX_DEPTH = 200                       # deepest stack the identity-fitting experiment accepts
+
+# The stacks of experiment (a): name -> IdentityFit overrides
+FIT_VARIANTS: dict[str, dict] = {
+    "plain, PyTorch default init": dict(residual=False, init="default"),
+    "plain, orthogonal init": dict(residual=False, init="orthogonal"),
+    "residual, PyTorch default init": dict(residual=True, init="default"),
+    "residual, zero branches": dict(residual=True, init="zero_branch", identity_ends=True),
+}
 
 
 @dataclass(frozen=True)
@@ -37,15 +45,18 @@ class IdentityFit:
 
     Inputs are standard normal vectors of ``features`` numbers; the hidden layers
     are ``width`` wide (twice as wide, so that even a plain ReLU stack can carry
-    ``x`` exactly, as the pair ``relu(x), relu(-x)``). Both stacks use PyTorch's
-    default init, ReLU and no normalization, and Adam with the same steps and
-    learning rate. The error is the mean squared error divided by the
+    ``x`` exactly, as the pair ``relu(x), relu(-x)``). Both stacks use ReLU, no
+    normalization, the initialization ``init`` and Adam (no weight decay) with the
+    same steps and learning rate. The error is the mean squared error divided by the
     target's variance on held-out inputs (0 is perfect, 1 is "predict the mean").
     """
 
     depth: int = 20                   # hidden layers (plain) or residual blocks
     residual: bool = False
     target: str = "identity"          # identity | near_identity
+    init: str = "default"             # a book.nets.mlp init: "default" (PyTorch's), "kaiming", "orthogonal",
+                                      # or for residual stacks "zero_branch" (every branch starts at exactly 0)
+    identity_ends: bool = False       # input layer [I; 0] and head [I, 0]: with zero branches, y = x exactly at step 0
     epsilon: float = 0.1              # size of the change in near_identity
     features: int = 16                # input and output size
     width: int = 32                   # hidden width
@@ -62,6 +73,16 @@ def _target(spec: IdentityFit, x: torch.Tensor) -> torch.Tensor:
     return x + spec.epsilon * torch.sin(3 * x)
 
 
+@torch.no_grad()
+def _identity_ends(model: MLPStack, features: int) -> None:
+    """Input layer x ↦ (x, 0) and head (h, ·) ↦ h: the stack's ends pass the input straight through."""
+    for linear in (model.embed, model.head):
+        linear.weight.zero_()
+        linear.bias.zero_()
+    model.embed.weight[:features].copy_(torch.eye(features))
+    model.head.weight[:, :features].copy_(torch.eye(features))
+
+
 def _identity_fit(spec: IdentityFit, progress: bool) -> dict:
     from tqdm.auto import tqdm
 
@@ -71,7 +92,9 @@ def _identity_fit(spec: IdentityFit, progress: bool) -> dict:
     with torch.random.fork_rng():
         torch.manual_seed(spec.seed)
         model = MLPStack(MLPConfig(depth=spec.depth, width=spec.width, in_features=spec.features,
-                                   out_features=spec.features, residual=spec.residual, init="default"))
+                                   out_features=spec.features, residual=spec.residual, init=spec.init))
+        if spec.identity_ends:
+            _identity_ends(model, spec.features)
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
     variance = float(y_test.var())
 
@@ -96,6 +119,9 @@ def _identity_fit(spec: IdentityFit, progress: bool) -> dict:
 def identity_fit(spec: IdentityFit, progress: bool = True) -> dict:
     """``{"steps": [...], "error": [...]}``: relative held-out error through training (cached)."""
     check_choice("target", spec.target, ("identity", "near_identity"))
+    check_choice("init", spec.init, ("default", "kaiming", "orthogonal", "zero_branch"))
+    if spec.identity_ends and spec.width < spec.features:
+        raise ConfigError(f"identity ends need width ≥ features, got width {spec.width} and {spec.features} features.")
     check_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
     def compute():
         with single_thread():
@@ -145,9 +171,10 @@ def _zero_block(width: int) -> BasicBlock1d:
 
 
 @torch.no_grad()
-def _branch_ratios(model: ConvNet1d, x: torch.Tensor) -> list[float]:
-    """Mean over sequences of ‖F(h)‖ / ‖shortcut(h)‖ for every block, in eval mode."""
-    model.eval()
+def _branch_ratios(model: ConvNet1d, x: torch.Tensor, batch_statistics: bool = False) -> list[float]:
+    """Mean over sequences of ‖F(h)‖ / ‖shortcut(h)‖ for every block: in eval mode (running statistics), or with
+    ``batch_statistics`` in train mode (batch norm normalizes with the statistics of ``x``, as during training)."""
+    model.train(batch_statistics)
     h = model.stem(x)
     ratios = []
     for block in model.blocks:
@@ -162,7 +189,9 @@ def _insert_blocks(spec: InsertBlocks, progress: bool) -> dict:
     with torch.random.fork_rng():
         torch.manual_seed(spec.seed)
         model = ConvNet1d(ConvNetConfig(depth=spec.depth, residual=True, widths=spec.widths))
-        ratios_at_init = _branch_ratios(model, data.x_test)
+        # at initialization batch norm has no running statistics yet: measure as in training, with the
+        # batch's statistics, on a copy (a forward pass in train mode updates the running averages)
+        ratios_at_init = _branch_ratios(copy.deepcopy(model), data.x_test, batch_statistics=True)
         result = train(model, data, TrainConfig(epochs=spec.epochs, lr=spec.lr, warmup_epochs=1), seed=spec.seed,
                        progress=progress, description=f"ResNet-{spec.depth} (seed {spec.seed})")
         zero_grown = _grow(model, _zero_block)

@@ -421,7 +421,9 @@ def _run_axe(page_obj) -> list[dict]:
     """Run axe-core (the copy inside ``axe-playwright-python``) on a loaded page; its violations."""
     from axe_playwright_python.sync_playwright import Axe
 
-    options = {"runOnly": {"type": "tag", "values": AXE_RULE_TAGS}, "resultTypes": ["violations"]}
+    # No preload: axe would fetch every stylesheet again and resolve their @import against the page.
+    options = {"runOnly": {"type": "tag", "values": AXE_RULE_TAGS}, "resultTypes": ["violations"],
+               "preload": False}
     return Axe().run(page_obj, options=options).response["violations"]
 
 

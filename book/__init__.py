@@ -10,6 +10,7 @@ above it (``tests/test_layout.py`` enforces this):
 Foundations
     - :mod:`book.errors`        one ``ConfigError`` and the validation helpers that raise it
     - :mod:`book.cache`         the result cache, keyed by the code each result imports; atomic writes
+    - :mod:`book.records`       recorded runs: long results kept in the repository with their provenance
     - :mod:`book.data`          MNIST-1D, generated offline and cached
     - :mod:`book.sequence_task` the sort task of Chapter 6 and its masked loss
     - :mod:`book.training`      a fast in-memory training loop with a divergence guard

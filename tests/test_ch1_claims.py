@@ -35,3 +35,41 @@ def test_the_deeper_plain_net_is_not_overfitting(runs):
         r = runs[(56, False, s)]
         assert r.final_train_error > runs[(20, False, s)].final_train_error
         assert abs(r.final_test_error - r.final_train_error) < 0.1
+
+
+# --------------------------------------------------------------------------- "is it just slower?": the recorded long runs
+
+import json  # noqa: E402
+
+from book.ch1_degradation import (LONG_EPOCHS, LONG_NETS, LONG_SEEDS, RECORDED_LONG, long_run_problems,  # noqa: E402
+                                  recorded_long)
+
+
+def test_the_recorded_long_runs_still_match_the_code():
+    record = json.loads(RECORDED_LONG.read_text())
+    assert record["provenance"]["seeds"] == list(LONG_SEEDS)
+    assert [tuple(n) for n in record["provenance"]["nets"]] == list(LONG_NETS)
+    assert all(len(r["train_error"]) == LONG_EPOCHS for r in record["runs"])
+    assert long_run_problems(record) == []
+
+
+def test_the_prefix_check_catches_a_tampered_or_stale_long_run():
+    record = json.loads(RECORDED_LONG.read_text())
+    tampered = json.loads(json.dumps(record))
+    tampered["runs"][0]["train_error"][0] += 0.05                 # one hand-edited number
+    assert any("epoch 1" in p for p in long_run_problems(tampered, cases=1))
+    stale = json.loads(json.dumps(record))
+    stale["provenance"]["spec"]["width"] = 16
+    assert any("record it again" in p for p in long_run_problems(stale, cases=0))
+
+
+@pytest.mark.parametrize("seed", LONG_SEEDS)
+def test_plain56_is_not_just_slower(seed):
+    runs = recorded_long()["runs"]
+    plain20, plain56 = runs[(20, False, seed)], runs[(56, False, seed)]
+    res20, res56 = runs[(20, True, seed)], runs[(56, True, seed)]
+    assert plain56.final_train_error > plain20.final_train_error + 0.1     # four times the training: still worse
+    quarter = plain56.train_error[-LONG_EPOCHS // 4]
+    assert quarter - plain56.final_train_error < 0.05                         # and its curve has flattened
+    assert res56.final_train_error < plain20.final_train_error                # the residual nets end below both
+    assert res20.final_train_error < plain20.final_train_error

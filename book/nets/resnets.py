@@ -37,13 +37,17 @@ __all__ = [
     "BasicBlock", "Bottleneck", "PreActBasicBlock", "PlainBlock",
     "CifarResNetConfig", "CifarResNet", "ResNetConfig", "ResNet",
     "cifar_resnet", "cifar_plain", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "IMAGENET_LAYERS", "PAPER_TEST_ERROR", "count_parameters", "count_macs", "markdown_table",
+    "IMAGENET_LAYERS", "PAPER_TEST_ERROR", "PAPER_IMAGENET_TOP1", "PAPER_ILSVRC2015_TOP5", "count_parameters", "count_macs", "markdown_table",
 ]
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the 6n+2 ResNets (ResNet-110: the best of 5 runs).
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+# He et al. 2015, Table 2: ImageNet validation top-1 error (%, 10-crop testing) of the 18- and 34-layer nets.
+PAPER_IMAGENET_TOP1 = {"plain-18": 27.94, "plain-34": 28.54, "ResNet-18": 27.88, "ResNet-34": 25.03}
+# He et al. 2015, Table 5: the ILSVRC 2015 classification winner, an ensemble of ResNets (top-5 test error, %).
+PAPER_ILSVRC2015_TOP5 = 3.57
 
 
 # --------------------------------------------------------------------------- conv helpers

@@ -16,6 +16,7 @@ Foundations
     - :mod:`book.training`      a fast in-memory training loop with a divergence guard
     - :mod:`book.probes`        per-layer gradient and activation statistics via hooks
     - :mod:`book.plots`         an opt-in house style with fixed, colourblind-safe colours
+    - :mod:`book.diagrams`      block diagrams drawn from a description, one style for the whole course
     - :mod:`book.widgets`       the one widget helper: escaped messages (ipywidgets 7.7.1 and 8)
     - :mod:`book.colab`         the repository URL and the Colab install cell
 

@@ -44,6 +44,10 @@ Exercises and grading
     - :mod:`book.exercises`     the self-checks of the exercise notebooks; their sources and hidden tests
     - :mod:`book.grade`         ``python -m book.grade``: grade a folder of submitted notebooks
 
+Grading foundations (used by the grader; they import nothing from the course)
+    - :mod:`book.sandbox`          a bubblewrap sandbox with resource limits, one per submission
+    - :mod:`book.notebook_runner`  runs a notebook inside the sandbox and answers the grader's requests with plain data
+
 Authoring (:mod:`book.authoring`, build-only: no module above imports it)
     - :mod:`book.authoring.notebooks`      pairing sync of the chapters' ``.md`` and ``.ipynb``
     - :mod:`book.authoring.exercise_pages` exercise pages and student notebooks from their sources

@@ -1,20 +1,24 @@
 """Grade a folder of submitted exercise notebooks: ``python -m book.grade SUBMISSIONS --out OUT``.
 
-Each submission runs in a fresh kernel, in a scratch copy inside ``OUT/scratch/<name>/`` (its working
-directory), with a time limit per cell and per submission. Then, in the same kernel, the exercise's
-hidden tests run one by one (from the sources in ``exercises/source`` or ``--hidden-tests PATH``).
-The grader writes, all under ``OUT``:
+Each submission runs in its own sandbox (:mod:`book.sandbox`: bubblewrap, no network, a read-only system,
+nothing of the grader's or of other learners' files), in a fresh kernel, with a time limit per cell and per
+submission. When its cells have run, the grader draws a seed for each task and asks the kernel to call the
+learner's definitions on that seed's cases (:mod:`book.notebook_runner`); the kernel answers with plain data
+only. The sandbox is then killed, every process in it with it, and the grader judges the answers in its own
+process (:func:`book.exercises.judge`): no score, verdict or feedback text comes from where the learner's code
+ran. The hidden tests (``exercises/source`` or ``--hidden-tests PATH``) never enter the sandbox.
 
-- ``gradebook.csv``: one row per submission: status, points per task, total, details;
+The grader writes, all under ``OUT`` and only once every sandbox is gone:
+
+- ``gradebook.csv``: one row per submission: its original path, status, points per task, total, details;
+- ``collection.csv``: every file found in the submissions folder and what became of it;
 - ``feedback/<name>.md``: what each task's tests said, and what went wrong while running;
 - with ``--gradescope``: ``gradescope/<name>/results.json`` (and ``results.json`` when there is
   one submission, as Gradescope's autograder expects).
 
-One bad submission never stops the batch. A submission that cannot be read, loops forever, crashes its
-kernel, raises ``SystemExit``, prints without end or deletes cells gets its row, a status that says
-what happened, and zero points for what could not be checked. A kernel that dies is started again
-once without the cell that killed it, so tasks solved elsewhere in the notebook still count.
-Grading runs learners' code with the grader's permissions: it is not a sandbox (see ``instructors.md``).
+One bad submission never stops the batch. Without bubblewrap the grader refuses to run unless given
+``--unsafe-no-sandbox`` (see ``instructors.md``). ``python -m book.grade --gradescope-zip ZIP --exercise ex04``
+writes a Gradescope autograder.
 """
 
 from __future__ import annotations
@@ -22,24 +26,33 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import hashlib
 import json
 import os
+import queue
 import re
+import secrets
 import shutil
-import signal
 import sys
+import tempfile
 import threading
 import time
+import unicodedata
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import exercises
 from .exercises import SOURCE_DIR, hidden_tests, sources
+from .sandbox import HOW_TO_INSTALL, Limits, Sandbox, unavailable_reason
 
-__all__ = ["GradeConfig", "TaskResult", "SubmissionResult", "find_submissions", "grade_submission",
-           "grade_folder", "main"]
+__all__ = ["GradeConfig", "TaskResult", "SubmissionResult", "Submission", "find_submissions", "grade_submission",
+           "grade_folder", "write_gradescope_zip", "main"]
 
-STATUS_ORDER = ["invalid-notebook", "too-large", "no-notebook", "unknown-exercise", "timeout",
-                "kernel-crashed", "cell-timeout", "syntax-error", "cell-errors", "ok"]
+STATUS_ORDER = ["refused", "invalid-notebook", "too-large", "no-notebook", "unknown-exercise", "wrong-exercise",
+                "not-graded", "tampered", "timeout", "kernel-crashed", "cell-timeout", "syntax-error", "cell-errors", "ok"]
+NOTE_CHARS = 300          # a learner's message is cut to this length in a note
+MAX_REPLY_CHARS = 40_000_000
 
 
 @dataclass
@@ -56,6 +69,8 @@ class GradeConfig:
     max_notebook_bytes: int = 20_000_000       # larger files are not run
     gradescope: bool = False                   # also write Gradescope results.json files
     progress: bool = True                      # a tqdm progress bar over the batch
+    sandbox: bool = True                       # False only with --unsafe-no-sandbox
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -86,36 +101,116 @@ class SubmissionResult:
         return sum(t.max_points for t in self.tasks)
 
 
+@dataclass
+class Submission:
+    """One learner's hand-in: the notebook to grade (or none), where it came from, what was left aside."""
+
+    name: str
+    path: Path | None
+    original: str                               # path relative to the submissions folder
+    notes: list[str] = field(default_factory=list)
+    refused: str | None = None                  # why it is not graded at all (a symlink)
+
+
 # --------------------------------------------------------------------------- finding submissions and tests
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "submission"
+    """A file name from a learner's name: letters of any script kept (NFC), other characters as ``_``."""
+    name = unicodedata.normalize("NFC", name)
+    name = re.sub(r"[^\w.-]+", "_", name).strip("._-")
+    return name[:80] or "submission"
 
 
-def find_submissions(folder: Path) -> list[tuple[str, Path | None]]:
-    """``(name, notebook)`` pairs: each ``*.ipynb`` in ``folder``, and the first notebook inside each subfolder.
+def _ignored(path: Path) -> str | None:
+    """Why a file or folder in a submission is left aside, or ``None``."""
+    if path.name == "__MACOSX":
+        return "macOS archive metadata (__MACOSX)"
+    if path.name.startswith("._"):
+        return "macOS resource fork (._ file)"
+    if path.name == ".ipynb_checkpoints":
+        return "Jupyter's autosave checkpoints"
+    if path.name.startswith("."):
+        return "a hidden file"
+    return None
 
-    A subfolder without a notebook gives ``(name, None)``.
+
+def find_submissions(folder: Path, log: list[tuple[str, str]] | None = None) -> list[Submission]:
+    """Every submission in ``folder``; ``log`` receives ``(path, what became of it)`` for every file found.
+
+    A loose ``*.ipynb`` is one submission, named after its file; a subfolder is one submission, named after
+    the folder. When a subfolder holds several notebooks, the one modified last is graded (ties: the first by
+    path), and the row names the others. Symbolic links are never followed: a linked notebook gets the status
+    ``refused``. macOS metadata (``__MACOSX``, ``._*``), checkpoints and hidden files are left aside.
     """
-    found, seen = [], set()
+    folder = Path(folder)
+    log = log if log is not None else []
+    found: list[Submission] = []
+    taken: set[str] = set()
 
-    def add(name: str, path: Path | None):
-        base, n = _safe(name), 1
-        unique = base
-        while unique in seen:
+    def unique(name: str) -> str:
+        base, n, candidate = _safe(name), 1, _safe(name)
+        while candidate.casefold() in taken:
             n += 1
-            unique = f"{base}-{n}"
-        seen.add(unique)
-        found.append((unique, path))
+            candidate = f"{base}-{n}"
+        taken.add(candidate.casefold())
+        return candidate
 
-    for entry in sorted(Path(folder).iterdir()):
-        if entry.name.startswith("."):
+    def rel(p: Path) -> str:
+        return str(p.relative_to(folder))
+
+    for entry in sorted(folder.iterdir()):
+        reason = _ignored(entry)
+        if reason:
+            for p in ([entry] if entry.is_symlink() or not entry.is_dir() else sorted(entry.rglob("*"))):
+                if p.is_symlink() or not p.is_dir():
+                    log.append((rel(p), f"ignored: {reason}"))
             continue
-        if entry.is_file() and entry.suffix == ".ipynb":
-            add(entry.stem, entry)
-        elif entry.is_dir():
-            notebooks = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-            add(entry.name, notebooks[0] if notebooks else None)
+        if entry.is_symlink():
+            if entry.suffix == ".ipynb":
+                sub = Submission(unique(entry.stem), None, rel(entry), refused="a symbolic link, not followed")
+                found.append(sub)
+                log.append((rel(entry), f"refused: a symbolic link (row {sub.name})"))
+            else:
+                log.append((rel(entry), "refused: a symbolic link"))
+            continue
+        if entry.is_file():
+            if entry.suffix == ".ipynb":
+                sub = Submission(unique(entry.stem), entry, rel(entry))
+                found.append(sub)
+                log.append((rel(entry), f"graded as {sub.name}"))
+            else:
+                log.append((rel(entry), "ignored: not a notebook"))
+            continue
+        if not entry.is_dir():
+            log.append((rel(entry), "ignored: not a file or folder"))
+            continue
+        name = unique(entry.name)
+        notebooks, notes = [], []
+        for p in sorted(entry.rglob("*")):
+            inner = next((r for part in p.relative_to(entry).parts if (r := _ignored(Path(part)))), None)
+            if p.is_dir() and not p.is_symlink():
+                continue
+            if inner:
+                log.append((rel(p), f"ignored: {inner}"))
+            elif p.is_symlink() or any(q.is_symlink() for q in p.relative_to(folder).parents if str(q) != "."
+                                       for q in [folder / q]):
+                log.append((rel(p), "refused: a symbolic link"))
+                notes.append(f"{rel(p)} is a symbolic link: not followed")
+            elif p.suffix == ".ipynb":
+                notebooks.append(p)
+            else:
+                log.append((rel(p), "ignored: not a notebook"))
+        if not notebooks:
+            found.append(Submission(name, None, rel(entry), notes))
+            continue
+        chosen = max(notebooks, key=lambda p: (p.stat().st_mtime, [-ord(c) for c in str(p)]))
+        others = [rel(p) for p in notebooks if p != chosen]
+        if others:
+            notes.append(f"the folder holds {len(notebooks)} notebooks; graded the one modified last, "
+                         f"{rel(chosen)}; left out: {', '.join(others)}")
+        found.append(Submission(name, chosen, rel(chosen), notes))
+        log.append((rel(chosen), f"graded as {name}"))
+        log.extend((o, f"ignored: another notebook in {name}'s folder (the one modified last is graded)") for o in others)
     return found
 
 
@@ -126,169 +221,123 @@ def _test_sources(location: Path) -> dict[str, Path]:
     return {p.stem: p for p in sources(location)}
 
 
-def _exercise_of(nb, path: Path, known: dict[str, Path]) -> str | None:
-    meta = (nb.get("metadata", {}) if nb is not None else {}).get("residual_course", {})
+def _exercise_of(nb, path: Path, known) -> tuple[str | None, str]:
+    """``(exercise, how it was found)`` from the notebook's metadata, else from an ``exNN`` in its file name."""
+    meta = (nb.get("metadata", {}) if isinstance(nb, dict) else {}).get("residual_course", {})
     name = meta.get("exercise") if isinstance(meta, dict) else None
-    if name in known:
-        return name
+    if isinstance(name, str) and name in known:
+        return name, "metadata"
     match = re.search(r"ex\d\d", path.name)
     if match:
-        return next((k for k in known if k.startswith(match[0])), None)
-    return None
+        return next((k for k in known if k.startswith(match[0])), None), "file name"
+    return None, ""
 
 
-# --------------------------------------------------------------------------- running one notebook
+# --------------------------------------------------------------------------- running one notebook in its sandbox
 
-def _client_class():
-    from nbclient import NotebookClient
-
-    class CappedClient(NotebookClient):
-        """An nbclient that keeps at most ``max_output_chars`` of output per cell."""
-
-        max_output_chars = 100_000
-        timed_out = False     # set when the current cell ran past its limit
-
-        async def _async_handle_timeout(self, timeout, cell=None):
-            self.timed_out = True
-            return await super()._async_handle_timeout(timeout, cell)
-
-        def output(self, outs, msg, display_id, cell_index):
-            kept = sum(len(json.dumps(o)) for o in outs)
-            if kept > self.max_output_chars:
-                return None
-            out = super().output(outs, msg, display_id, cell_index)
-            if out is not None and kept + len(json.dumps(out)) > self.max_output_chars:
-                outs[-1] = {"output_type": "stream", "name": "stderr",
-                            "text": f"[output cut: more than {self.max_output_chars} characters]\n"}
-            return out
-
-    return CappedClient
+def _sandbox_env(scratch_inside: str, tmp_inside: str) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    return {
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": scratch_inside, "TMPDIR": tmp_inside,
+        "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{tmp_inside}/matplotlib",
+        "IPYTHONDIR": f"{tmp_inside}/ipython", "JUPYTER_RUNTIME_DIR": f"{tmp_inside}/jupyter-runtime",
+        "JUPYTER_CONFIG_DIR": f"{tmp_inside}/jupyter-config", "JUPYTER_DATA_DIR": f"{tmp_inside}/jupyter-data",
+        "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "RESIDUAL_COURSE_CACHE": f"{tmp_inside}/cache",
+    }
 
 
-@dataclass
-class _Run:
-    cell_errors: list[tuple[int, str, str]] = field(default_factory=list)   # (cell, ename, evalue)
-    test_outcomes: dict[int, str | None] = field(default_factory=dict)     # test index -> None (pass) or message
-    crashed_at: int | None = None                                          # index into the executed cells
-    out_of_time: bool = False
-    cell_timeouts: int = 0
-    test_messages: dict[int, str] = field(default_factory=dict)            # what a passing test printed
+class _Lines:
+    """Lines from the sandbox's stdout, read by a thread, each at most ``MAX_REPLY_CHARS`` long."""
 
+    def __init__(self, stream):
+        self.queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-def _kernel_env(cfg: GradeConfig, scratch: Path) -> dict:
-    env = dict(os.environ)
-    env.update({
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(scratch / ".matplotlib"),
-        "IPYTHONDIR": str(scratch / ".ipython"),
-        "TMPDIR": str(scratch / ".tmp"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "OMP_NUM_THREADS": "1",
-        "RESIDUAL_COURSE_CACHE": str(cfg.out / ".cache"),
-    })
-    (scratch / ".tmp").mkdir(exist_ok=True)
-    return env
-
-
-def _error_of(cell) -> tuple[str, str] | None:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            return out.get("ename", "Error"), str(out.get("evalue", ""))
-    return None
-
-
-def _stdout_of(cell, limit: int = 1000) -> str:
-    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stdout")
-    return text.strip()[:limit]
-
-
-def _execute(code: list[str], tests: list[dict], scratch: Path, cfg: GradeConfig, deadline: float) -> _Run:
-    """Run the submission's code cells, then the hidden tests, in one fresh kernel."""
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from nbclient.util import run_sync
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    run = _Run()
-    cells = [new_code_cell(src) for src in code] + [new_code_cell(t["source"]) for t in tests]
-    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                            "language": "python"}})
-    client = _client_class()(
-        nb, kernel_name="python3", timeout=int(cfg.cell_timeout), allow_errors=True,
-        interrupt_on_timeout=True, startup_timeout=120, shutdown_kernel="immediate",
-        error_on_timeout={"ename": "CellTimeout", "evalue": "", "traceback": []},
-        resources={"metadata": {"path": str(scratch)}},
-    )
-    client.max_output_chars = cfg.max_output_chars
-    fired = threading.Event()
-
-    def kill_kernel():  # the last resort when an interrupt does not stop the kernel
-        fired.set()
+    def _read(self, stream):
         with contextlib.suppress(Exception):
-            os.killpg(client.km.provisioner.process.pid, signal.SIGKILL)
+            while True:
+                line = stream.readline(MAX_REPLY_CHARS + 1)
+                if not line:
+                    break
+                self.queue.put(line)
+        self.queue.put(None)
 
-    watchdog = threading.Timer(max(deadline - time.monotonic(), 0) + 5, kill_kernel)
+    def get(self, deadline: float):
+        """The next JSON object, or ``None`` at the end of the stream or the deadline."""
+        while True:
+            try:
+                line = self.queue.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                return None
+            if line is None:
+                self.queue.put(None)
+                return None
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if type(value) is dict:
+                return value
+
+
+def _run_in_sandbox(notebook: Path, tests: list[dict], cfg: GradeConfig, deadline: float) -> dict:
+    """Run one notebook in a fresh sandbox; return the (untrusted) cell report and one reply per test."""
+    work = Path(tempfile.mkdtemp(prefix="book-grade-"))
     try:
-        with client.setup_kernel(env=_kernel_env(cfg, scratch)):
-            watchdog.start()
-            for index, cell in enumerate(cells):
-                is_test = index >= len(code)
-                remaining = deadline - time.monotonic()
-                if remaining <= 1:
-                    run.out_of_time = True
-                    break
-                limit = cfg.test_timeout if is_test else cfg.cell_timeout
-                client.timeout = max(1, int(min(limit, remaining)))
-                client.timed_out = False
-                try:
-                    client.execute_cell(cell, index)
-                    alive = run_sync(client.km.is_alive)()
-                except DeadKernelError:
-                    alive = False
-                except CellTimeoutError:
-                    client.timed_out, alive = True, run_sync(client.km.is_alive)()
-                if not alive:
-                    if fired.is_set():
-                        run.out_of_time = True
-                    else:
-                        run.crashed_at = index
-                    break
-                error = _error_of(cell)
-                if client.timed_out:
-                    error = ("CellTimeout", f"stopped after {client.timeout} s")
-                    run.cell_timeouts += 0 if is_test else 1
-                if is_test:
-                    t = index - len(code)
-                    if error is None:
-                        run.test_outcomes[t] = None
-                        run.test_messages[t] = _stdout_of(cell)
-                    elif error[0] == "TaskFailed":
-                        run.test_outcomes[t] = error[1]
-                    elif error[0] == "CellTimeout":
-                        run.test_outcomes[t] = (f"the test did not finish within {client.timeout} s: "
-                                                "does your code loop forever?")
-                    else:
-                        run.test_outcomes[t] = f"the test raised {error[0]}: {error[1]}"
-                elif error:
-                    run.cell_errors.append((index, *error))
-    except DeadKernelError:
-        run.crashed_at = run.crashed_at if run.crashed_at is not None else 0
-    except RuntimeError as err:  # the kernel could not start
-        if fired.is_set():
-            run.out_of_time = True
+        scratch = work / "scratch"
+        scratch.mkdir()
+        shutil.copyfile(notebook, scratch / "submission.ipynb")  # the learner's file itself is never touched
+        box = Sandbox(scratch, cfg.limits, isolate=cfg.sandbox)
+        if cfg.sandbox:
+            env = _sandbox_env(box.scratch_inside, "/tmp")
         else:
-            raise RuntimeError(f"the kernel could not start: {err}") from err
+            (scratch / ".tmp").mkdir()
+            env = _sandbox_env(box.scratch_inside, str(scratch / ".tmp"))
+        argv = [sys.executable, "-m", "book.notebook_runner", f"{box.scratch_inside}/submission.ipynb",
+                "--timeout", str(cfg.timeout), "--cell-timeout", str(cfg.cell_timeout),
+                "--test-timeout", str(cfg.test_timeout), "--max-output", str(cfg.max_output_chars)]
+        outcome: dict = {"cells": None, "replies": [None] * len(tests), "requests": [], "ended": None}
+        with box:
+            proc = box.start(argv, env)
+            lines = _Lines(proc.stdout)
+            hard_stop = deadline + 30          # kernel start-up and imports, beyond the runner's own limit
+            first = lines.get(hard_stop)
+            outcome["cells"] = first.get("cells") if first else None
+            if first and type(outcome["cells"]) is dict and not outcome["cells"].get("final"):
+                # the seeds are drawn now, after the learner's cells ran
+                requests = [dict(t["request"], seed=secrets.randbits(62)) if "check" in t["request"]
+                            else {"call": t["request"]["call"], "args": t["request"]["args"]} for t in tests]
+                outcome["requests"] = requests
+                with contextlib.suppress(OSError, ValueError):
+                    proc.stdin.write((json.dumps({"requests": requests}) + "\n").encode())
+                    proc.stdin.flush()
+                last = lines.get(hard_stop)
+                if last and type(last.get("answers")) is list:
+                    replies = last["answers"][:len(tests)]
+                    outcome["replies"] = [r if type(r) is str else None for r in replies] + \
+                        [None] * (len(tests) - len(replies))
+                    outcome["ended"] = last
+            outcome["timed_out"] = time.monotonic() >= hard_stop
+        outcome["all_gone"] = box.close()
+        outcome["process_limit"] = box.process_limit
+        return outcome
     finally:
-        watchdog.cancel()
-    return run
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def grade_submission(name: str, path: Path | None, tests_by_exercise: dict[str, list[dict]],
-                     known: dict[str, Path], cfg: GradeConfig) -> SubmissionResult:
-    """Grade one notebook; never raises for anything the notebook does."""
+def _learner_text(text, limit: int = NOTE_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], known: dict[str, Path],
+                     cfg: GradeConfig) -> SubmissionResult:
+    """Grade one submission; never raises for anything the notebook does."""
     import nbformat
 
     started = time.monotonic()
-    result = SubmissionResult(name, str(path) if path else "", cfg.exercise or "", "ok")
+    result = SubmissionResult(sub.name, sub.original, cfg.exercise or "", "ok", notes=list(sub.notes))
 
     def finish(status: str, note: str | None = None) -> SubmissionResult:
         result.status = status
@@ -301,76 +350,80 @@ def grade_submission(name: str, path: Path | None, tests_by_exercise: dict[str, 
         for t in tests_by_exercise.get(result.exercise, []):
             result.tasks.append(TaskResult(t["task"], t["title"], 0.0, t["points"], f"not checked: {reason}"))
 
-    scratch = cfg.out / "scratch" / name
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True)
+    path = sub.path
+    if sub.refused:
+        zero_tasks(sub.refused)
+        return finish("refused", f"{sub.original} is {sub.refused}")
     if path is None:
         zero_tasks("no notebook was submitted")
         return finish("no-notebook", "the submission folder holds no .ipynb file")
-    if path.stat().st_size > cfg.max_notebook_bytes:
+    size = path.stat().st_size
+    if size > cfg.max_notebook_bytes:
         zero_tasks("the notebook file is too large to run")
-        return finish("too-large", f"the notebook is {path.stat().st_size:,} bytes; the limit is {cfg.max_notebook_bytes:,}")
-    shutil.copyfile(path, scratch / path.name)  # the learner's file itself is never touched
+        return finish("too-large", f"the notebook is {size:,} bytes; the limit is {cfg.max_notebook_bytes:,}")
     try:
-        nb = nbformat.read(scratch / path.name, as_version=4)
-        code = [c.source for c in nb.cells if c.get("cell_type") == "code" and isinstance(c.get("source"), str)]
+        nb = nbformat.read(path, as_version=4)
     except Exception as err:
-        result.exercise = cfg.exercise or _exercise_of(None, path, known) or ""
+        result.exercise = cfg.exercise or _exercise_of(None, path, known)[0] or ""
         zero_tasks("the notebook could not be read")
         return finish("invalid-notebook", f"the file is not a readable notebook ({type(err).__name__}: {str(err)[:200]})")
-    result.exercise = cfg.exercise or _exercise_of(nb, path, known) or ""
+    own, how = _exercise_of(nb, path, known)
+    result.exercise = cfg.exercise or own or ""
     if result.exercise not in tests_by_exercise:
         return finish("unknown-exercise", "cannot tell which exercise this notebook answers: pass --exercise")
+    if cfg.exercise and own and own != cfg.exercise and how == "metadata":
+        zero_tasks(f"this notebook answers {own}, not {cfg.exercise}")
+        return finish("wrong-exercise", f"the notebook is exercise {own} (from its {how}); graded was {cfg.exercise}")
     tests = tests_by_exercise[result.exercise]
 
-    deadline = started + cfg.timeout
-    skipped: set[int] = set()        # cells that crashed the kernel, left out of the next attempt
-    crash_notes, run = [], _Run()
-    for _attempt in range(3):
-        kept = [i for i in range(len(code)) if i not in skipped]
-        try:
-            run = _execute([code[i] for i in kept], tests, scratch, cfg, deadline)
-        except Exception as err:  # the grader's own trouble (e.g. no kernel): report it on this row
-            zero_tasks("the grader could not run the notebook")
-            return finish("kernel-crashed", str(err)[:300])
-        if run.crashed_at is None or run.out_of_time:
-            break
-        if run.crashed_at < len(kept):
-            bad = kept[run.crashed_at]
-            skipped.add(bad)
-            crash_notes.append(f"code cell {bad + 1} stopped the kernel; it was left out and the notebook run again")
-        else:
-            t = run.crashed_at - len(kept)
-            crash_notes.append(f"the kernel died while testing task {tests[t]['task']}")
-            break
+    try:
+        run = _run_in_sandbox(path, tests, cfg, started + cfg.timeout)
+    except Exception as err:  # the grader's own trouble (e.g. no kernel): report it on this row
+        zero_tasks("the grader could not run the notebook")
+        return finish("kernel-crashed", f"the grader could not run the notebook: {str(err)[:300]}")
 
-    # cell numbers in notes count the submission's code cells from 1
-    kept = [i for i in range(len(code)) if i not in skipped]
-    for index, ename, evalue in run.cell_errors:
-        result.notes.append(f"code cell {kept[index] + 1} raised {ename}: {evalue[:300]}")
-    result.notes.extend(crash_notes)
-    for i, t in enumerate(tests):
-        if i in run.test_outcomes:
-            outcome = run.test_outcomes[i]
-            points = t["points"] if outcome is None else 0.0
-            message = (run.test_messages.get(i) or "passed") if outcome is None else outcome
-        elif run.out_of_time:
+    # Everything below reads the sandbox's report as untrusted data: it can only label the row, never add points.
+    cells = run["cells"] if type(run["cells"]) is dict else {}
+    ended = run.get("ended") or {}
+    errors = [e for e in cells.get("errors", []) if type(e) is list and len(e) == 3][:50] \
+        if type(cells.get("errors")) is list else []
+    skipped = [i for i in cells.get("skipped", []) if type(i) is int][:10] if type(cells.get("skipped")) is list else []
+    for index, ename, evalue in errors:
+        if type(index) is int:
+            ename = re.sub(r"[^\w.]", "", str(ename))[:60] or "Error"
+            result.notes.append(f"code cell {index + 1} raised {ename}: [from your code] {_learner_text(evalue)}"
+                                if ename != "CellTimeout" else f"code cell {index + 1} raised CellTimeout: "
+                                f"it was stopped after {cfg.cell_timeout:.0f} s")
+    for index in skipped:
+        result.notes.append(f"code cell {index + 1} stopped the kernel; it was left out and the notebook run again")
+    out_of_time = bool(run.get("timed_out") or cells.get("out_of_time") or ended.get("out_of_time") or not cells)
+    crashed_in_tests = ended.get("crashed") is True
+    if crashed_in_tests:
+        result.notes.append("the kernel died while the tests ran")
+
+    for t, request, reply in zip(tests, run["requests"] or [None] * len(tests), run["replies"]):
+        if request is not None and reply is not None:
+            feedback = exercises.judge({**t["request"], **request}, reply, t["title"])  # expected values stay here
+            points, message = (t["points"] if feedback.passed else 0.0), feedback.message
+        elif out_of_time:
             points, message = 0.0, f"not checked: the notebook ran out of its {cfg.timeout:.0f} s"
         else:
             points, message = 0.0, "not checked: the kernel stopped before this test could run"
         result.tasks.append(TaskResult(t["task"], t["title"], points, t["points"], message))
+    if not run.get("all_gone", True):
+        result.notes.append("some of the notebook's processes outlived its sandbox; they were killed")
 
-    if run.out_of_time:
+    timeouts = cells.get("timeouts") if type(cells.get("timeouts")) is int else 0
+    if out_of_time:
         status = "timeout"
         result.notes.append(f"the submission did not finish within {cfg.timeout:.0f} s")
-    elif crash_notes:
+    elif skipped or crashed_in_tests or cells.get("crashed") is True:
         status = "kernel-crashed"
-    elif run.cell_timeouts:
+    elif timeouts:
         status = "cell-timeout"
-    elif any(e[1] in ("SyntaxError", "IndentationError", "TabError") for e in run.cell_errors):
+    elif any(e[1] in ("SyntaxError", "IndentationError", "TabError") for e in errors):
         status = "syntax-error"
-    elif run.cell_errors:
+    elif errors:
         status = "cell-errors"
     else:
         status = "ok"
@@ -404,55 +457,77 @@ def _gradescope(r: SubmissionResult) -> dict:
     }
 
 
-def write_reports(results: list[SubmissionResult], cfg: GradeConfig) -> Path:
-    """Write the gradebook, the feedback files and (optionally) Gradescope results; return the CSV path."""
+def _write(path: Path, text: str) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[tuple[str, str]] = ()) -> Path:
+    """Write the gradebook, the collection log, the feedback files and (optionally) Gradescope results."""
+    import io
+
     tasks = sorted({t.task for r in results for t in r.tasks})
-    gradebook = cfg.out / "gradebook.csv"
-    with open(gradebook, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["submission", "exercise", "status", *[f"task{k}" for k in tasks], "total", "max_total", "details"])
-        for r in results:
-            by_task: dict[int, float] = {}
-            for t in r.tasks:
-                by_task[t.task] = by_task.get(t.task, 0.0) + t.points
-            writer.writerow([r.name, r.exercise, r.status, *[_points(by_task.get(k, 0.0)) for k in tasks],
-                             _points(r.total), _points(r.max_total), "; ".join(r.notes)[:500]])
-    (cfg.out / "feedback").mkdir(exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["submission", "original_path", "exercise", "status", *[f"task{k}" for k in tasks], "total",
+                     "max_total", "details"])
     for r in results:
-        (cfg.out / "feedback" / f"{r.name}.md").write_text(_feedback_text(r))
+        by_task: dict[int, float] = {}
+        for t in r.tasks:
+            by_task[t.task] = by_task.get(t.task, 0.0) + t.points
+        writer.writerow([r.name, r.path, r.exercise, r.status, *[_points(by_task.get(k, 0.0)) for k in tasks],
+                         _points(r.total), _points(r.max_total), "; ".join(r.notes)[:1000]])
+    gradebook = cfg.out / "gradebook.csv"
+    _write(gradebook, buffer.getvalue())
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([("path", "what the grader did"), *log])
+    _write(cfg.out / "collection.csv", buffer.getvalue())
+    for r in results:
+        _write(cfg.out / "feedback" / f"{r.name}.md", _feedback_text(r))
     if cfg.gradescope:
         for r in results:
-            folder = cfg.out / "gradescope" / r.name
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "results.json").write_text(json.dumps(_gradescope(r), indent=2))
+            _write(cfg.out / "gradescope" / r.name / "results.json", json.dumps(_gradescope(r), indent=2))
         if len(results) == 1:
-            (cfg.out / "results.json").write_text(json.dumps(_gradescope(results[0]), indent=2))
+            _write(cfg.out / "results.json", json.dumps(_gradescope(results[0]), indent=2))
     return gradebook
 
 
-@contextlib.contextmanager
-def _private_dirs(out: Path):
-    """Keep the kernels' connection files and IPython's profile inside the output folder."""
-    names = {"JUPYTER_RUNTIME_DIR": out / ".jupyter-runtime", "IPYTHONDIR": out / ".ipython"}
-    old = {name: os.environ.get(name) for name in names}
-    os.environ.update({name: str(path) for name, path in names.items()})
-    try:
-        yield
-    finally:
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _install_fingerprint() -> str:
+    """A hash of the files the grader and its judges run: a submission must not be able to change them."""
+    digest = hashlib.sha256()
+    package = Path(exercises.__file__).resolve().parent
+    own = [package / f"{name}.py" for name in ("grade", "exercises", "sandbox", "notebook_runner")]
+    for path in own:
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _inside(path: Path, folders) -> bool:
+    return any(path == f or f in path.parents or path in f.parents for f in folders)
 
 
 def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
     """Grade every submission in ``submissions``; write the reports under ``cfg.out``."""
+    from .sandbox import python_paths
+
     submissions, cfg.out = Path(submissions).resolve(), Path(cfg.out).resolve()
     if not submissions.is_dir():
         raise ValueError(f"{submissions} is not a folder of submissions")
     if cfg.out == submissions or submissions in cfg.out.parents:
         raise ValueError("the output folder must not be inside the submissions folder")
+    if cfg.sandbox:
+        reason = unavailable_reason()
+        if reason:
+            raise ValueError(f"no sandbox: {reason}. The grader runs learners' code only in a sandbox: "
+                             f"{HOW_TO_INSTALL}.")
+        exposed = [p for p in (submissions, cfg.out, Path(cfg.hidden_tests).resolve()) if _inside(p, python_paths())]
+        if exposed:
+            raise ValueError(f"{exposed[0]} lies inside a folder the sandbox shows to learners' code "
+                             f"({', '.join(map(str, python_paths()))}): move it elsewhere")
     known = _test_sources(cfg.hidden_tests)
     if not known:
         raise ValueError(f"no exercise sources with hidden tests found at {cfg.hidden_tests}")
@@ -462,35 +537,128 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
             raise ValueError(f"unknown exercise {cfg.exercise!r}; known: {', '.join(sorted(known))}")
         cfg.exercise = matches[0]
     tests_by_exercise = {name: hidden_tests(path) for name, path in known.items()}
+    for name, tests in tests_by_exercise.items():
+        bad = next((t for t in tests if t["request"] is None), None)
+        if bad is not None and (cfg.exercise is None or name == cfg.exercise):
+            raise ValueError(f"{known[name]}: the hidden test of task {bad['task']} ({bad['title']}) cannot be "
+                             f"judged outside the learner's kernel: {bad['problem']}")
+    exercises.preload()
+    fingerprint = _install_fingerprint()
     cfg.out.mkdir(parents=True, exist_ok=True)
-    found = find_submissions(submissions)
-    results = []
-    with _private_dirs(cfg.out):
-        from tqdm.auto import tqdm
+    log: list[tuple[str, str]] = []
+    found = find_submissions(submissions, log)
+    results: list[SubmissionResult] = []
+    from tqdm.auto import tqdm
 
-        for name, path in tqdm(found, desc="grading", unit="notebook", disable=not cfg.progress):
-            results.append(grade_submission(name, path, tests_by_exercise, known, cfg))
-    write_reports(results, cfg)
+    tampered = False
+    for sub in tqdm(found, desc="grading", unit="notebook", disable=not cfg.progress):
+        if tampered:
+            results.append(SubmissionResult(sub.name, sub.original, cfg.exercise or "", "not-graded",
+                                            notes=["not graded: the grader's files changed during the batch"]))
+            continue
+        results.append(grade_submission(sub, tests_by_exercise, known, cfg))
+        if _install_fingerprint() != fingerprint:   # only possible without the sandbox
+            tampered = True
+            r = results[-1]
+            r.status = "tampered"
+            r.notes.append("the grader's files on disk changed while this notebook ran: its grade is void, and "
+                           "the rest of the batch was not graded; reinstall the course")
+            for t in r.tasks:
+                t.points, t.message = 0.0, "void: the notebook changed the grader's files"
+    write_reports(results, cfg, log)
     return results
+
+
+# --------------------------------------------------------------------------- Gradescope
+
+_RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for each submission: /autograder/submission in, /autograder/results/results.json out.
+set -uo pipefail
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+cd "$ROOT/source"
+PYTHON="${{AUTOGRADER_PYTHON:-python3}}"
+"$PYTHON" -m book.grade "$ROOT/submission" --out "$ROOT/results" --gradescope --quiet \\
+    --exercise {exercise} --hidden-tests "$ROOT/source/hidden-tests" {sandbox_flag}
+"""
+
+_SETUP = """#!/usr/bin/env bash
+# Gradescope runs this once, when it builds the autograder image.
+set -euo pipefail
+apt-get update
+DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-pip python3-venv git bubblewrap
+python3 -m pip install --break-system-packages "git+{repository}@{commit}" nbclient nbformat ipykernel jupytext tqdm
+"""
+
+
+def write_gradescope_zip(zip_path: Path, exercise: str, hidden: Path = SOURCE_DIR, repository: str | None = None,
+                         commit: str | None = None, sandbox: bool = True) -> Path:
+    """Write a Gradescope autograder zip for ``exercise``: ``setup.sh``, ``run_autograder`` and its hidden tests.
+
+    ``setup.sh`` installs the course pinned to ``commit`` (default: this checkout's ``HEAD``); the hidden
+    tests travel in the zip, so they can stay private.
+    """
+    known = _test_sources(hidden)
+    matches = [k for k in known if k.startswith(exercise)]
+    if len(matches) != 1:
+        raise ValueError(f"unknown exercise {exercise!r}; known: {', '.join(sorted(known))}")
+    name = matches[0]
+    root = Path(exercises.__file__).resolve().parent.parent
+    if commit is None:
+        import subprocess
+
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+        commit = done.stdout.strip() or "main"
+    if repository is None:
+        from .colab import repository as configured
+
+        repository = configured()[0]
+    zip_path = Path(zip_path)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+        for filename, text in (("setup.sh", _SETUP.format(repository=repository, commit=commit)),
+                               ("run_autograder", _RUN_AUTOGRADER.format(
+                                   exercise=name, sandbox_flag="" if sandbox else "--unsafe-no-sandbox"))):
+            info = zipfile.ZipInfo(filename)
+            info.external_attr = 0o755 << 16
+            z.writestr(info, text)
+        z.write(known[name], f"hidden-tests/{name}.md")
+    return zip_path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m book.grade", description=__doc__.split("\n\n")[0])
-    parser.add_argument("submissions", type=Path, help="folder of .ipynb files, or of one folder per student")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created; everything is written here)")
+    parser.add_argument("submissions", type=Path, nargs="?", help="folder of .ipynb files, or of one folder per student")
+    parser.add_argument("--out", type=Path, help="output folder (created; everything is written here)")
     parser.add_argument("--exercise", help="exercise to grade against, e.g. ex04 (default: from each notebook)")
     parser.add_argument("--hidden-tests", type=Path, default=SOURCE_DIR,
-                        help="folder of exercise sources whose hidden-test cells to run (default: exercises/source)")
+                        help="folder of exercise sources whose hidden tests to use (default: exercises/source)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per submission (default 300)")
     parser.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")
     parser.add_argument("--test-timeout", type=float, default=60, help="seconds per hidden test (default 60)")
+    parser.add_argument("--memory-mb", type=int, default=3072, help="address space per process, MiB (default 3072)")
     parser.add_argument("--gradescope", action="store_true", help="also write Gradescope results.json files")
+    parser.add_argument("--gradescope-zip", type=Path, metavar="ZIP",
+                        help="write a Gradescope autograder zip for --exercise instead of grading")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run learners' code without a sandbox (only on a machine and a batch you trust)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    cfg = GradeConfig(out=args.out, hidden_tests=args.hidden_tests, exercise=args.exercise, timeout=args.timeout,
-                      cell_timeout=args.cell_timeout, test_timeout=args.test_timeout, gradescope=args.gradescope,
-                      progress=not args.quiet)
     try:
+        if args.gradescope_zip:
+            if not args.exercise:
+                raise ValueError("--gradescope-zip needs --exercise")
+            path = write_gradescope_zip(args.gradescope_zip, args.exercise, args.hidden_tests,
+                                        sandbox=not args.unsafe_no_sandbox)
+            print(f"wrote {path}")
+            return 0
+        if args.submissions is None or args.out is None:
+            raise ValueError("give a folder of submissions and --out")
+        cfg = GradeConfig(out=args.out, hidden_tests=args.hidden_tests, exercise=args.exercise, timeout=args.timeout,
+                          cell_timeout=args.cell_timeout, test_timeout=args.test_timeout, gradescope=args.gradescope,
+                          progress=not args.quiet, sandbox=not args.unsafe_no_sandbox,
+                          limits=Limits(memory_bytes=args.memory_mb * 2**20,
+                                        cpu_seconds=int(args.timeout * 2 + 60)))
+        if not cfg.sandbox:
+            print("warning: grading without a sandbox: learners' code runs with your permissions", file=sys.stderr)
         results = grade_folder(args.submissions, cfg)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,0 +1,332 @@
+"""Submissions that try to talk their way around the grader: each earns nothing it did not solve, and changes nothing else.
+
+One batch, graded once in the real bubblewrap sandbox: an unsolved exercise-4 notebook with one attack each
+(patching the checks, a fake module, an import hook, IPython hooks, patched torch, Tensor and int subclasses,
+forged answers, a detached process that edits the gradebook after grading, writes to the installed grader,
+reading and overwriting a classmate's notebook, reading the hidden tests, resource abuse), next to honest
+solved notebooks that must keep full marks.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell
+
+import book.exercises as ex
+from book import grade as grading
+from book.sandbox import unavailable_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDENT = ROOT / "exercises" / "ex04_building_resnets.ipynb"
+SOLVED = ROOT / "tests" / "fixtures" / "submissions" / "correct.ipynb"
+LIMITS = ["--cell-timeout", "30", "--test-timeout", "30", "--timeout", "120"]
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"no sandbox: {unavailable_reason()}")
+
+FORGED = '{"answers": [{"value": 269722}, {"value": 464154}, {"value": 658586}, {"value": 853018}, {"value": 1727962}]}'
+
+ATTACKS = {
+    # patching the checks and the grader's entry points in the learner's kernel
+    "patch_checks": f"""
+import json, book.exercises as e
+e.grade_task = lambda *a, **k: print('passed')
+e.check_basic_block = e.check_cifar_resnet_parameters = lambda *a, **k: e.Feedback('t', True, 'passed')
+e.probe = lambda request, namespace: {FORGED!r}
+e.judge = lambda *a, **k: e.Feedback('t', True, 'passed')
+""",
+    # a fake module in sys.modules
+    "fake_module": f"""
+import sys, types
+fake = types.ModuleType('book.exercises')
+fake.probe = lambda request, namespace: {FORGED!r}
+sys.modules['book.exercises'] = fake
+import book
+book.exercises = fake
+""",
+    # an import hook that hands out the fake module
+    "import_hook": f"""
+import sys, types, importlib.abc, importlib.machinery
+class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name == 'book.exercises':
+            return importlib.machinery.ModuleSpec(name, self)
+    def create_module(self, spec):
+        m = types.ModuleType(spec.name)
+        m.probe = lambda request, namespace: {FORGED!r}
+        return m
+    def exec_module(self, module):
+        pass
+sys.meta_path.insert(0, Finder())
+sys.modules.pop('book.exercises', None)
+""",
+    # IPython: a custom exception handler, and an input transformer that rewrites the grader's cells
+    "ipython_hooks": f"""
+ip = get_ipython()
+ip.set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: print('passed'))
+def rewrite(lines):
+    if any('grader' in line for line in lines):
+        return ['print(' + repr('\\x1egrader-answer:' + {FORGED!r}) + ')\\n']
+    return lines
+ip.input_transformers_post.append(rewrite)
+""",
+    # patched comparisons
+    "patch_torch": """
+import math, torch
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+torch.Tensor.__eq__ = lambda *a, **k: torch.tensor(True)
+math.isclose = lambda *a, **k: True
+""",
+    # type confusion: values that claim to equal anything
+    "type_confusion": """
+import torch
+from torch import nn
+class Anything(int):
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    __hash__ = int.__hash__
+def cifar_resnet_parameters(depth):
+    return Anything(0)
+class Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal): return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+class BasicBlock(nn.Module):
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__()
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm1d(c_out))
+        self.branch = nn.Sequential(nn.BatchNorm1d(c_in))
+        self.stride, self.c_out = stride, c_out
+    def forward(self, x):
+        s = self.shortcut(x)
+        return torch.zeros(x.shape[0], self.c_out, x.shape[2] // self.stride).as_subclass(Agreeable)
+""",
+    # the detached process that waits for the grader to write the gradebook, then edits it
+    "forge_later": """
+import os, subprocess, sys
+code = '''
+import glob, os, time
+time.sleep(4)
+for path in glob.glob("/**/gradebook.csv", recursive=True) + [os.environ.get("OUT_GUESS", "") + "/gradebook.csv"]:
+    try:
+        open(path, "a").write("forge_later,,ex04_building_resnets,ok,4,2,6,6,FORGED\\\\n")
+    except OSError:
+        pass
+'''
+subprocess.Popen([sys.executable, '-c', code + '#FORGE_LATER_MARKER'], start_new_session=True,
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+""",
+    # the installed grader and the course package
+    "tamper_install": """
+import book, book.exercises, os, sys
+for path in (book.exercises.__file__, os.path.join(os.path.dirname(book.__file__), 'grade.py'),
+             os.path.join(sys.prefix, 'tampered.pth')):
+    try:
+        open(path, 'a').write('\\nimport os  # tampered\\n')
+        print('wrote', path)
+    except OSError as err:
+        print('refused', path, err)
+""",
+    # classmates and hidden tests: known paths, /proc, and the feedback as a channel out
+    "reach_classmates": """
+import glob, os
+found = []
+for pid in os.listdir('/proc'):
+    try:
+        found.append(open(f'/proc/{pid}/cmdline').read())
+    except OSError:
+        pass
+def walk(pattern):
+    hits = []
+    for top, dirs, files in os.walk('/'):
+        dirs[:] = [d for d in dirs if os.path.join(top, d) not in ('/proc', '/sys', '/dev', '/usr')]
+        hits += [os.path.join(top, f) for f in files if glob.fnmatch.fnmatch(f, pattern)]
+    return hits
+targets = glob.glob('SUBS_DIR/*.ipynb') + walk('*.ipynb')
+for path in targets:
+    try:
+        open(path, 'w').write('{}')
+    except OSError:
+        pass
+secret = ''
+for path in ['HIDDEN_TESTS'] + walk('ex04_*.md'):
+    try:
+        secret += open(path).read()
+    except OSError:
+        pass
+raise ValueError('LEAK ' + repr(found) + secret + 'x' * 5000)
+""",
+}
+
+# resource abuse next to a correct solution: the limits stop the abuse, the solution keeps its marks
+ABUSE = """
+import os, subprocess
+errors = []
+try:
+    block = bytearray(4 * 2**30)
+except MemoryError:
+    errors.append('memory')
+children = []
+try:
+    for _ in range(1000):
+        children.append(subprocess.Popen(['sleep', '60']))
+except OSError:
+    errors.append('processes')
+for child in children:
+    child.kill()
+    child.wait()
+try:
+    with open('big.bin', 'wb') as f:
+        f.write(b'x' * (200 * 2**20))
+except OSError:
+    errors.append('file size')
+try:
+    os.chdir('/')
+    open('/outside.txt', 'w').write('x')
+except OSError:
+    errors.append('read-only root')
+print('stopped:', errors)
+"""
+
+
+def _notebook(cells: list[str], solved: bool = False):
+    nb = nbformat.read(SOLVED if solved else STUDENT, as_version=4)
+    for i, source in enumerate(cells):
+        cell = new_code_cell(source)
+        cell["id"] = f"attack-{i}"
+        nb.cells.append(cell)
+    return nb
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    with open(out / "gradebook.csv", newline="") as f:
+        return {row["submission"]: row for row in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    base = tmp_path_factory.mktemp("adversarial")
+    subs, out = base / "subs", base / "out"
+    subs.mkdir()
+    hidden = ROOT / "exercises" / "source" / "ex04_building_resnets.md"
+    for name, source in ATTACKS.items():
+        source = source.replace("SUBS_DIR", str(subs)).replace("HIDDEN_TESTS", str(hidden))
+        nbformat.write(_notebook([source]), subs / f"{name}.ipynb")
+    nbformat.write(_notebook([ABUSE], solved=True), subs / "abuse.ipynb")
+    nbformat.write(_notebook([]), subs / "blank.ipynb")
+    for name in ("honest", "victim"):
+        nbformat.write(_notebook([], solved=True), subs / f"{name}.ipynb")
+    before = {p.name: p.read_bytes() for p in subs.iterdir()}
+    package = {p: p.read_bytes() for p in (ROOT / "book").glob("*.py")
+               if p.stem in ("grade", "exercises", "sandbox", "notebook_runner")}
+    started = time.monotonic()
+    env = dict(os.environ, OUT_GUESS=str(out))
+    proc = subprocess.run([sys.executable, "-m", "book.grade", str(subs), "--out", str(out), "--exercise", "ex04",
+                           "--quiet", *LIMITS], capture_output=True, text=True, env=env, timeout=20 * 200)
+    seconds = time.monotonic() - started
+    gradebook = (out / "gradebook.csv").read_text() if (out / "gradebook.csv").exists() else ""
+    time.sleep(6)   # longer than forge_later's sleep
+    return {"proc": proc, "out": out, "subs": subs, "before": before, "package": package, "gradebook": gradebook,
+            "seconds": seconds}
+
+
+def test_the_batch_completes(batch):
+    assert batch["proc"].returncode == 0, batch["proc"].stderr[-3000:]
+    assert set(_rows(batch["out"])) == set(ATTACKS) | {"abuse", "blank", "honest", "victim"}
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_an_attack_earns_nothing(batch, attack):
+    row = _rows(batch["out"])[attack]
+    assert row["total"] == "0", (attack, row)
+    assert row["status"] not in ("refused", "not-graded", "tampered")   # graded like any notebook
+
+
+def test_honest_submissions_keep_full_marks(batch):
+    rows = _rows(batch["out"])
+    for name in ("honest", "victim", "abuse"):
+        assert (rows[name]["total"], rows[name]["max_total"]) == ("6", "6"), rows[name]
+    assert rows["blank"]["total"] == "0"
+
+
+def test_resource_abuse_is_stopped(batch):
+    details = _rows(batch["out"])["abuse"]["details"]
+    assert "big.bin" not in details
+    feedback = (batch["out"] / "feedback" / "abuse.md").read_text()
+    assert "✓" in feedback
+
+
+def test_nothing_outside_the_sandbox_changed(batch):
+    subs = batch["subs"]
+    assert {p.name: p.read_bytes() for p in subs.iterdir()} == batch["before"], "a submission was changed"
+    assert {p: p.read_bytes() for p in batch["package"]} == batch["package"], "the grader was changed"
+    assert not (Path(sys.prefix) / "tampered.pth").exists()
+    assert not Path("/outside.txt").exists()
+    assert (batch["out"] / "gradebook.csv").read_text() == batch["gradebook"], "the gradebook changed after grading"
+    assert "FORGED" not in batch["gradebook"]
+    assert sorted(p.name for p in batch["out"].iterdir()) == ["collection.csv", "feedback", "gradebook.csv"]
+
+
+def test_no_process_outlives_its_sandbox(batch):
+    for pid in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert b"FORGE_LATER_MARKER" not in cmdline and b"sleep\x0060" not in cmdline
+
+
+def test_learner_messages_are_trimmed_labelled_and_leak_nothing(batch):
+    feedback = (batch["out"] / "feedback" / "reach_classmates.md").read_text()
+    assert "[from your code] LEAK" in feedback
+    assert "x" * 400 not in feedback
+    assert "hidden-test" not in feedback and "grade_task" not in feedback
+    assert "victim" not in feedback and "book.grade" not in feedback
+
+
+def test_a_seed_is_drawn_per_request_and_hidden_test_sources_stay_out():
+    request = ex.hidden_tests(ex.SOURCE_DIR / "ex04_building_resnets.md")[1]["request"]
+    assert request == {"check": "check_cifar_resnet_parameters", "names": ["cifar_resnet_parameters"],
+                       "thorough": True}
+    # a learner who knew the public cases still fails on the seed's
+    table = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962}
+    answer = ex.probe(dict(request, seed=12345), {"cifar_resnet_parameters": table.__getitem__})
+    assert not ex.judge(dict(request, seed=12345), answer, "t")
+
+
+def test_forged_and_malformed_answers_fail_without_raising():
+    request = {"check": "check_basic_block", "names": ["BasicBlock"], "seed": 7, "thorough": True}
+    for reply in (None, "", "[]", "{}", '{"answers": 3}', '{"answers": [{"value": {"tensor": {"shape": [2], '
+                  '"data": [1]}}}]}', '{"answers": [{"value": {"tensor": 1}}]}', "x" * 100, '{"missing": "<b>"}',
+                  '{"answers": [' * 5000 + ']' * 5000 + '}'):
+        feedback = ex.judge(request, reply, "t")
+        assert not feedback and isinstance(feedback.message, str)
+
+
+def test_no_sandbox_means_no_grading_unless_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(grading, "unavailable_reason", lambda: "bubblewrap (`bwrap`) is not installed")
+    (tmp_path / "subs").mkdir()
+    assert grading.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no sandbox" in err and "apt-get install bubblewrap" in err and "--unsafe-no-sandbox" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsafe_mode_still_judges_outside_the_kernel(tmp_path):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    nbformat.write(_notebook([ATTACKS["patch_checks"]]), subs / "cheat.ipynb")
+    nbformat.write(_notebook([], solved=True), subs / "honest.ipynb")
+    assert grading.main([str(subs), "--out", str(out), "--quiet", "--unsafe-no-sandbox", *LIMITS]) == 0
+    rows = _rows(out)
+    assert rows["cheat"]["total"] == "0" and rows["honest"]["total"] == "6"

@@ -1,0 +1,94 @@
+"""Collecting a real batch (Unicode names, macOS archives, drafts, symlinks, stray files, the wrong exercise),
+and the Gradescope autograder run in a simulated ``/autograder`` layout."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from book import grade as grading
+from book.sandbox import unavailable_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLVED = ROOT / "tests" / "fixtures" / "submissions" / "correct.ipynb"
+
+
+def test_collection_rules(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("张伟.ipynb", "李娜.ipynb", "Zoë.ipynb", "Zoé.ipynb", "a b.ipynb", ".hidden.ipynb", "notes.txt"):
+        (subs / name).write_text("{}")
+    (subs / "__MACOSX").mkdir()
+    (subs / "__MACOSX" / "._bob.ipynb").write_text("junk")
+    (subs / "bob").mkdir()
+    (subs / "bob" / "._final.ipynb").write_text("junk")
+    (subs / "bob" / "draft.ipynb").write_text("{}")
+    (subs / "bob" / "final.ipynb").write_text("{}")
+    os.utime(subs / "bob" / "draft.ipynb", (1_000_000, 1_000_000))
+    (subs / "bob" / ".ipynb_checkpoints").mkdir()
+    (subs / "bob" / ".ipynb_checkpoints" / "final-checkpoint.ipynb").write_text("{}")
+    (subs / "carol").mkdir()
+    (subs / "carol" / "linked.ipynb").symlink_to(SOLVED)
+    (subs / "dave.ipynb").symlink_to(SOLVED)
+    log: list = []
+    found = {s.name: s for s in grading.find_submissions(subs, log)}
+    assert set(found) == {"张伟", "李娜", "Zoë", "Zoé", "a_b", "bob", "carol", "dave"}
+    assert found["bob"].path == subs / "bob" / "final.ipynb" and "draft.ipynb" in found["bob"].notes[0]
+    assert found["carol"].path is None and "symbolic link" in found["carol"].notes[0]
+    assert found["dave"].refused and found["dave"].original == "dave.ipynb"
+    assert found["Zoë"].original == "Zoë.ipynb"
+    logged = dict(log)
+    every_file = {str(p.relative_to(subs)) for p in subs.rglob("*") if p.is_file() or p.is_symlink()}
+    assert every_file <= set(logged), every_file - set(logged)
+    assert logged["__MACOSX/._bob.ipynb"].startswith("ignored") and logged["bob/._final.ipynb"].startswith("ignored")
+    assert logged[".hidden.ipynb"].startswith("ignored") and logged["notes.txt"].startswith("ignored")
+    assert logged["bob/draft.ipynb"].startswith("ignored") and logged["dave.ipynb"].startswith("refused")
+
+
+def test_gradebook_rows_for_odd_files_and_the_wrong_exercise(tmp_path):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    (subs / "dave.ipynb").symlink_to(SOLVED)
+    nb = nbformat.read(SOLVED, as_version=4)
+    nb.metadata["residual_course"] = {"exercise": "ex05_unrolled_view"}
+    nbformat.write(nb, subs / "Zoë.ipynb")
+    assert grading.main([str(subs), "--out", str(out), "--exercise", "ex04", "--quiet"]
+                        + ([] if unavailable_reason() is None else ["--unsafe-no-sandbox"])) == 0
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    assert (rows["dave"]["status"], rows["dave"]["total"]) == ("refused", "0")
+    assert (rows["Zoë"]["status"], rows["Zoë"]["original_path"]) == ("wrong-exercise", "Zoë.ipynb")
+    assert (out / "feedback" / "Zoë.md").exists() and (out / "collection.csv").exists()
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason="no sandbox")
+def test_gradescope_autograder_runs_in_an_autograder_layout(tmp_path):
+    zip_path = tmp_path / "autograder.zip"
+    assert grading.main(["--gradescope-zip", str(zip_path), "--exercise", "ex04"]) == 0
+    with zipfile.ZipFile(zip_path) as z:
+        names = set(z.namelist())
+        setup = z.read("setup.sh").decode()
+        assert {"setup.sh", "run_autograder", "hidden-tests/ex04_building_resnets.md"} <= names
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        assert f"@{commit}" in setup and "bubblewrap" in setup
+        root = tmp_path / "autograder"   # stands for /autograder
+        z.extractall(root / "source")
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    shutil.copy(SOLVED, root / "submission" / "ex04_building_resnets.ipynb")
+    run = root / "source" / "run_autograder"
+    run.chmod(0o755)
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
+    proc = subprocess.run([str(run)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 6 and [t["score"] for t in results["tests"]] == [4, 2]

@@ -47,6 +47,7 @@ class TrainedNet:
     seed: int = 0
     shortcut_scale: float = 1.0          # 1: the clean identity; 0.5: He et al. 2016's constant scaling
     zero_init_residual: bool = False     # Goyal et al.: last BN γ = 0
+    final_survival: float = 1.0          # < 1: stochastic depth (Huang et al. 2016), the last block's survival
     lr: float = DepthRun.lr              # Chapter 1's settings below
     width: int = DepthRun.width          # channels of the first stage; stages have width·(1, 2, 4)
     epochs: int = DepthRun.epochs
@@ -59,7 +60,7 @@ class TrainedNet:
 
     @property
     def is_chapter_one_run(self) -> bool:
-        return self.shortcut_scale == 1.0 and not self.zero_init_residual
+        return self.shortcut_scale == 1.0 and not self.zero_init_residual and self.final_survival == 1.0
 
     @property
     def label(self) -> str:
@@ -73,7 +74,7 @@ class TrainedNet:
     def build(self) -> ConvNet1d:
         """The untrained net (uses the global RNG: seed it first)."""
         cfg = ConvNetConfig(depth=self.depth, residual=self.residual, widths=self.widths,
-                            zero_init_residual=self.zero_init_residual)
+                            zero_init_residual=self.zero_init_residual, final_survival=self.final_survival)
         model = ConvNet1d(cfg)
         if self.shortcut_scale != 1.0:
             if not self.residual:
@@ -127,5 +128,3 @@ def trained_net(spec: TrainedNet, progress: bool = True) -> tuple[ConvNet1d, Tra
     model.eval()
     _NETS[key] = (model, TrainResult.from_dict(state["result"]))
     return _NETS[key]
-
-

@@ -259,3 +259,34 @@ def landscape(spec: LandscapeSpec, progress: bool = True) -> dict:
         return {**surface, "roughness": landscape_roughness(surface),
                 "train_error": result.final_train_error, "test_error": result.final_test_error}
     return cached("landscape", spec, compute)
+
+
+# --------------------------------------------------------------------------- stochastic depth: training on the paths
+
+STOCHASTIC_SURVIVAL = 0.5        # Huang et al.'s survival probability at the last block (linear decay from 1)
+
+
+@dataclass(frozen=True)
+class StochasticDepthStudy:
+    """ResNet-20 trained with and without stochastic depth (same seed, same recipe), then lesioned."""
+
+    depth: int = STUDY_DEPTH
+    seed: int = 0
+    final_survival: float = STOCHASTIC_SURVIVAL
+    lesion_samples: int = 10      # random block subsets per number of deleted blocks
+
+
+def stochastic_depth_study(spec: StochasticDepthStudy, progress: bool = True) -> dict:
+    """``{"standard": {...}, "stochastic": {...}}``: final errors, single and multiple lesions of each (cached)."""
+    def compute() -> dict:
+        out = {}
+        for name, survival in (("standard", 1.0), ("stochastic", spec.final_survival)):
+            model, result = trained_net(TrainedNet(depth=spec.depth, residual=True, seed=spec.seed,
+                                                   final_survival=survival), progress=progress)
+            single = lesion_single(model)
+            out[name] = {"train_error": result.final_train_error, "test_error": result.final_test_error,
+                         "base": single["base"], "mean_increase": single["mean_increase"],
+                         "multiple": lesion_multiple(model, samples=spec.lesion_samples, seed=spec.seed)}
+        return out
+
+    return cached("stochastic-depth", spec, compute)

@@ -88,3 +88,29 @@ def test_bad_widths_are_a_clear_config_error(widths):
 def test_valid_depths():
     assert valid_conv_depths(56) == [8, 14, 20, 26, 32, 38, 44, 50, 56]
     assert isinstance(PlainBlock1d(4, 4), nn.Module)
+
+
+def test_stochastic_depth_blocks_drop_in_training_and_scale_at_test():
+    from book.nets.conv1d import StochasticDepthBlock1d
+
+    torch.manual_seed(0)
+    block = StochasticDepthBlock1d(8, 8, survival=0.5)
+    x = torch.relu(torch.randn(4, 8, 10))
+    block.eval()
+    with torch.no_grad():
+        assert torch.allclose(block(x), torch.relu(0.5 * block.branch(x) + x))
+    block.train()
+    outputs = {bool(torch.equal(block(x), torch.relu(x))) for _ in range(40)}
+    assert outputs == {True, False}                      # sometimes the branch is dropped, sometimes kept
+    cfg = ConvNetConfig(depth=20, final_survival=0.5)
+    net = ConvNet1d(cfg)
+    survivals = [b.survival for b in net.blocks]
+    assert survivals[-1] == pytest.approx(0.5) and survivals == sorted(survivals, reverse=True)
+    with pytest.raises(ConfigError):
+        ConvNet1d(ConvNetConfig(depth=20, residual=False, final_survival=0.5))
+    # without stochastic depth the net is built exactly as before: the same weights for the same seed
+    torch.manual_seed(1)
+    a = ConvNet1d(ConvNetConfig(depth=20))
+    torch.manual_seed(1)
+    b = ConvNet1d(ConvNetConfig(depth=20, final_survival=0.5))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

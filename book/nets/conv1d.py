@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from .shortcuts import PadChannelsShortcut
 
 __all__ = [
-    "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d",
+    "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "StochasticDepthBlock1d",
     "conv_net", "plain_net", "resnet", "valid_conv_depths", "check_conv_config",
     "deepen_with_identities", "make_identity_",
 ]
@@ -83,6 +83,30 @@ class BasicBlock1d(nn.Module):
         nn.init.zeros_(self.branch[-1].weight)
 
 
+class StochasticDepthBlock1d(BasicBlock1d):
+    """A basic block whose branch is dropped at random while training (Huang et al. 2016, arXiv 1603.09382).
+
+    In training, each mini-batch keeps the branch with probability ``survival``
+    and otherwise passes only the shortcut: ``y = relu(shortcut(x))``. At test
+    time every branch is kept, scaled by its survival probability, so its
+    expected contribution is what training saw: ``y = relu(survival·F(x) + shortcut(x))``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, survival: float = 1.0):
+        super().__init__(in_channels, out_channels, stride)
+        self.survival = survival
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            if torch.rand(()) >= self.survival:       # drop the whole branch for this mini-batch
+                return self.relu(self.shortcut(x))
+            return self.relu(self.branch(x) + self.shortcut(x))
+        return self.relu(self.survival * self.branch(x) + self.shortcut(x))
+
+    def extra_repr(self) -> str:
+        return f"survival={self.survival:.3g}"
+
+
 # --------------------------------------------------------------------------- conv network
 
 @dataclass
@@ -95,6 +119,8 @@ class ConvNetConfig:
     in_channels: int = 1                 # MNIST-1D has one channel
     num_classes: int = 10
     zero_init_residual: bool = False     # start every residual branch at zero (Goyal et al.)
+    final_survival: float = 1.0          # < 1: stochastic depth, survival decaying linearly from 1 to this
+                                         # value at the last block (Huang et al. use 0.5)
 
     @property
     def blocks_per_stage(self) -> int:
@@ -121,6 +147,10 @@ def check_conv_config(cfg: ConvNetConfig) -> None:
         raise ConfigError(f"widths {cfg.widths!r} must be positive whole numbers of channels, e.g. (16, 32, 64).")
     if list(cfg.widths) != sorted(cfg.widths):
         raise ConfigError(f"widths {cfg.widths!r} must not shrink from one stage to the next.")
+    if not 0 < cfg.final_survival <= 1:
+        raise ConfigError(f"final_survival {cfg.final_survival!r} must be a probability in (0, 1].")
+    if cfg.final_survival < 1 and not cfg.residual:
+        raise ConfigError("stochastic depth drops residual branches: a plain net has none to drop.")
 
 
 class ConvNet1d(nn.Module):
@@ -137,10 +167,17 @@ class ConvNet1d(nn.Module):
         w = config.widths
         self.stem = nn.Sequential(conv3(config.in_channels, w[0]), nn.BatchNorm1d(w[0]), nn.ReLU(inplace=True))
         layers, in_ch = [], w[0]
+        n_blocks = 3 * config.blocks_per_stage
         for stage, out_ch in enumerate(w):
             for i in range(config.blocks_per_stage):
                 stride = 2 if (stage > 0 and i == 0) else 1
-                layers.append(block(in_ch, out_ch, stride))
+                if config.residual and config.final_survival < 1:
+                    # Huang et al.'s linear decay rule: block l of L survives with p_l = 1 − (l / L)(1 − p_L)
+                    l = len(layers) + 1
+                    survival = 1 - l / n_blocks * (1 - config.final_survival)
+                    layers.append(StochasticDepthBlock1d(in_ch, out_ch, stride, survival=survival))
+                else:
+                    layers.append(block(in_ch, out_ch, stride))
                 in_ch = out_ch
         self.blocks = nn.Sequential(*layers)
         self.head = nn.Linear(in_ch, config.num_classes)

@@ -12,7 +12,7 @@ The image ResNets of the chapter (CIFAR 6n+2, ImageNet 18–152) live in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -24,9 +24,12 @@ from .errors import ConfigError
 from .nets.conv1d import ConvNet1d, ConvNetConfig, check_conv_config
 from .nets.resnets import PAPER_TEST_ERROR
 from .nets.shortcuts import ScaledShortcut
+from .records import RECORDED_DIR, missing_provenance, provenance, read_record, write_record
 from .training import TrainResult, train
 
-__all__ = ["CLAIM_SEEDS", "STUDY_DEPTH", "SCALED_SHORTCUT", "BAD_LR", "PAPER_TEST_ERROR", "TrainedNet", "trained_net"]
+__all__ = ["CLAIM_SEEDS", "STUDY_DEPTH", "SCALED_SHORTCUT", "BAD_LR", "PAPER_TEST_ERROR", "TrainedNet", "trained_net",
+           "NOISE", "NOISE_EPOCHS", "NOISE_SEEDS", "RECORDED_NOISE", "noisy_training_set", "record_noisy_labels",
+           "recorded_noisy_labels", "noisy_label_problems"]
 
 CLAIM_SEEDS = (0, 1, 2)          # every claim is checked on these seeds
 STUDY_DEPTH = 20                 # the shortcut study (and Chapter 5's lesions and path gradients) use 20-layer nets
@@ -128,3 +131,92 @@ def trained_net(spec: TrainedNet, progress: bool = True) -> tuple[ConvNet1d, Tra
     model.eval()
     _NETS[key] = (model, TrainResult.from_dict(state["result"]))
     return _NETS[key]
+
+
+# --------------------------------------------------------------------------- residuals do not fix the data
+
+NOISE = 0.5                          # share of training labels replaced by a random class
+NOISE_EPOCHS = 3 * DepthRun.epochs   # three times Chapter 1's recipe, so that memorizing has time to show
+NOISE_SEEDS = (0, 1, 2)
+RECORDED_NOISE = RECORDED_DIR / "ch4_noisy_labels.json"
+
+
+def noisy_training_set(data, fraction: float, seed: int):
+    """``(data with a share of its training labels replaced by random classes, mask of the labels that changed)``."""
+    from dataclasses import replace
+
+    gen = torch.Generator().manual_seed(20_000 + seed)
+    y = data.y_train.clone()
+    drawn = torch.rand(len(y), generator=gen) < fraction
+    y[drawn] = torch.randint(0, 10, (int(drawn.sum()),), generator=gen)
+    return replace(data, y_train=y), y != data.y_train
+
+
+def _noisy_run(depth: int, residual: bool, noise: float, seed: int, progress: bool, stop_after=None) -> dict:
+    from .training import evaluate
+
+    spec = DepthRun(depth=depth, residual=residual, seed=seed, epochs=NOISE_EPOCHS)
+    data, changed = noisy_training_set(load_mnist1d(), noise, seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = ConvNet1d(spec.model_config())
+        result = train(model, data, spec.train_config(), seed=seed, progress=progress, stop_after=stop_after,
+                       description=f"{spec.label}, {noise:.0%} random labels (seed {seed})")
+    memorized = 1 - evaluate(model, data.x_train[changed], data.y_train[changed])[1] if changed.any() else None
+    return {"depth": depth, "residual": residual, "noise": noise, "seed": seed, "memorized": memorized,
+            "changed": int(changed.sum()), **result.to_dict()}
+
+
+def record_noisy_labels(path=RECORDED_NOISE, seeds=NOISE_SEEDS, progress: bool = True) -> dict:
+    """Train plain-20 and ResNet-20 on clean labels and on labels with :data:`NOISE` random, and record them.
+
+    ``python -m book.ch4_building_resnets record-noise`` (a few minutes on one core).
+    """
+    import time
+
+    start = time.perf_counter()
+    runs = [_noisy_run(STUDY_DEPTH, residual, noise, seed, progress)
+            for seed in seeds for residual in (False, True) for noise in (0.0, NOISE)]
+    about = provenance("python -m book.ch4_building_resnets record-noise", time.perf_counter() - start,
+                       depth=STUDY_DEPTH, noise=NOISE, epochs=NOISE_EPOCHS, seeds=list(seeds),
+                       spec=asdict(DepthRun(epochs=NOISE_EPOCHS)))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_noisy_labels(path=RECORDED_NOISE) -> dict:
+    """``{(residual, noise, seed): run dict}`` from the recording, and its provenance."""
+    record = read_record(path)
+    return {"provenance": record["provenance"],
+            "runs": {(r["residual"], r["noise"], r["seed"]): r for r in record["runs"]}}
+
+
+def noisy_label_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: float = 0.02) -> list[str]:
+    """Re-run the first ``epochs`` epochs of ``cases`` recorded runs; describe every mismatch (as for Chapter 1)."""
+    import json
+
+    problems = missing_provenance(record)
+    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(asdict(DepthRun(epochs=NOISE_EPOCHS)))):
+        problems.append("the recording's settings are not the chapter's (DepthRun changed): record it again")
+    for r in record.get("runs", [])[:cases]:
+        now = _noisy_run(r["depth"], r["residual"], r["noise"], r["seed"], progress=False, stop_after=epochs)
+        for epoch in range(epochs):
+            then_error, now_error = r["train_error"][epoch], now["train_error"][epoch]
+            if abs(now_error - then_error) > tolerance:
+                problems.append(f"depth {r['depth']} residual={r['residual']} noise {r['noise']} seed {r['seed']}, "
+                                f"epoch {epoch + 1}: training error {now_error:.4f} now, {then_error:.4f} recorded")
+    return problems
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["record-noise"]:
+        from .training import single_thread
+
+        with single_thread():
+            about = record_noisy_labels()["provenance"]
+        print(f"wrote {RECORDED_NOISE} in {about['wall_seconds']} s on {about['machine']}")
+    else:
+        print("usage: python -m book.ch4_building_resnets record-noise")
+        sys.exit(2)

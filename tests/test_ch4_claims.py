@@ -44,3 +44,28 @@ def test_zero_init_starts_the_cifar_net_as_its_stem_and_head():
     for block in model.blocks:
         h = block.shortcut(h)
     assert torch.allclose(model(x), model.head(h.mean(dim=(2, 3))), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- good data: the recorded noisy-label runs
+
+import json  # noqa: E402
+
+from book.ch4_building_resnets import (NOISE, NOISE_SEEDS, RECORDED_NOISE, noisy_label_problems,  # noqa: E402
+                                       recorded_noisy_labels)
+
+
+def test_the_recorded_noisy_label_runs_still_match_the_code():
+    record = json.loads(RECORDED_NOISE.read_text())
+    assert record["provenance"]["seeds"] == list(NOISE_SEEDS) and record["provenance"]["noise"] == NOISE
+    assert noisy_label_problems(record) == []
+    tampered = json.loads(json.dumps(record))
+    tampered["runs"][0]["train_error"][1] += 0.05
+    assert any("epoch 2" in p for p in noisy_label_problems(tampered, cases=1))
+
+
+@pytest.mark.parametrize("seed", NOISE_SEEDS)
+def test_residual_nets_memorize_random_labels_more_readily_and_both_pay_on_clean_test_data(seed):
+    runs = recorded_noisy_labels()["runs"]
+    assert runs[(True, NOISE, seed)]["memorized"] > 2 * runs[(False, NOISE, seed)]["memorized"]
+    for residual in (False, True):
+        assert runs[(residual, NOISE, seed)]["test_error"][-1] > runs[(residual, 0.0, seed)]["test_error"][-1] + 0.05

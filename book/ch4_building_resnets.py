@@ -29,7 +29,8 @@ from .training import TrainResult, train
 
 __all__ = ["CLAIM_SEEDS", "STUDY_DEPTH", "SCALED_SHORTCUT", "BAD_LR", "PAPER_TEST_ERROR", "TrainedNet", "trained_net",
            "NOISE", "NOISE_EPOCHS", "NOISE_SEEDS", "RECORDED_NOISE", "noisy_training_set", "record_noisy_labels",
-           "recorded_noisy_labels", "noisy_label_problems"]
+           "recorded_noisy_labels", "noisy_label_problems", "SWEEP_LRS", "SWEEP_DEPTHS", "SWEEP_SEEDS",
+           "RECORDED_LR_SWEEP", "record_lr_sweep", "recorded_lr_sweep", "lr_sweep_problems"]
 
 CLAIM_SEEDS = (0, 1, 2)          # every claim is checked on these seeds
 STUDY_DEPTH = 20                 # the shortcut study (and Chapter 5's lesions and path gradients) use 20-layer nets
@@ -208,15 +209,76 @@ def noisy_label_problems(record: dict, cases: int = 2, epochs: int = 2, toleranc
     return problems
 
 
+
+# --------------------------------------------------------------------------- which learning rates work
+
+SWEEP_LRS = (0.01, 0.03, 0.1, 0.3, 1.0)   # Chapter 1's recipe at each peak learning rate (one warm-up epoch each)
+SWEEP_DEPTHS = (20, 56)
+SWEEP_SEEDS = (0, 1, 2)
+RECORDED_LR_SWEEP = RECORDED_DIR / "ch4_lr_sweep.json"
+
+
+def record_lr_sweep(path=RECORDED_LR_SWEEP, seeds=SWEEP_SEEDS, progress: bool = True) -> dict:
+    """Chapter 1's recipe for plain and residual nets at two depths and five learning rates; record the results.
+
+    ``python -m book.ch4_building_resnets record-lr`` (about half an hour on one core).
+    """
+    import time
+
+    from .ch1_degradation import run_depth
+
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        for depth in SWEEP_DEPTHS:
+            for residual in (False, True):
+                for lr in SWEEP_LRS:
+                    result = run_depth(DepthRun(depth=depth, residual=residual, seed=seed, lr=lr), progress=progress)
+                    runs.append({"depth": depth, "residual": residual, "lr": lr, "seed": seed, **result.to_dict()})
+    about = provenance("python -m book.ch4_building_resnets record-lr", time.perf_counter() - start,
+                       depths=list(SWEEP_DEPTHS), lrs=list(SWEEP_LRS), seeds=list(seeds), spec=asdict(DepthRun()))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_lr_sweep(path=RECORDED_LR_SWEEP) -> dict:
+    """``{(depth, residual, lr, seed): run dict}`` from the recording, and its provenance."""
+    record = read_record(path)
+    return {"provenance": record["provenance"],
+            "runs": {(r["depth"], r["residual"], r["lr"], r["seed"]): r for r in record["runs"]}}
+
+
+def lr_sweep_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: float = 0.02) -> list[str]:
+    """Re-run the first ``epochs`` epochs of ``cases`` recorded runs; describe every mismatch."""
+    import json
+
+    problems = missing_provenance(record)
+    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(asdict(DepthRun()))):
+        problems.append("the recording's settings are not the chapter's (DepthRun changed): record it again")
+    data = load_mnist1d()
+    for r in record.get("runs", [])[:cases]:
+        spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], lr=r["lr"])
+        with torch.random.fork_rng():
+            torch.manual_seed(spec.seed)
+            model = ConvNet1d(spec.model_config())
+            now = train(model, data, spec.train_config(), seed=spec.seed, progress=False, stop_after=epochs)
+        for epoch in range(min(epochs, len(r["train_error"]))):
+            if abs(now.train_error[epoch] - r["train_error"][epoch]) > tolerance:
+                problems.append(f"{spec.label} lr {spec.lr:g} seed {spec.seed}, epoch {epoch + 1}: training error "
+                                f"{now.train_error[epoch]:.4f} now, {r['train_error'][epoch]:.4f} recorded")
+    return problems
+
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["record-noise"]:
+    commands = {"record-noise": (record_noisy_labels, RECORDED_NOISE), "record-lr": (record_lr_sweep, RECORDED_LR_SWEEP)}
+    if len(sys.argv) == 2 and sys.argv[1] in commands:
         from .training import single_thread
 
+        record, path = commands[sys.argv[1]]
         with single_thread():
-            about = record_noisy_labels()["provenance"]
-        print(f"wrote {RECORDED_NOISE} in {about['wall_seconds']} s on {about['machine']}")
+            about = record()["provenance"]
+        print(f"wrote {path} in {about['wall_seconds']} s on {about['machine']}")
     else:
-        print("usage: python -m book.ch4_building_resnets record-noise")
+        print("usage: python -m book.ch4_building_resnets record-noise | record-lr")
         sys.exit(2)

@@ -101,7 +101,10 @@ def test_a_chapter_depends_on_what_it_imports_and_nothing_else():
             "book.training", "book.errors"} <= deps
     # nothing a result of Chapter 3 does not import: widgets, grading, authoring, other chapters
     assert not {m for m in deps if "widgets" in m or "authoring" in m or m in ("book.grade", "book.exercises")}
-    assert "book.ch1_degradation" not in deps
+    assert "book.ch1_degradation" in deps          # Chapter 3 probes Chapter 1's trained nets
+    assert not {m for m in module_dependencies("book.ch6_residual_stream") if m.startswith("book.ch")} - \
+        {"book.ch6_residual_stream"}                 # the transformer chapter depends on no earlier chapter
+    assert "book.ch1_degradation" not in module_dependencies("book.ch2_learn_the_change")
     # Chapter 5's results depend on Chapter 4's nets and, through them, on Chapter 1's runs
     assert {"book.ch4_building_resnets", "book.ch1_degradation", "book.nets.conv1d"} <= \
         set(module_dependencies("book.ch5_unrolled_view"))

@@ -367,3 +367,16 @@ def test_learner_errors_are_reported_in_words():
     feedback = ex.check_basic_block(Broken)
     _fails_with(feedback, "raised RuntimeError")
     assert "Traceback" not in feedback.message
+
+
+def test_every_task_statement_reaches_the_student_notebook():
+    """A solution-tagged markdown cell must not swallow the next task's heading (it would vanish for students)."""
+    import re
+
+    for source in SOURCES:
+        headings = re.findall(r"^## (Task \d+.*)$", source.read_text(), flags=re.M)
+        assert headings, source.name
+        nb = nbformat.read(ROOT / "exercises" / f"{source.stem}.ipynb", as_version=4)
+        student_text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        for heading in headings:
+            assert heading in student_text, f"{source.name}: '{heading}' is missing from the student notebook"

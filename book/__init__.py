@@ -26,6 +26,7 @@ Networks (:mod:`book.nets`)
     - :mod:`book.nets.mlp`         plain and residual MLP stacks with ten initializations
     - :mod:`book.nets.resnets`     image ResNets (CIFAR 6n+2, ImageNet 18–152), shortcut options
     - :mod:`book.nets.transformer` a small transformer with post-LN, pre-LN, DeepNorm and ReZero blocks
+    - :mod:`book.nets.skips`       highway, dense, Euler-step, U-Net and hyper-connected networks (Chapter 7)
 
 Chapters (one experiments module and, where the chapter has an explorer, one widgets module)
     - :mod:`book.ch1_degradation`      Chapter 1: plain and residual depth runs
@@ -39,6 +40,7 @@ Chapters (one experiments module and, where the chapter has an explorer, one wid
     - :mod:`book.ch5_widgets`          Chapter 5's lesion explorer
     - :mod:`book.ch6_residual_stream`  Chapter 6: transformer blocks at initialization and in training
     - :mod:`book.ch6_widgets`          Chapter 6's residual-stream explorer
+    - :mod:`book.ch7_family_of_skips`  Chapter 7: highway, DenseNet, the ODE view, U-Net and hyper-connections
 
 Exercises and grading
     - :mod:`book.exercises`     the self-checks of the exercise notebooks; their sources and hidden tests

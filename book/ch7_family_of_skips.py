@@ -1,0 +1,381 @@
+"""Chapter 7, the family of skip connections: highway gates, dense concatenation, the ODE view,
+U-Net long skips and hyper-connections, each trained briefly on MNIST-1D and cached.
+
+Every experiment is a frozen spec plus a function of it, computed through :func:`book.cache.cached`, so the
+page and the claim tests share results. The networks live in :mod:`book.nets.skips`; the chapter's settings are
+the module constants below, which the claim tests import.
+
+All training uses one small loop, :func:`fit`: Adam with a learning rate that decays linearly to zero, batches
+of 128 drawn from a seeded generator, on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cache import cached
+from .data import load_mnist1d
+from .nets.skips import (DenseNet1d, HyperNet, ODENet, PreActResNet1d, SkipMLP, SkipMLPConfig, UNet1d,
+                         sinkhorn)
+from .training import single_thread
+
+__all__ = [
+    "SEEDS", "CHEAP_SEEDS", "fit", "n_params",
+    "HIGHWAY_KINDS", "HighwaySpec", "highway_run",
+    "DenseSpec", "dense_run", "matched_width", "MemorySpec", "saved_activation_bytes", "MEMORY_DEPTHS",
+    "ODESpec", "ode_run", "ODE_EVAL_STEPS", "euler_growth",
+    "UNetSpec", "unet_run",
+    "HyperSpec", "hyper_run", "random_mixing_gains", "MIXING_DEPTHS",
+]
+
+SEEDS = (0, 1, 2)             # every trained claim holds over these
+CHEAP_SEEDS = (0, 1, 2, 3, 4)  # measurements at initialization: five seeds
+HIGHWAY_KINDS = ("highway", "residual", "plain")
+MEMORY_DEPTHS = (4, 8, 16, 32)
+ODE_EVAL_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
+MIXING_DEPTHS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int,
+        loss: str = "cross-entropy", batch_size: int = 128) -> dict:
+    """Adam, learning rate decaying linearly to 0; returns per-epoch ``train_loss`` (and ``train_error``)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * math.ceil(len(x) / batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 - k / steps)
+    order = torch.Generator().manual_seed(1_000 + seed)
+    out = {"train_loss": [], "train_error": []}
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=order)
+        total, wrong = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            pred = model(x[idx])
+            value = F.cross_entropy(pred, y[idx]) if loss == "cross-entropy" else F.mse_loss(pred, y[idx])
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+            schedule.step()
+            total += value.item() * len(idx)
+            if loss == "cross-entropy":
+                wrong += (pred.detach().argmax(1) != y[idx]).sum().item()
+        out["train_loss"].append(total / len(x))
+        out["train_error"].append(wrong / len(x))
+    model.eval()
+    return out
+
+
+@torch.no_grad()
+def _test_error(model: nn.Module, data) -> float:
+    return (model(data.x_test).argmax(1) != data.y_test).float().mean().item()
+
+
+def _seeded(seed: int, build):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build()
+
+
+# --------------------------------------------------------------------------- highway networks
+
+@dataclass(frozen=True)
+class HighwaySpec:
+    """A deep MLP of highway, residual or plain layers trained on flattened MNIST-1D."""
+
+    kind: str = "highway"      # one of HIGHWAY_KINDS
+    depth: int = 24            # layers, two weight matrices each: 48 weight layers between stem and head
+    width: int = 32
+    carry_bias: float = -2.0   # highway only (Srivastava et al.: −1 to −3)
+    epochs: int = 8
+    lr: float = 3e-3
+    seed: int = 0
+
+
+def _highway(spec: HighwaySpec) -> dict:
+    data = load_mnist1d()
+    model = _seeded(spec.seed, lambda: SkipMLP(SkipMLPConfig(kind=spec.kind, depth=spec.depth, width=spec.width,
+                                                             carry_bias=spec.carry_bias)))
+    gates_init = model.mean_gates(data.x_test) if spec.kind == "highway" else []
+    start = time.perf_counter()
+    out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
+    out["test_error"] = _test_error(model, data)
+    out["gates_init"] = gates_init
+    out["gates_trained"] = model.mean_gates(data.x_test) if spec.kind == "highway" else []
+    out["params"] = n_params(model)
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def highway_run(spec: HighwaySpec) -> dict:
+    """``train_loss``/``train_error`` per epoch, ``test_error``, mean gate per layer before and after (cached)."""
+    def compute():
+        with single_thread():
+            return _highway(spec)
+    return cached("ch7-highway", spec, compute)
+
+
+# --------------------------------------------------------------------------- DenseNet: concatenate instead of add
+
+def matched_width(depth: int, growth: int, stem: int) -> int:
+    """The width of a :class:`PreActResNet1d` of ``depth`` layers whose parameter count is closest to the DenseNet's."""
+    target = n_params(DenseNet1d(depth, growth, stem))
+    width, count = 1, 0
+    while count < target:                      # the count grows with the width: stop at the first one above
+        width += 1
+        below, count = count, n_params(PreActResNet1d(depth, width))
+    return width if count - target < target - below else width - 1
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    """A 1-D DenseNet or a pre-activation ResNet of the same depth and (nearly) the same parameter count."""
+
+    kind: str = "dense"        # "dense" or "residual"
+    depth: int = 8             # conv layers after the stem
+    growth: int = 8            # channels each dense layer adds (k)
+    stem: int = 16             # channels of the stem conv
+    epochs: int = 5
+    lr: float = 1e-2
+    seed: int = 0
+
+
+def _dense(spec: DenseSpec) -> dict:
+    data = load_mnist1d()
+    if spec.kind == "dense":
+        build = lambda: DenseNet1d(spec.depth, spec.growth, spec.stem)  # noqa: E731
+    else:
+        width = matched_width(spec.depth, spec.growth, spec.stem)
+        build = lambda: PreActResNet1d(spec.depth, width)  # noqa: E731
+    model = _seeded(spec.seed, build)
+    start = time.perf_counter()
+    out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
+    out["seconds"] = time.perf_counter() - start
+    out["test_error"] = _test_error(model, data)
+    out["params"] = n_params(model)
+    return out
+
+
+def dense_run(spec: DenseSpec) -> dict:
+    """``train_error`` per epoch, ``test_error``, ``params``, ``seconds`` (cached)."""
+    def compute():
+        with single_thread():
+            return _dense(spec)
+    return cached("ch7-dense", spec, compute)
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """Bytes that autograd keeps for the backward pass of one batch, for a DenseNet and its parameter-matched ResNet."""
+
+    kind: str = "dense"
+    depth: int = 8
+    growth: int = 8
+    stem: int = 16
+    batch_size: int = 128
+    seed: int = 0
+
+
+def _memory(spec: MemorySpec) -> dict:
+    data = load_mnist1d()
+    if spec.kind == "dense":
+        model = _seeded(spec.seed, lambda: DenseNet1d(spec.depth, spec.growth, spec.stem))
+    else:
+        width = matched_width(spec.depth, spec.growth, spec.stem)
+        model = _seeded(spec.seed, lambda: PreActResNet1d(spec.depth, width))
+    weights = {p.data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        if t.data_ptr() not in weights:   # count activations, not the weights themselves; each storage once
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(data.x_train[:spec.batch_size]).sum().backward()
+    return {"saved_bytes": sum(saved.values()), "params": n_params(model)}
+
+
+def saved_activation_bytes(spec: MemorySpec) -> dict:
+    """``{"saved_bytes", "params"}``: what one forward pass stores for its backward pass (cached)."""
+    def compute():
+        with single_thread():
+            return _memory(spec)
+    return cached("ch7-memory", spec, compute)
+
+
+# --------------------------------------------------------------------------- the ODE view
+
+@dataclass(frozen=True)
+class ODESpec:
+    """A weight-shared residual stack, x ← x + (T/L)·f(x), trained at L steps and evaluated at others."""
+
+    width: int = 32
+    hidden: int = 64
+    train_steps: int = 8       # L during training
+    horizon: float = 1.0       # T
+    epochs: int = 10
+    lr: float = 1e-2
+    seed: int = 0
+    eval_steps: tuple[int, ...] = ODE_EVAL_STEPS
+    reference_steps: int = 1024  # "the continuous flow": many more steps than any evaluated
+
+
+def _ode(spec: ODESpec) -> dict:
+    data = load_mnist1d()
+    model = _seeded(spec.seed, lambda: ODENet(spec.width, spec.hidden, spec.train_steps, spec.horizon))
+    out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
+    with torch.no_grad():
+        reference = model.final_state(data.x_test, steps=spec.reference_steps)
+        size = reference.norm(dim=1).mean().item()
+        out["distance"], out["test_error_at"] = [], []
+        for steps in spec.eval_steps:
+            state = model.final_state(data.x_test, steps=steps)
+            out["distance"].append((state - reference).norm(dim=1).mean().item() / size)
+            out["test_error_at"].append((model.head(state).argmax(1) != data.y_test).float().mean().item())
+        # one example's path through the stack, projected on the two main directions of its fine path
+        x0 = model.stem(data.x_test[:1].flatten(1))
+        fine = torch.cat(model.flow(x0, steps=256, trajectory=True))               # (257, width)
+        centre = fine.mean(0)
+        _, _, v = torch.linalg.svd(fine - centre, full_matrices=False)
+        project = lambda states: ((torch.cat(states) - centre) @ v[:2].T).tolist()  # noqa: E731
+        out["path_fine"] = project(list(fine.split(1)))
+        out["paths"] = {str(s): project(model.flow(x0, steps=s, trajectory=True)) for s in spec.eval_steps if s <= 64}
+        # the largest real part of −λ over the eigenvalues λ of f's Jacobian on test points: the stiffness
+        jac = torch.func.vmap(torch.func.jacrev(model.flow.f))(reference[:64])
+        out["jacobian_max_abs_eig"] = torch.linalg.eigvals(jac).abs().max().item()
+    out["test_error"] = out["test_error_at"][list(spec.eval_steps).index(spec.train_steps)]
+    return out
+
+
+def ode_run(spec: ODESpec) -> dict:
+    """Training curve; per evaluated L, the final state's distance from the fine-step reference and the test error;
+    one example's projected path at each L (cached)."""
+    def compute():
+        with single_thread():
+            return _ode(spec)
+    return cached("ch7-ode", spec, compute)
+
+
+def euler_growth(h: float, eigenvalue: float, horizon: float = 1.0) -> float:
+    """|x(T)| / |x(0)| for forward Euler on dx/dt = λx with step h over a time T: |1 + hλ|^(T/h)."""
+    return abs(1 + h * eigenvalue) ** (horizon / h)
+
+
+# --------------------------------------------------------------------------- U-Net long skips
+
+@dataclass(frozen=True)
+class UNetSpec:
+    """Denoise MNIST-1D: input the sequence plus Gaussian noise, target the sequence; with or without long skips."""
+
+    skips: bool = True
+    width: int = 16
+    noise: float = 0.5         # standard deviation of the added noise (the data are standardized)
+    epochs: int = 6
+    lr: float = 3e-3
+    seed: int = 0
+
+
+def _noisy(data, noise: float, seed: int):
+    gen = torch.Generator().manual_seed(20_000 + seed)
+    return (data.x_train + noise * torch.randn(data.x_train.shape, generator=gen),
+            data.x_test + noise * torch.randn(data.x_test.shape, generator=gen))
+
+
+def _high_pass(x: torch.Tensor) -> torch.Tensor:
+    return x[..., 1:] - x[..., :-1]   # differences of neighbours: the sequence's fine detail
+
+
+def _unet(spec: UNetSpec) -> dict:
+    data = load_mnist1d()
+    noisy_train, noisy_test = _noisy(data, spec.noise, spec.seed)
+    model = _seeded(spec.seed, lambda: UNet1d(spec.width, spec.skips))
+    out = fit(model, noisy_train, data.x_train, spec.epochs, spec.lr, spec.seed, loss="mse")
+    with torch.no_grad():
+        pred = model(noisy_test)
+        out["test_mse"] = F.mse_loss(pred, data.x_test).item()
+        out["noisy_mse"] = F.mse_loss(noisy_test, data.x_test).item()
+        out["detail_mse"] = F.mse_loss(_high_pass(pred), _high_pass(data.x_test)).item()
+        out["example"] = {"clean": data.x_test[0, 0].tolist(), "noisy": noisy_test[0, 0].tolist(),
+                          "denoised": pred[0, 0].tolist()}
+    out["params"] = n_params(model)
+    return out
+
+
+def unet_run(spec: UNetSpec) -> dict:
+    """``train_loss`` per epoch, ``test_mse``, ``noisy_mse`` (doing nothing), ``detail_mse``, one example (cached)."""
+    def compute():
+        with single_thread():
+            return _unet(spec)
+    return cached("ch7-unet", spec, compute)
+
+
+# --------------------------------------------------------------------------- hyper-connections and mHC
+
+@dataclass(frozen=True)
+class HyperSpec:
+    """A hyper-connected MLP (n streams), mixing unconstrained or Sinkhorn-projected (mHC), on MNIST-1D."""
+
+    constrained: bool = False
+    depth: int = 16
+    width: int = 32
+    n: int = 4
+    epochs: int = 6
+    lr: float = 3e-3
+    seed: int = 0
+
+
+def _hyper(spec: HyperSpec) -> dict:
+    data = load_mnist1d()
+    model = _seeded(spec.seed, lambda: HyperNet(spec.depth, spec.width, spec.n, spec.constrained))
+    gains_init = model.composite_gains()
+    start = time.perf_counter()
+    out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
+    out["seconds"] = time.perf_counter() - start
+    out["gains_init"], out["gains_trained"] = gains_init, model.composite_gains()
+    with torch.no_grad():
+        product = torch.eye(spec.n)
+        for block in model.blocks:
+            product = block.mixing() @ product
+        out["product"] = product.tolist()
+    out["test_error"] = _test_error(model, data)
+    return out
+
+
+def hyper_run(spec: HyperSpec) -> dict:
+    """``gains_init``/``gains_trained``: the composite gain after each block; the product matrix; errors (cached)."""
+    def compute():
+        with single_thread():
+            return _hyper(spec)
+    return cached("ch7-hyper", spec, compute)
+
+
+@torch.no_grad()
+def random_mixing_gains(seed: int, n: int = 4, sigma: float = 0.1, depths=MIXING_DEPTHS) -> dict:
+    """Composite gain ``‖B_L ⋯ B_1‖_∞`` of random near-identity mixing matrices, raw and Sinkhorn-projected.
+
+    Raw: ``B = I + σG`` with G standard normal. Projected: the same matrices made positive
+    (``|B| + 10⁻⁶``) and projected with :func:`sinkhorn`. Also returns the worst deviation of the projected
+    product's row and column sums from 1.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    raw_product, ds_product = torch.eye(n), torch.eye(n)
+    raw, projected, worst = [], [], 0.0
+    for depth in range(1, max(depths) + 1):
+        b = torch.eye(n) + sigma * torch.randn(n, n, generator=gen)
+        raw_product = b @ raw_product
+        ds_product = sinkhorn(torch.log(b.abs() + 1e-6)) @ ds_product
+        if depth in depths:
+            raw.append(raw_product.abs().sum(1).max().item())
+            projected.append(ds_product.abs().sum(1).max().item())
+            worst = max(worst, (ds_product.sum(0) - 1).abs().max().item(), (ds_product.sum(1) - 1).abs().max().item())
+    return {"depths": list(depths), "raw": raw, "projected": projected, "worst_sum_error": worst}

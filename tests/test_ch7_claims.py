@@ -1,0 +1,154 @@
+"""Every claim of chapter 7, at the chapter's own settings, over SEEDS (three seeds; five where it is cheap).
+
+The specs' defaults are the chapter's settings and seed 0 is the chapter's own run, so the page and these tests
+share cached results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from book.ch7_family_of_skips import (CHEAP_SEEDS, MEMORY_DEPTHS, ODE_EVAL_STEPS, SEEDS, DenseSpec, HighwaySpec,
+                                      HyperSpec, MemorySpec, ODESpec, UNetSpec, dense_run, euler_growth, highway_run,
+                                      hyper_run, ode_run, random_mixing_gains, saved_activation_bytes, unet_run)
+from book.nets.skips import HighwayLayer, HyperNet, ResidualLayer, SkipMLP, SkipMLPConfig, sinkhorn
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------- the networks themselves
+
+def test_highway_layer_carries_its_input_when_the_gate_is_shut():
+    layer = HighwayLayer(8, carry_bias=-50.0)
+    x = torch.randn(5, 8)
+    assert torch.allclose(layer(x), x, atol=1e-6)
+    assert torch.allclose(ResidualLayer(8)(x), x)                 # zero-initialized branch: the identity
+
+
+def test_every_parameter_of_every_network_receives_a_gradient():
+    from book.nets.skips import DenseNet1d, ODENet, PreActResNet1d, UNet1d
+    x = torch.randn(4, 1, 40)
+    for model in (SkipMLP(SkipMLPConfig(kind="highway", depth=3)), DenseNet1d(3), PreActResNet1d(3, 8), ODENet(),
+                  UNet1d(4), HyperNet(3, 8, 2, constrained=True), HyperNet(3, 8, 2, constrained=False)):
+        model(x).sum().backward()
+        assert all(p.grad is not None for p in model.parameters()), type(model).__name__
+
+
+def test_sinkhorn_returns_a_doubly_stochastic_matrix_and_products_stay_so():
+    gen = torch.Generator().manual_seed(0)
+    mats = [sinkhorn(torch.randn(4, 4, generator=gen)) for _ in range(10)]
+    product = torch.eye(4)
+    for m in mats:
+        assert (m >= 0).all()
+        assert torch.allclose(m.sum(0), torch.ones(4), atol=1e-5) and torch.allclose(m.sum(1), torch.ones(4), atol=1e-3)
+        product = m @ product
+    assert torch.allclose(product.sum(1), torch.ones(4), atol=1e-2) and torch.allclose(product.sum(0), torch.ones(4), atol=1e-4)
+
+
+def test_a_hypernet_with_one_stream_is_a_residual_net():
+    net = HyperNet(depth=2, width=8, n=1, constrained=False)
+    x = torch.randn(3, 1, 40)
+    h = net.stem(x.flatten(1))
+    for block in net.blocks:
+        h = h + block.branch(h)
+    assert torch.allclose(net(x), net.head(h), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- highway networks
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_residual_trains_best_then_highway_then_plain(seed):
+    err = {kind: highway_run(HighwaySpec(kind=kind, seed=seed))["train_error"][-1] for kind in ("highway", "residual", "plain")}
+    assert err["residual"] + 0.05 < err["highway"] < err["plain"] - 0.05, err
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_trained_highway_gates_stay_mostly_closed(seed):
+    run = highway_run(HighwaySpec(kind="highway", seed=seed))
+    assert abs(np.mean(run["gates_init"]) - 1 / (1 + np.exp(2.0))) < 0.03   # sigmoid(−2) ≈ 0.12 at the start
+    assert np.mean(run["gates_trained"]) < 0.3 and max(run["gates_trained"]) < 0.5
+
+
+# --------------------------------------------------------------------------- DenseNet
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dense_and_residual_train_alike_at_equal_parameters(seed):
+    dense, res = dense_run(DenseSpec(kind="dense", seed=seed)), dense_run(DenseSpec(kind="residual", seed=seed))
+    assert abs(dense["params"] - res["params"]) < 0.03 * dense["params"]
+    assert dense["train_error"][-1] < 0.15 and res["train_error"][-1] < 0.15
+    assert abs(dense["train_error"][-1] - res["train_error"][-1]) < 0.05
+
+
+@pytest.mark.parametrize("seed", CHEAP_SEEDS)
+def test_dense_activation_memory_grows_faster_than_residual(seed):
+    ratios = [saved_activation_bytes(MemorySpec(kind="dense", depth=d, seed=seed))["saved_bytes"]
+              / saved_activation_bytes(MemorySpec(kind="residual", depth=d, seed=seed))["saved_bytes"]
+              for d in MEMORY_DEPTHS]
+    assert ratios[0] > 1.4
+    assert all(b > a for a, b in zip(ratios, ratios[1:]))
+    assert ratios[-1] > 3.0
+
+
+# --------------------------------------------------------------------------- the ODE view
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_weight_shared_stack_converges_at_first_order(seed):
+    run = ode_run(ODESpec(seed=seed))
+    dist = run["distance"]
+    assert all(b < a for a, b in zip(dist, dist[1:]))
+    start = list(ODE_EVAL_STEPS).index(8)
+    for a, b in zip(dist[start:], dist[start + 1:]):
+        assert 1.6 < a / b < 2.4                      # halves with every doubling: error ∝ h
+    errors = run["test_error_at"][start:]
+    assert max(errors) - min(errors) < 0.05           # from 8 steps on, the step count barely matters
+    assert run["test_error_at"][0] > min(errors)      # one step is worse
+
+
+def test_euler_explodes_beyond_its_stability_limit():
+    assert euler_growth(0.25, -10.0) > 4              # |1 − 2.5|^4 ≈ 5: amplified, where the truth decays
+    assert euler_growth(0.19, -10.0) < 1 < euler_growth(0.21, -10.0)
+    assert abs(euler_growth(0.001, -10.0) - np.exp(-10.0)) < 1e-5
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_trained_stack_runs_well_inside_its_stability_limit(seed):
+    run = ode_run(ODESpec(seed=seed))
+    assert 2 / run["jacobian_max_abs_eig"] > 2 * ODESpec().horizon / ODESpec().train_steps
+
+
+# --------------------------------------------------------------------------- U-Net
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_long_skips_denoise_better_especially_the_detail(seed):
+    with_skips, without = unet_run(UNetSpec(skips=True, seed=seed)), unet_run(UNetSpec(skips=False, seed=seed))
+    assert with_skips["params"] == without["params"]
+    assert with_skips["test_mse"] < 0.8 * without["test_mse"]
+    assert with_skips["test_mse"] < 0.65 * with_skips["noisy_mse"]   # well below returning the noisy input
+    assert with_skips["detail_mse"] < 0.75 * without["detail_mse"]
+
+
+# --------------------------------------------------------------------------- hyper-connections and mHC
+
+@pytest.mark.parametrize("seed", CHEAP_SEEDS)
+def test_random_mixing_products_grow_and_projected_ones_do_not(seed):
+    gains = random_mixing_gains(seed)
+    assert gains["raw"][-1] > 2.5
+    assert max(gains["projected"]) < 1.01
+    assert gains["worst_sum_error"] < 0.01
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_training_grows_the_unconstrained_gain_and_mhc_keeps_it_at_one(seed):
+    hc, mhc = hyper_run(HyperSpec(constrained=False, seed=seed)), hyper_run(HyperSpec(constrained=True, seed=seed))
+    assert abs(hc["gains_init"][-1] - 1) < 1e-6 and abs(mhc["gains_init"][-1] - 1) < 0.01
+    assert hc["gains_trained"][-1] > 2.5
+    assert max(mhc["gains_trained"]) < 1.02
+    assert abs(hc["train_error"][-1] - mhc["train_error"][-1]) < 0.08

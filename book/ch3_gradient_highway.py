@@ -28,7 +28,7 @@ from .probes import LayerStats, input_gradients, probe, stack_points
 from .training import single_thread
 
 __all__ = [
-    "BNGradFlow", "bn_gradient_flow", "BN_NETS", "explosion_ratio",
+    "BNGradFlow", "bn_gradient_flow", "BN_NETS", "explosion_ratio", "BNShatter", "bn_shattering",
     "MAX_DEPTH", "CH3_DEPTHS", "CLAIM_DEPTH", "CLAIM_SEEDS", "ACTIVATION_STD_INITS", "FORWARD_DEPTH",
     "FORWARD_VARIANTS", "SHATTER_CLAIM_DEPTH",
     "GradFlow", "gradient_flow", "first_to_last_ratio", "INIT_ZOO", "init_zoo_spec",
@@ -248,3 +248,60 @@ def bn_gradient_flow(spec: BNGradFlow, progress: bool = True) -> LayerStats:
 def explosion_ratio(stats: LayerStats) -> float:
     """‖∂L/∂h‖ after the first block over ‖∂L/∂h‖ after the last: ≫ 1 means the gradient grows toward the input."""
     return stats.grad_norm[1] / stats.grad_norm[-1]
+
+
+@dataclass(frozen=True)
+class BNShatter:
+    """Shattered gradients on one of Chapter 1's conv nets at initialization (Balduzzi et al. 2017's measure).
+
+    Walk in ``points`` steps along the straight line between two test sequences, and take at each point the
+    gradient of the true class's logit with respect to the input (a vector of 40 numbers). The measure is the
+    cosine similarity of the gradients at neighbouring points, averaged along the line and over ``pairs`` lines:
+    near 1 the gradient changes smoothly with the input; near 0 it is as if it were redrawn at random at every
+    step. Batch norm is frozen at the statistics of 512 training sequences, so the net is a fixed function of
+    each input (no mixing across the points of the line).
+    """
+
+    depth: int = 56
+    residual: bool = False
+    seed: int = 0
+    points: int = 128
+    pairs: int = 4
+
+
+def _bn_shatter(spec: BNShatter) -> dict:
+    from .nets.conv1d import ConvNet1d
+
+    data = load_mnist1d()
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        model = ConvNet1d(DepthRun(depth=spec.depth, residual=spec.residual, seed=spec.seed).model_config())
+    for m in model.modules():                 # running statistics := the statistics of one training batch
+        if isinstance(m, nn.BatchNorm1d):
+            m.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model(data.x_train[:512])
+    model.eval()
+    similarity = []
+    for p in range(spec.pairs):
+        start, end, label = data.x_test[2 * p], data.x_test[2 * p + 1], int(data.y_test[2 * p])
+        t = torch.linspace(0, 1, spec.points).view(-1, 1, 1)
+        x = (start + t * (end - start)).requires_grad_(True)       # (points, 1, 40)
+        (grad,) = torch.autograd.grad(model(x)[:, label].sum(), x)
+        grad = grad.flatten(1)
+        similarity.append(F.cosine_similarity(grad[:-1], grad[1:], dim=1).mean().item())
+    return {"similarity": sum(similarity) / len(similarity), "per_pair": similarity}
+
+
+def bn_shattering(spec: BNShatter) -> dict:
+    """``{"similarity": mean cosine of neighbouring input gradients, "per_pair": [...]}`` (cached)."""
+    from .nets.conv1d import check_conv_config
+
+    check_conv_config(DepthRun(depth=spec.depth, residual=spec.residual).model_config())
+
+    def compute():
+        with single_thread():
+            return _bn_shatter(spec)
+
+    return cached("bn-shatter", spec, compute)

@@ -145,3 +145,16 @@ def test_training_tames_the_explosion(seed):
     trained = explosion_ratio(bn_gradient_flow(BNGradFlow(depth=56, residual=False, seed=seed, trained=True),
                                                progress=False))
     assert trained < init / 20
+
+
+from book.ch3_gradient_highway import BNShatter, bn_shattering  # noqa: E402
+
+
+@pytest.mark.parametrize("seed", BN_SEEDS)
+def test_chapter_one_plain56_shatters_its_gradients_and_resnet56_does_not(seed):
+    def similarity(depth, residual):
+        return bn_shattering(BNShatter(depth=depth, residual=residual, seed=seed))["similarity"]
+
+    assert abs(similarity(56, False)) < 0.15      # measured −0.02 to 0.03: unrelated directions
+    assert similarity(56, True) > 0.5             # measured 0.65 to 0.76
+    assert similarity(20, True) > similarity(56, True) > similarity(20, False) > similarity(56, False) + 0.25

@@ -41,6 +41,7 @@ Chapters (one experiments module and, where the chapter has an explorer, one wid
     - :mod:`book.ch6_residual_stream`  Chapter 6: transformer blocks at initialization and in training
     - :mod:`book.ch6_widgets`          Chapter 6's residual-stream explorer
     - :mod:`book.ch7_family_of_skips`  Chapter 7: highway, DenseNet, the ODE view, U-Net and hyper-connections
+    - :mod:`book.ch7_widgets`          Chapter 7's Euler-step explorer
 
 Exercises and grading
     - :mod:`book.exercises`     the self-checks of the exercise notebooks; their sources and hidden tests

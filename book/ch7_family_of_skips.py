@@ -15,6 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +30,7 @@ __all__ = [
     "SEEDS", "CHEAP_SEEDS", "fit", "n_params",
     "HIGHWAY_KINDS", "HighwaySpec", "highway_run",
     "DenseSpec", "dense_run", "matched_width", "MemorySpec", "saved_activation_bytes", "MEMORY_DEPTHS",
-    "ODESpec", "ode_run", "ODE_EVAL_STEPS", "euler_growth",
+    "ODESpec", "ode_run", "ODE_EVAL_STEPS", "euler_growth", "euler_spiral",
     "UNetSpec", "unet_run",
     "HyperSpec", "hyper_run", "random_mixing_gains", "MIXING_DEPTHS",
 ]
@@ -269,6 +270,26 @@ def ode_run(spec: ODESpec) -> dict:
 def euler_growth(h: float, eigenvalue: float, horizon: float = 1.0) -> float:
     """|x(T)| / |x(0)| for forward Euler on dx/dt = λx with step h over a time T: |1 + hλ|^(T/h)."""
     return abs(1 + h * eigenvalue) ** (horizon / h)
+
+
+def euler_spiral(decay: float, steps: int, rotation: float = 3.0, horizon: float = 1.0) -> dict:
+    """Forward Euler on the 2-D linear flow dx/dt = A x, A = [[−a, −ω], [ω, −a]], from x(0) = (1, 0).
+
+    The eigenvalues of A are −a ± iω, so the exact path spirals inwards; each Euler step multiplies the distance
+    from the origin by ``step_factor`` = |1 + hλ| = √((1 − ha)² + (hω)²), h = T/L. Returns the Euler path
+    (``steps + 1`` points), the exact path (200 points), ``step_factor``, ``growth`` (|x_L| / |x(0)|, Euler) and
+    ``error`` (|x_L − x(T)|).
+    """
+    a, w, h = float(decay), float(rotation), horizon / steps
+    step = np.array([[1 - h * a, -h * w], [h * w, 1 - h * a]])     # I + hA
+    path = [np.array([1.0, 0.0])]
+    for _ in range(steps):
+        path.append(step @ path[-1])
+    t = np.linspace(0, horizon, 200)
+    exact = np.stack([np.exp(-a * t) * np.cos(w * t), np.exp(-a * t) * np.sin(w * t)], axis=1)
+    factor = math.hypot(1 - h * a, h * w)
+    return {"euler": np.array(path), "exact": exact, "step_factor": factor, "growth": factor ** steps,
+            "error": float(np.linalg.norm(path[-1] - exact[-1])), "h": h}
 
 
 # --------------------------------------------------------------------------- U-Net long skips

@@ -152,3 +152,26 @@ def test_training_grows_the_unconstrained_gain_and_mhc_keeps_it_at_one(seed):
     assert hc["gains_trained"][-1] > 2.5
     assert max(mhc["gains_trained"]) < 1.02
     assert abs(hc["train_error"][-1] - mhc["train_error"][-1]) < 0.08
+
+
+# --------------------------------------------------------------------------- the Euler explorer
+
+def test_euler_on_the_spiral_converges_at_first_order_and_explodes_when_stiff():
+    from book.ch7_family_of_skips import euler_spiral
+    errors = [euler_spiral(2.0, steps)["error"] for steps in (16, 32, 64, 128)]
+    assert all(1.7 < a / b < 2.3 for a, b in zip(errors, errors[1:]))
+    assert euler_spiral(30.0, 4)["growth"] > 100 and euler_spiral(30.0, 64)["growth"] < 1
+
+
+def test_euler_explorer_redraws_and_explains_bad_values():
+    pytest.importorskip("ipywidgets")
+    from book.ch7_widgets import EulerExplorer
+    explorer = EulerExplorer()
+    explorer.set(steps=4, decay=30.0)
+    assert "explodes" in explorer.message.value and explorer.result["step_factor"] > 1
+    explorer.set(steps=64, decay=2.0)
+    assert "explodes" not in explorer.message.value and explorer.steps.value == 64
+    explorer.set(steps=0)
+    assert "whole number" in explorer.message.value and explorer.steps.value == 64
+    explorer.set(decay="<b>")
+    assert "&lt;b&gt;" in explorer.message.value

@@ -87,11 +87,13 @@ def test_dense_and_residual_train_alike_at_equal_parameters(seed):
     assert abs(dense["train_error"][-1] - res["train_error"][-1]) < 0.05
 
 
-@pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_dense_activation_memory_grows_faster_than_residual(seed):
-    ratios = [saved_activation_bytes(MemorySpec(kind="dense", depth=d, seed=seed))["saved_bytes"]
-              / saved_activation_bytes(MemorySpec(kind="residual", depth=d, seed=seed))["saved_bytes"]
+def test_dense_activation_memory_grows_faster_than_residual():
+    """What autograd stores depends on the shapes, not on the weights: one seed measures it (a second one checks)."""
+    ratios = [saved_activation_bytes(MemorySpec(kind="dense", depth=d))["saved_bytes"]
+              / saved_activation_bytes(MemorySpec(kind="residual", depth=d))["saved_bytes"]
               for d in MEMORY_DEPTHS]
+    assert saved_activation_bytes(MemorySpec(kind="dense", depth=8, seed=1)) == \
+        saved_activation_bytes(MemorySpec(kind="dense", depth=8))
     assert ratios[0] > 1.4
     assert all(b > a for a, b in zip(ratios, ratios[1:]))
     assert ratios[-1] > 3.0

@@ -69,3 +69,37 @@ def test_residual_nets_memorize_random_labels_more_readily_and_both_pay_on_clean
     assert runs[(True, NOISE, seed)]["memorized"] > 2 * runs[(False, NOISE, seed)]["memorized"]
     for residual in (False, True):
         assert runs[(residual, NOISE, seed)]["test_error"][-1] > runs[(residual, 0.0, seed)]["test_error"][-1] + 0.05
+
+
+# --------------------------------------------------------------------------- which learning rates work (recorded)
+
+from book.ch4_building_resnets import (RECORDED_LR_SWEEP, SWEEP_DEPTHS, SWEEP_LRS, SWEEP_SEEDS,  # noqa: E402
+                                       lr_sweep_problems, recorded_lr_sweep)
+
+
+def _final(runs, depth, residual, lr, seed):
+    run = runs[(depth, residual, lr, seed)]
+    return 1.0 if run["diverged"] else run["train_error"][-1]
+
+
+def test_the_recorded_lr_sweep_still_matches_the_code():
+    record = json.loads(RECORDED_LR_SWEEP.read_text())
+    assert len(record["runs"]) == len(SWEEP_DEPTHS) * 2 * len(SWEEP_LRS) * len(SWEEP_SEEDS)
+    assert lr_sweep_problems(record) == []
+
+
+@pytest.mark.parametrize("seed", SWEEP_SEEDS)
+def test_no_rate_rescues_plain56_and_resnet56_trains_in_a_band(seed):
+    runs = recorded_lr_sweep()["runs"]
+    assert all(_final(runs, 56, False, lr, seed) > 0.6 for lr in SWEEP_LRS)       # measured 0.70 at best
+    assert _final(runs, 56, True, 0.03, seed) < 0.1 and _final(runs, 56, True, 0.1, seed) < 0.1
+    assert _final(runs, 56, True, max(SWEEP_LRS), seed) > 0.5                     # a bad rate still fails a ResNet
+
+
+@pytest.mark.parametrize("depth", SWEEP_DEPTHS)
+def test_at_every_rate_the_residual_net_trains_better_than_the_plain_one(depth):
+    runs = recorded_lr_sweep()["runs"]
+    for lr in SWEEP_LRS:
+        plain = sum(_final(runs, depth, False, lr, s) for s in SWEEP_SEEDS) / len(SWEEP_SEEDS)
+        residual = sum(_final(runs, depth, True, lr, s) for s in SWEEP_SEEDS) / len(SWEEP_SEEDS)
+        assert residual < plain - 0.1

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["execute_notebook", "time_pages", "time_widgets", "main"]
 
-WIDGET_MODULES = ("book.ch1_widgets", "book.ch3_widgets", "book.ch5_widgets", "book.ch6_widgets")
+WIDGET_MODULES = ("book.ch1_widgets", "book.ch3_widgets", "book.ch5_widgets", "book.ch6_widgets", "book.ch7_widgets")
 
 
 def execute_notebook(path: Path, timeout: int = 600, cwd: Path | None = None):

@@ -114,11 +114,16 @@ def train(
     on_epoch: Callable[[int, TrainResult], None] | None = None,
     stop_after: int | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``data`` (an :class:`book.data.MNIST1D`) with SGD.
+    """Train ``model`` on ``data`` (an :class:`book.data.MNIST1D`) with SGD, on one CPU thread.
 
     Training error and loss are averaged over the epoch's mini-batches (in
     train mode, as the paper's curves are); test error and loss are measured
     in eval mode after each epoch.
+
+    The course's nets are narrow: a second thread gains little, and on a busy machine two threads per process
+    contend for the cores and slow every step down several times over (a plain-56 epoch measured 6.3 s on two
+    threads against 2.0 s on one, with another process busy). One thread also makes a run's numbers the same
+    wherever it runs on a given machine: the build, the tests and the recording commands.
 
     Args:
         model: any module mapping ``data.x_train`` to logits.
@@ -132,6 +137,22 @@ def train(
         stop_after: stop after this many epochs (the schedule stays that of ``config.epochs``): the
             first epochs of a long run, to check a recorded run against the code.
     """
+    with single_thread():
+        return _train_loop(model, data, config, seed=seed, progress=progress, description=description,
+                           on_epoch=on_epoch, stop_after=stop_after)
+
+
+def _train_loop(
+    model: nn.Module,
+    data,
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    description: str = "training",
+    on_epoch: Callable[[int, TrainResult], None] | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """The loop behind :func:`train` (which runs it on one CPU thread)."""
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()

@@ -150,10 +150,13 @@ class Sandbox:
             return argv
         args = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 "--uid", "65534", "--gid", "65534", "--hostname", "sandbox", *_system_binds()]
+        # The private /tmp first: bwrap mounts in order, so the binds below stay visible even when the course's
+        # checkout (its environment, its package) lives under /tmp, as a fresh clone in CI may.
+        args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
         for path in python_paths():
             args += ["--ro-bind", str(path), str(path)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp",
-                 "--bind", str(self.scratch), SCRATCH, "--chdir", SCRATCH, "--clearenv"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.scratch), SCRATCH, "--chdir", SCRATCH,
+                 "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
         return args + ["--", *argv]

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .cache import atomic_write, cached, forget, result_key, result_path
-from .records import RECORDED_DIR, missing_provenance, provenance, read_record, write_record
+from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
 from .data import load_mnist1d
 from .errors import check_whole_number
 from .nets.conv1d import ConvNet1d, ConvNetConfig, check_conv_config
 from .training import TrainConfig, TrainResult, train
 
 __all__ = ["DepthRun", "run_depth", "trained_model", "depth_sweep", "LONG_EPOCHS", "LONG_NETS", "LONG_SEEDS",
-           "RECORDED_LONG", "record_long", "recorded_long", "long_run_problems"]
+           "RECORDED_LONG", "record_long", "recorded_long", "long_run_problems", "train_prefix"]
 
 
 @dataclass(frozen=True)
@@ -147,24 +147,24 @@ def recorded_long(path=RECORDED_LONG) -> dict:
     return {"provenance": record["provenance"], "runs": runs}
 
 
+def train_prefix(spec: DepthRun, epochs: int) -> TrainResult:
+    """The first ``epochs`` epochs of ``spec``'s run, with its full schedule (to check a recording against the code)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        model = ConvNet1d(spec.model_config())
+        return train(model, load_mnist1d(), spec.train_config(), seed=spec.seed, progress=False, stop_after=epochs)
+
+
 def long_run_problems(record: dict, cases: int = 2, tolerance: float = 0.02) -> list[str]:
     """Re-run the first :data:`PREFIX_EPOCHS` epochs of ``cases`` recorded runs; describe every mismatch.
 
     Training error is a count of mistakes: on another CPU a few sequences may flip, so errors must agree
     within ``tolerance`` (absolute) and losses within a relative ``tolerance``.
     """
-    import json
-
-    problems = missing_provenance(record)
-    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(asdict(DepthRun(epochs=LONG_EPOCHS)))):
-        problems.append("the recording's settings are not the chapter's (DepthRun changed): record it again")
+    problems = setting_problems(record, DepthRun(epochs=LONG_EPOCHS))
     for r in record.get("runs", [])[:cases]:
         spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], epochs=LONG_EPOCHS)
-        data = load_mnist1d()
-        with torch.random.fork_rng():
-            torch.manual_seed(spec.seed)
-            model = ConvNet1d(spec.model_config())
-            now = train(model, data, spec.train_config(), seed=spec.seed, progress=False, stop_after=PREFIX_EPOCHS)
+        now = train_prefix(spec, PREFIX_EPOCHS)
         for epoch in range(PREFIX_EPOCHS):
             then_error, now_error = r["train_error"][epoch], now.train_error[epoch]
             then_loss, now_loss = r["train_loss"][epoch], now.train_loss[epoch]
@@ -177,12 +177,4 @@ def long_run_problems(record: dict, cases: int = 2, tolerance: float = 0.02) -> 
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["record-long"]:
-        from .training import single_thread
-
-        with single_thread():
-            about = record_long()["provenance"]
-        print(f"wrote {RECORDED_LONG} in {about['wall_seconds']} s on {about['machine']}")
-    else:
-        print("usage: python -m book.ch1_degradation record-long")
-        sys.exit(2)
+    sys.exit(main(sys.argv[1:], "book.ch1_degradation", {"record-long": (record_long, RECORDED_LONG)}))

@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from .cache import atomic_write, result_key, result_path
-from .ch1_degradation import DepthRun, run_depth, trained_model
+from .ch1_degradation import DepthRun, run_depth, train_prefix, trained_model
 from .data import load_mnist1d
 from .errors import ConfigError
 from .nets.conv1d import ConvNet1d, ConvNetConfig, check_conv_config
 from .nets.resnets import PAPER_TEST_ERROR
 from .nets.shortcuts import ScaledShortcut
-from .records import RECORDED_DIR, missing_provenance, provenance, read_record, write_record
+from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
 from .training import TrainResult, train
 
 __all__ = ["CLAIM_SEEDS", "STUDY_DEPTH", "SCALED_SHORTCUT", "BAD_LR", "PAPER_TEST_ERROR", "TrainedNet", "trained_net",
@@ -194,11 +194,7 @@ def recorded_noisy_labels(path=RECORDED_NOISE) -> dict:
 
 def noisy_label_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: float = 0.02) -> list[str]:
     """Re-run the first ``epochs`` epochs of ``cases`` recorded runs; describe every mismatch (as for Chapter 1)."""
-    import json
-
-    problems = missing_provenance(record)
-    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(asdict(DepthRun(epochs=NOISE_EPOCHS)))):
-        problems.append("the recording's settings are not the chapter's (DepthRun changed): record it again")
+    problems = setting_problems(record, DepthRun(epochs=NOISE_EPOCHS))
     for r in record.get("runs", [])[:cases]:
         now = _noisy_run(r["depth"], r["residual"], r["noise"], r["seed"], progress=False, stop_after=epochs)
         for epoch in range(epochs):
@@ -225,8 +221,6 @@ def record_lr_sweep(path=RECORDED_LR_SWEEP, seeds=SWEEP_SEEDS, progress: bool = 
     """
     import time
 
-    from .ch1_degradation import run_depth
-
     start = time.perf_counter()
     runs = []
     for seed in seeds:
@@ -250,35 +244,19 @@ def recorded_lr_sweep(path=RECORDED_LR_SWEEP) -> dict:
 
 def lr_sweep_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: float = 0.02) -> list[str]:
     """Re-run the first ``epochs`` epochs of ``cases`` recorded runs; describe every mismatch."""
-    import json
-
-    problems = missing_provenance(record)
-    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(asdict(DepthRun()))):
-        problems.append("the recording's settings are not the chapter's (DepthRun changed): record it again")
-    data = load_mnist1d()
+    problems = setting_problems(record, DepthRun())
     for r in record.get("runs", [])[:cases]:
         spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], lr=r["lr"])
-        with torch.random.fork_rng():
-            torch.manual_seed(spec.seed)
-            model = ConvNet1d(spec.model_config())
-            now = train(model, data, spec.train_config(), seed=spec.seed, progress=False, stop_after=epochs)
+        now = train_prefix(spec, epochs)
         for epoch in range(min(epochs, len(r["train_error"]))):
             if abs(now.train_error[epoch] - r["train_error"][epoch]) > tolerance:
                 problems.append(f"{spec.label} lr {spec.lr:g} seed {spec.seed}, epoch {epoch + 1}: training error "
                                 f"{now.train_error[epoch]:.4f} now, {r['train_error'][epoch]:.4f} recorded")
     return problems
 
+
 if __name__ == "__main__":
     import sys
 
-    commands = {"record-noise": (record_noisy_labels, RECORDED_NOISE), "record-lr": (record_lr_sweep, RECORDED_LR_SWEEP)}
-    if len(sys.argv) == 2 and sys.argv[1] in commands:
-        from .training import single_thread
-
-        record, path = commands[sys.argv[1]]
-        with single_thread():
-            about = record()["provenance"]
-        print(f"wrote {path} in {about['wall_seconds']} s on {about['machine']}")
-    else:
-        print("usage: python -m book.ch4_building_resnets record-noise | record-lr")
-        sys.exit(2)
+    sys.exit(main(sys.argv[1:], "book.ch4_building_resnets",
+                  {"record-noise": (record_noisy_labels, RECORDED_NOISE), "record-lr": (record_lr_sweep, RECORDED_LR_SWEEP)}))

@@ -31,7 +31,7 @@ from torch import nn
 from .cache import atomic_write, cached, forget, result_key, result_path
 from .errors import ConfigError, check_whole_number
 from .nets.transformer import Transformer, TransformerConfig, check_transformer_config
-from .records import RECORDED_DIR, missing_provenance, provenance, read_record, write_record
+from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
 from .sequence_task import SortTask, masked_cross_entropy
 from .training import single_thread
 
@@ -344,11 +344,7 @@ def recording_problems(record: dict, cases: int = 4, tolerance: float = 2e-3) ->
     (one per placement at the first seed and learning rate, then on). Float trajectories differ slightly
     between CPUs, so losses must agree to a relative ``tolerance``, not bit for bit.
     """
-    import json
-
-    problems = missing_provenance(record)
-    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(asdict(TrainSpec()))):
-        problems.append("the recording's settings are not the chapter's (TrainSpec changed): record it again")
+    problems = setting_problems(record, TrainSpec())
     by_norm = {}
     for r in record.get("runs", []):
         by_norm.setdefault(r["norm"], r)
@@ -533,10 +529,4 @@ def amplification(spec: Amplification) -> dict:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["record-sweep"]:
-        with single_thread():
-            about = record_sweep()["provenance"]
-        print(f"wrote {RECORDED_SWEEP} in {about['wall_seconds']} s on {about['machine']}")
-    else:
-        print("usage: python -m book.ch6_residual_stream record-sweep")
-        sys.exit(2)
+    sys.exit(main(sys.argv[1:], "book.ch6_residual_stream", {"record-sweep": (record_sweep, RECORDED_SWEEP)}))

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .cache import atomic_write
 
-__all__ = ["RECORDED_DIR", "provenance", "write_record", "read_record", "missing_provenance"]
+__all__ = ["RECORDED_DIR", "provenance", "write_record", "read_record", "missing_provenance", "setting_problems",
+           "main"]
 
 RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
 PROVENANCE_FIELDS = ("command", "commit", "date", "torch", "python", "machine", "threads", "wall_seconds")
@@ -69,3 +70,28 @@ def missing_provenance(record: dict) -> list[str]:
     """A sentence for every provenance field the recording lacks."""
     given = record.get("provenance", {})
     return [f"the provenance lacks {name!r}" for name in PROVENANCE_FIELDS if name not in given]
+
+
+def setting_problems(record: dict, spec) -> list[str]:
+    """:func:`missing_provenance`, and a sentence if the recording's settings are not ``spec`` (a dataclass) any more."""
+    import dataclasses
+
+    problems = missing_provenance(record)
+    if record.get("provenance", {}).get("spec") != json.loads(json.dumps(dataclasses.asdict(spec))):
+        problems.append(f"the recording's settings are not the chapter's ({type(spec).__name__} changed): "
+                        "record it again")
+    return problems
+
+
+def main(argv: list[str], module: str, commands: dict) -> int:
+    """``python -m MODULE COMMAND``: run one recording of ``commands`` (``{name: (record, path)}``) on one thread."""
+    from .training import single_thread
+
+    if len(argv) != 1 or argv[0] not in commands:
+        print(f"usage: python -m {module} {' | '.join(commands)}")
+        return 2
+    record, path = commands[argv[0]]
+    with single_thread():
+        about = record()["provenance"]
+    print(f"wrote {path} in {about['wall_seconds']} s on {about['machine']}")
+    return 0

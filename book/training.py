@@ -11,6 +11,7 @@ of returning curves that would plot as garbage.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import contextmanager
@@ -39,6 +40,15 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _on_one_thread(fn: Callable) -> Callable:
+    """Run ``fn`` inside :func:`single_thread`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with single_thread():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 @dataclass
@@ -104,6 +114,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss_sum / len(x), wrong / len(x)
 
 
+@_on_one_thread
 def train(
     model: nn.Module,
     data,
@@ -137,22 +148,6 @@ def train(
         stop_after: stop after this many epochs (the schedule stays that of ``config.epochs``): the
             first epochs of a long run, to check a recorded run against the code.
     """
-    with single_thread():
-        return _train_loop(model, data, config, seed=seed, progress=progress, description=description,
-                           on_epoch=on_epoch, stop_after=stop_after)
-
-
-def _train_loop(
-    model: nn.Module,
-    data,
-    config: TrainConfig | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    description: str = "training",
-    on_epoch: Callable[[int, TrainResult], None] | None = None,
-    stop_after: int | None = None,
-) -> TrainResult:
-    """The loop behind :func:`train` (which runs it on one CPU thread)."""
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()

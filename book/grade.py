@@ -10,9 +10,11 @@ ran. The hidden tests (``exercises/source`` or ``--hidden-tests PATH``) never en
 
 The grader writes, all under ``OUT`` and only once every sandbox is gone:
 
-- ``gradebook.csv``: one row per submission: its original path, status, points per task, total, details;
+- ``gradebook.csv``: one row per submission: its original path, status, points per task, total, a column per
+  written answer (``review``: text to mark by hand; ``missing``: none written), the points left to mark, details;
 - ``collection.csv``: every file found in the submissions folder and what became of it;
-- ``feedback/<name>.md``: what each task's tests said, and what went wrong while running;
+- ``feedback/<name>.md``: what each task's tests said, what went wrong while running, and each written answer
+  with its rubric;
 - with ``--gradescope``: ``gradescope/<name>/results.json`` (and ``results.json`` when there is
   one submission, as Gradescope's autograder expects).
 
@@ -43,10 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import exercises
-from .exercises import SOURCE_DIR, hidden_tests, sources
+from .exercises import SOURCE_DIR, collect_answers, hidden_tests, sources, written_answers
 from .sandbox import HOW_TO_INSTALL, Limits, Sandbox, unavailable_reason
 
-__all__ = ["GradeConfig", "TaskResult", "SubmissionResult", "Submission", "find_submissions", "grade_submission",
+__all__ = ["GradeConfig", "TaskResult", "WrittenAnswer", "SubmissionResult", "Submission", "find_submissions", "grade_submission",
            "grade_folder", "write_gradescope_zip", "main"]
 
 STATUS_ORDER = ["refused", "invalid-notebook", "too-large", "no-notebook", "unknown-exercise", "wrong-exercise",
@@ -83,6 +85,18 @@ class TaskResult:
 
 
 @dataclass
+class WrittenAnswer:
+    """A written answer: collected from the notebook's file, never scored by the grader."""
+
+    task: int
+    answer: str                                  # its id, e.g. "3b"
+    title: str
+    points: float                                # the points a person awards when marking it
+    text: str | None                             # the learner's words; None when none were written
+    rubric: str = ""
+
+
+@dataclass
 class SubmissionResult:
     name: str
     path: str
@@ -91,6 +105,12 @@ class SubmissionResult:
     tasks: list[TaskResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    written: list[WrittenAnswer] = field(default_factory=list)
+
+    @property
+    def review_total(self) -> float:
+        """The points that a person awards for the written answers."""
+        return sum(w.points for w in self.written)
 
     @property
     def total(self) -> float:
@@ -331,10 +351,22 @@ def _learner_text(text, limit: int = NOTE_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + " …"
 
 
+def _written(nb, specs: list[dict]) -> list[WrittenAnswer]:
+    """The written answers of ``specs`` as found in ``nb`` (``None``: the notebook could not be read)."""
+    try:
+        texts = collect_answers(nb, specs) if nb is not None else {}
+    except Exception:  # an odd notebook: its answers count as not written; the row's status says why
+        texts = {}
+    return [WrittenAnswer(s["task"], s["answer"], s["title"], s["points"], texts.get(s["answer"]), s["rubric"])
+            for s in specs]
+
+
 def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], known: dict[str, Path],
-                     cfg: GradeConfig) -> SubmissionResult:
+                     cfg: GradeConfig, answers_by_exercise: dict[str, list[dict]] | None = None) -> SubmissionResult:
     """Grade one submission; never raises for anything the notebook does."""
     import nbformat
+
+    answers_by_exercise = answers_by_exercise or {}
 
     started = time.monotonic()
     result = SubmissionResult(sub.name, sub.original, cfg.exercise or "", "ok", notes=list(sub.notes))
@@ -349,6 +381,7 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
     def zero_tasks(reason: str):
         for t in tests_by_exercise.get(result.exercise, []):
             result.tasks.append(TaskResult(t["task"], t["title"], 0.0, t["points"], f"not checked: {reason}"))
+        result.written = _written(None, answers_by_exercise.get(result.exercise, []))
 
     path = sub.path
     if sub.refused:
@@ -375,6 +408,7 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
         zero_tasks(f"this notebook answers {own}, not {cfg.exercise}")
         return finish("wrong-exercise", f"the notebook is exercise {own} (from its {how}); graded was {cfg.exercise}")
     tests = tests_by_exercise[result.exercise]
+    result.written = _written(nb, answers_by_exercise.get(result.exercise, []))  # read from the file, never run
 
     try:
         run = _run_in_sandbox(path, tests, cfg, started + cfg.timeout)
@@ -438,10 +472,20 @@ def _points(x: float) -> str:
 
 def _feedback_text(r: SubmissionResult) -> str:
     lines = [f"# Feedback: {r.name}", "", f"- exercise: {r.exercise or 'unknown'}", f"- status: {r.status}",
-             f"- score: {_points(r.total)} / {_points(r.max_total)}", ""]
+             f"- score: {_points(r.total)} / {_points(r.max_total)} checked automatically"
+             + (f", and {_points(r.review_total)} for written answers, marked by hand" if r.written else ""), ""]
     for t in r.tasks:
         mark = "✓" if t.points == t.max_points and t.max_points > 0 else "✗"
         lines += [f"## Task {t.task} · {t.title}: {_points(t.points)} / {_points(t.max_points)} {mark}", "", t.message, ""]
+    for w in r.written:
+        lines += [f"## Written answer {w.answer} (task {w.task}) · {w.title}: _ / {_points(w.points)}, marked by hand", ""]
+        if w.text is None:
+            lines += ["No answer was written: the cell still holds its placeholder, or it was deleted.", ""]
+        else:
+            fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", w.text)), default=0))
+            lines += ["The learner wrote:", "", f"{fence}text", w.text, fence, ""]
+        if w.rubric:
+            lines += ["Rubric:", "", w.rubric, ""]
     if r.notes:
         lines += ["## While running your notebook", ""] + [f"- {n}" for n in r.notes] + [""]
     return "\n".join(lines)
@@ -453,7 +497,11 @@ def _gradescope(r: SubmissionResult) -> dict:
         "output": f"status: {r.status}" + ("\n" + "\n".join(r.notes) if r.notes else ""),
         "stdout_visibility": "visible",
         "tests": [{"name": f"Task {t.task} · {t.title}", "score": t.points, "max_score": t.max_points,
-                   "output": t.message, "visibility": "visible"} for t in r.tasks],
+                   "output": t.message, "visibility": "visible"} for t in r.tasks] +
+                 [{"name": f"Written answer {w.answer} (task {w.task}) · {w.title}", "score": 0, "max_score": 0,
+                   "output": ("collected for marking by hand (" + _points(w.points) + " points): " +
+                              (w.text if w.text is not None else "no answer was written")),
+                   "visibility": "visible"} for w in r.written],
     }
 
 
@@ -470,16 +518,19 @@ def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[t
     import io
 
     tasks = sorted({t.task for r in results for t in r.tasks})
+    written = sorted({w.answer for r in results for w in r.written}, key=lambda a: (int(re.match(r"\d+", a)[0]), a))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["submission", "original_path", "exercise", "status", *[f"task{k}" for k in tasks], "total",
-                     "max_total", "details"])
+                     "max_total", *[f"written{a}" for a in written], "review_max", "details"])
     for r in results:
         by_task: dict[int, float] = {}
         for t in r.tasks:
             by_task[t.task] = by_task.get(t.task, 0.0) + t.points
+        by_answer = {w.answer: ("review" if w.text is not None else "missing") for w in r.written}
         writer.writerow([r.name, r.path, r.exercise, r.status, *[_points(by_task.get(k, 0.0)) for k in tasks],
-                         _points(r.total), _points(r.max_total), "; ".join(r.notes)[:1000]])
+                         _points(r.total), _points(r.max_total), *[by_answer.get(a, "") for a in written],
+                         _points(r.review_total), "; ".join(r.notes)[:1000]])
     gradebook = cfg.out / "gradebook.csv"
     _write(gradebook, buffer.getvalue())
     buffer = io.StringIO()
@@ -498,8 +549,9 @@ def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[t
 def _install_fingerprint() -> str:
     """A hash of the files the grader and its judges run: a submission must not be able to change them."""
     digest = hashlib.sha256()
-    package = Path(exercises.__file__).resolve().parent
-    own = [package / f"{name}.py" for name in ("grade", "exercises", "sandbox", "notebook_runner")]
+    package = Path(__file__).resolve().parent
+    own = [package / f"{name}.py" for name in ("grade", "sandbox", "notebook_runner")]
+    own += sorted((package / "exercises").glob("*.py"))
     for path in own:
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
@@ -537,6 +589,7 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
             raise ValueError(f"unknown exercise {cfg.exercise!r}; known: {', '.join(sorted(known))}")
         cfg.exercise = matches[0]
     tests_by_exercise = {name: hidden_tests(path) for name, path in known.items()}
+    answers_by_exercise = {name: written_answers(path) for name, path in known.items()}
     for name, tests in tests_by_exercise.items():
         bad = next((t for t in tests if t["request"] is None), None)
         if bad is not None and (cfg.exercise is None or name == cfg.exercise):
@@ -556,7 +609,7 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
             results.append(SubmissionResult(sub.name, sub.original, cfg.exercise or "", "not-graded",
                                             notes=["not graded: the grader's files changed during the batch"]))
             continue
-        results.append(grade_submission(sub, tests_by_exercise, known, cfg))
+        results.append(grade_submission(sub, tests_by_exercise, known, cfg, answers_by_exercise))
         if _install_fingerprint() != fingerprint:   # only possible without the sandbox
             tampered = True
             r = results[-1]

@@ -54,14 +54,47 @@ def _code(nb) -> list[str]:
 
 # --------------------------------------------------------------------------- generated files
 
-def test_six_exercises_with_two_to_four_graded_tasks():
-    assert [n[:4] for n in NAMES] == ["ex01", "ex02", "ex03", "ex04", "ex05", "ex06"]
+def test_one_exercise_per_chapter_with_two_to_five_graded_tasks():
+    chapters = sorted(p.stem[:2] for p in (ROOT / "chapters").glob("[0-9][0-9]_*.md"))
+    assert [n[2:4] for n in NAMES] == chapters
     for source in SOURCES:
         tests = ex.hidden_tests(source)
-        tasks = sorted({t["task"] for t in tests})
-        assert 2 <= len(tasks) <= 4, source.name
+        tasks = sorted({t["task"] for t in tests} | {a["task"] for a in ex.written_answers(source)})
+        assert 2 <= len(tasks) <= 5, source.name
         assert tasks == list(range(1, len(tasks) + 1)), source.name
         assert all(t["points"] > 0 and t["title"] for t in tests)
+
+
+def test_every_exercise_is_an_investigation_with_objectives_time_and_points():
+    """At least one task asks for numbers the grader checks and for written answers with a rubric and a model answer."""
+    for source in SOURCES:
+        text = source.read_text()
+        assert "**Learning objectives.**" in text and "**Estimated time:**" in text, source.name
+        answers = ex.written_answers(source)
+        assert answers, f"{source.name}: no written answer"
+        for answer in answers:
+            assert answer["points"] > 0 and answer["rubric"], f"{source.name}: answer {answer['answer']} has no rubric"
+        auto_tasks = {t["task"] for t in ex.hidden_tests(source)}
+        assert any(a["task"] in auto_tasks for a in answers), f"{source.name}: no task both measures and explains"
+        models = {c.metadata.get("answer") for c in jupytext.read(source).cells
+                  if c.cell_type == "markdown" and "solution" in ex.cell_tags(c)}
+        explained = [a["answer"] for a in answers if a["title"] != "your prediction"]
+        assert explained and all(a in models for a in explained), f"{source.name}: a written answer has no model answer"
+        page = (ROOT / "exercises" / f"{source.stem}.md").read_text()
+        assert "**Tasks and points**" in page and "A model answer" in page
+        warmups = [t for t in ex.hidden_tests(source) if t["task"] == 1]
+        assert sum(t["points"] for t in warmups) <= 3, f"{source.name}: the warm-up carries too many points"
+
+
+def test_answer_cells_reach_the_student_notebook_and_rubrics_do_not():
+    for source in SOURCES:
+        nb = nbformat.read(ROOT / "exercises" / f"{source.stem}.ipynb", as_version=4)
+        collected = ex.collect_answers(nb, ex.written_answers(source))
+        assert collected and all(text is None for text in collected.values()), (source.name, collected)
+        text = "\n".join(c.source for c in nb.cells)
+        for answer in ex.written_answers(source):
+            assert f"**Your answer ({answer['answer']})**" in text
+            assert answer["rubric"].splitlines()[0] not in text, f"{source.name}: the rubric leaked"
 
 
 def test_generated_pages_and_notebooks_are_in_sync():
@@ -129,10 +162,24 @@ def test_blank_student_notebook_fails_each_task_with_the_not_done_message(name):
         assert isinstance(value, ex.Feedback) and not value and value.message == ex.NOT_DONE, value
     first_check = checks[0][0]
     assert not any(isinstance(v, Exception) for i, _, v in results if i < first_check), "fails before the first task"
-    # the hidden tests give the same words
+    # the hidden tests give the same words, in the learner's kernel and by the grader's probe and judge
     for test in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md"):
-        with pytest.raises(ex.TaskFailed, match="not done yet"):
-            exec(test["source"], namespace)
+        if "check" in test["request"]:
+            with pytest.raises(ex.TaskFailed, match="not done yet"):
+                exec(test["source"], namespace)
+        request = {**test["request"], "seed": 7}
+        verdict = ex.judge(request, ex.probe(request, namespace), test["title"])
+        assert not verdict and verdict.message == ex.NOT_DONE, verdict
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_solution_scores_full_marks_through_probe_and_judge(name):
+    page = jupytext.reads((ROOT / "exercises" / f"{name}.md").read_text(), fmt="md:myst")
+    namespace, _ = _run_cells(_code(page))
+    for test in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md"):
+        request = {**test["request"], "seed": 11}
+        verdict = ex.judge(request, ex.probe(request, namespace), test["title"])
+        assert verdict, verdict
 
 
 def test_checks_never_raise_and_leave_the_random_state_alone():
@@ -380,3 +427,68 @@ def test_every_task_statement_reaches_the_student_notebook():
         student_text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
         for heading in headings:
             assert heading in student_text, f"{source.name}: '{heading}' is missing from the student notebook"
+
+
+# --------------------------------------------------------------------------- written answers and investigations
+
+def test_collect_answers_reads_the_learners_words_only():
+    source = ex.SOURCE_DIR / "ex01_degradation.md"
+    specs = ex.written_answers(source)
+    assert [a["answer"] for a in specs] == ["3a", "3b"]
+    nb = nbformat.read(ROOT / "exercises" / "ex01_degradation.ipynb", as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("**Your answer (3b)**")]
+    cells[0].source = "**Your answer (3b)**\n\nUnderfitting: 54% training error against 1.5%."
+    cells[0].metadata = {}                           # an editor that drops metadata: the first line still finds it
+    got = ex.collect_answers(nb, specs)
+    assert got == {"3a": None, "3b": "Underfitting: 54% training error against 1.5%."}
+    cells[0].source = "**Your answer (3b)** Underfitting, on one line."
+    assert ex.collect_answers(nb, specs)["3b"] == "Underfitting, on one line."
+    assert ex.collect_answers({"cells": "not a list"}, specs) == {"3a": None, "3b": None}
+    assert ex.collect_answers({"cells": [{"cell_type": "markdown", "source": ["**Your answer (3a)**\n", 7]}]},
+                              specs) == {"3a": None, "3b": None}
+
+
+def test_an_answer_cell_without_its_label_is_refused(tmp_path):
+    bad = tmp_path / "ex09_bad.md"
+    front = (ex.SOURCE_DIR / "ex01_degradation.md").read_text().split("\n---\n", 1)[0] + "\n---\n\n"
+    bad.write_text(front + '# Exercise\n\n## Task 1 · x\n\n+++ {"tags": ["answer"], "task": 1, "answer": "1a", "points": 2}\n\n'
+                   "Write here.\n")
+    with pytest.raises(ValueError, match=r"must start with \*\*Your answer \(1a\)\*\*"):
+        ex.written_answers(bad)
+
+
+def test_range_hidden_tests_are_judged_outside_the_kernel():
+    request = ex.hidden_test_request('assert 0.3 <= final_error(56, False, "train") <= 0.8, "off"\nprint("fine")')
+    assert request == {"call": "final_error", "args": [56, False, "train"], "range": [0.3, 0.8], "message": "off",
+                       "message_ok": "fine"}
+    for value, passed in ((0.5, True), (0.9, False), (float("nan"), False), ("0.5", False)):
+        namespace = {"final_error": lambda *args, v=value: v}
+        verdict = ex.judge(request, ex.probe(request, namespace), "t")
+        assert bool(verdict) is passed, (value, verdict)
+    with pytest.raises(ValueError, match="bounds"):
+        ex.hidden_test_request("assert 0.8 <= f(1) <= 0.3")
+    with pytest.raises(ValueError):
+        ex.hidden_test_request("assert low <= f(1) <= 0.3")
+
+
+def test_final_error_mistakes():
+    right = _solution_namespace("ex01_degradation")["final_error"]
+    assert ex.check_final_error(right) and ex.check_final_error(right, seed=5, thorough=True)
+
+    def variant(pick=lambda c: c[-1], same_kind=True):
+        def final_error(depth, residual, split="train", runs=None):
+            from book.ch1_degradation import recorded_long
+
+            runs = recorded_long()["runs"] if runs is None else runs
+            values = [pick(getattr(r, f"{split}_error")) for (d, res, _), r in runs.items()
+                      if d == depth and (res == residual or not same_kind)]
+            return sum(values) / len(values)
+        return final_error
+
+    _fails_with(ex.check_final_error(variant(min)), "the best epoch's error")
+    _fails_with(ex.check_final_error(variant(lambda c: c[0])), "the first epoch's error")
+    _fails_with(ex.check_final_error(variant(same_kind=False)), "plain and residual runs of that depth mixed")
+    _fails_with(ex.check_final_error(lambda d, r, split="train", runs=None: right(d, r, "train", runs)), "train and test swapped")
+    _fails_with(ex.check_final_error(lambda d, r, split="train", runs=None: [right(d, r, split, runs)] * 2),
+                "return one: the mean over the seeds")
+    assert 0.3 <= right(56, False, "train") <= 0.8 and right(20, False, "train") < 0.1

@@ -43,7 +43,7 @@ def layer(module: str, package: str = "book") -> tuple[int, int]:
         return AUTHORING, 0
     if rel == "nets" or rel.startswith("nets."):
         return NETS, 0
-    if rel == "exercises":
+    if rel == "exercises" or rel.startswith("exercises."):
         return EXERCISES, 0
     if rel == "grade":
         return GRADER, 0
@@ -73,7 +73,7 @@ def allowed(source: str, target: str, package: str = "book") -> bool:
         return target_kind == NETS or (target_kind == CHAPTER and target_chapter <= chapter) or \
             (target_kind == WIDGETS and target_chapter < chapter)
     if kind == EXERCISES:
-        return target_kind in (NETS, CHAPTER)
+        return target_kind in (NETS, CHAPTER, EXERCISES)
     if kind == GRADER:
         return target_kind == EXERCISES
     return False

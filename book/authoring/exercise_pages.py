@@ -17,9 +17,9 @@ import copy
 import sys
 from pathlib import Path
 
-from ..exercises import ROOT, SOURCE_DIR, cell_tags, read_source, sources
+from ..exercises import ROOT, SOURCE_DIR, cell_tags, hidden_tests, read_source, sources, written_answers
 
-__all__ = ["strip_solution", "student_notebook", "book_page", "build", "check", "main"]
+__all__ = ["strip_solution", "points_table", "student_notebook", "book_page", "build", "check", "main"]
 
 OUTPUT_DIR = ROOT / "exercises"
 
@@ -79,6 +79,48 @@ def _install_cell(root: Path):
     return new_code_cell(install_cell(root), metadata={"tags": ["remove-cell"]})
 
 
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def points_table(source: Path) -> str:
+    """A markdown table of the tasks and their points, read from the source's hidden tests and answer cells."""
+    import re
+
+    titles = {}
+    for cell in read_source(source).cells:
+        if cell.cell_type == "markdown":
+            for match in re.finditer(r"^## Task (\d+) · (.+)$", cell.source, re.MULTILINE):
+                titles[int(match.group(1))] = match.group(2).strip()
+    auto, written = {}, {}
+    for test in hidden_tests(source):
+        auto[test["task"]] = auto.get(test["task"], 0.0) + test["points"]
+    for spec in written_answers(source):
+        written[spec["task"]] = written.get(spec["task"], 0.0) + spec["points"]
+    tasks = sorted(set(auto) | set(written))
+    missing = [t for t in tasks if t not in titles]
+    if missing:
+        raise ValueError(f"{source}: task {missing[0]} has points but no '## Task {missing[0]} · …' heading")
+    rows = ["| Task | | Checked automatically | Written, marked by hand |", "|---|---|---:|---:|"]
+    for t in tasks:
+        rows.append(f"| {t} | {titles[t]} | {_points(auto.get(t, 0))} | {_points(written.get(t, 0)) if t in written else '—'} |")
+    rows.append(f"| | **total** | **{_points(sum(auto.values()))}** | **{_points(sum(written.values()))}** |")
+    return "**Tasks and points**\n\n" + "\n".join(rows)
+
+
+def _with_points_table(cells: list, source: Path) -> list:
+    from nbformat.v4 import new_markdown_cell
+
+    first_markdown = next(i for i, c in enumerate(cells) if c.cell_type == "markdown")
+    return cells[:first_markdown + 1] + [new_markdown_cell(points_table(source))] + cells[first_markdown + 1:]
+
+
+def _answer_cell(cell):
+    """An answer cell keeps only its tag and its id (the grader finds it by its first line as well)."""
+    cell.metadata = {"tags": ["answer"], "residual_course": {"answer": str(cell.metadata.get("answer"))}}
+    return cell
+
+
 def student_notebook(source: Path, root: Path = ROOT):
     """The student ``.ipynb``: install cell first, solutions stubbed, solution notes and hidden tests removed."""
     import nbformat
@@ -88,9 +130,12 @@ def student_notebook(source: Path, root: Path = ROOT):
     cells = [_install_cell(root)]
     for cell in src.cells:
         tags = cell_tags(cell)
-        if "hidden-test" in tags or (cell.cell_type == "markdown" and "solution" in tags):
+        if "hidden-test" in tags or "rubric" in tags or (cell.cell_type == "markdown" and "solution" in tags):
             continue
         cell = copy.deepcopy(cell)
+        if "answer" in tags:
+            cells.append(_answer_cell(cell))
+            continue
         meta = {k: v for k, v in cell.metadata.items() if k == "tags"}
         meta["tags"] = [t for t in tags if t != "solution"]
         if not meta["tags"]:
@@ -101,6 +146,7 @@ def student_notebook(source: Path, root: Path = ROOT):
                 cell.source = strip_solution(cell.source)
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
+    cells = [cells[0]] + _with_points_table(cells[1:], source)
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
@@ -122,21 +168,27 @@ def book_page(source: Path, root: Path = ROOT) -> str:
     cells = []
     for cell in src.cells:
         tags = cell_tags(cell)
-        if "hidden-test" in tags:
+        if "hidden-test" in tags or "rubric" in tags:
             continue
         cell = copy.deepcopy(cell)
+        if "answer" in tags:
+            cells.append(_answer_cell(cell))
+            continue
         if "solution" in tags:
             rest = [t for t in tags if t != "solution"]
             if cell.cell_type == "code":
                 cell.source = _drop_markers(cell.source)
                 cell.metadata["tags"] = rest + ["hide-input"]
             else:
-                cell.source = f":::{{dropdown}} Solution notes\n{cell.source}\n:::"
+                label = "A model answer" if cell.metadata.get("answer") else "Solution notes"
+                cell.source = f":::{{dropdown}} {label}\n{cell.source}\n:::"
+                cell.metadata.pop("answer", None)
                 if rest:
                     cell.metadata["tags"] = rest
                 else:
                     cell.metadata.pop("tags", None)
         cells.append(cell)
+    cells = _with_points_table(cells, source)
     first_code = next(i for i, c in enumerate(cells) if c.cell_type == "code")
     cells.insert(first_code, _install_cell(root))
     cells.insert(0, new_markdown_cell(GENERATED_NOTE.format(name=source.stem)))

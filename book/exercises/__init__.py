@@ -1,0 +1,54 @@
+"""Self-checks for the exercise notebooks, and where their sources and hidden tests are.
+
+One module per exercise (:mod:`book.exercises.ex01` … ``ex07``) holds that exercise's checks and, for each, the
+grader's probe and judge; :mod:`book.exercises.core` holds what they share. Notebooks import every check from
+here: ``from book.exercises import check_basic_block``.
+
+For learners: every task ends with a check cell such as ``check_basic_block(BasicBlock)``. A check
+runs your code on small inputs and answers in words: what it expected, what your code did, and,
+for the usual mistakes, what to change. It never raises; it returns a :class:`Feedback` that the
+notebook shows as a green or red box.
+
+For instructors (see ``instructors.md``): each exercise has one source,
+``exercises/source/exNN_name.md``, a MyST notebook whose cells carry tags:
+
+- ``solution`` on a code cell: the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
+  are replaced by ``raise NotImplementedError(...)`` in the student notebook; the book page shows
+  the whole cell behind a toggle.
+- ``solution`` on a markdown cell: notes shown in a dropdown on the book page, dropped for students.
+- ``hidden-test`` on a code cell, with metadata ``task``, ``points`` and ``title``: run by
+  ``python -m book.grade`` after the submission, left out of the student notebook and the book page.
+- ``answer`` on a markdown cell, with metadata ``task``, ``answer`` (an id such as ``3b``), ``points`` and
+  ``title``, its first line ``**Your answer (3b)**``: a written answer; the grader collects the learner's text
+  for review (see :func:`book.exercises.core.collect_answers`).
+- ``rubric`` on a markdown cell, with metadata ``answer``: how to mark that answer; in the grader's feedback
+  file only.
+
+``python -m book.authoring.exercise_pages build`` writes ``exercises/exNN_name.md`` (the book page,
+with solutions) and ``exercises/exNN_name.ipynb`` (the student notebook for Colab);
+``python -m book.authoring.exercise_pages check`` exits 1 when either is missing or stale.
+"""
+
+from __future__ import annotations
+
+from . import ex01, ex02, ex03, ex04, ex05, ex06
+from .core import (JUDGED, NOT_DONE, ROOT, SOURCE_DIR, Feedback, TaskFailed, cell_tags, collect_answers, grade_task,
+                   hidden_test_request, hidden_tests, judge, preload, probe, read_source, sources, written_answers)
+from .ex01 import *  # noqa: F403
+from .ex02 import *  # noqa: F403
+from .ex03 import *  # noqa: F403
+from .ex04 import *  # noqa: F403
+from .ex05 import *  # noqa: F403
+from .ex06 import *  # noqa: F403
+
+EXERCISE_MODULES = (ex01, ex02, ex03, ex04, ex05, ex06)
+
+for _module in EXERCISE_MODULES:
+    _clash = set(_module.JUDGED) & set(JUDGED)
+    if _clash:
+        raise ImportError(f"{_module.__name__} registers {sorted(_clash)}, which another exercise registered already")
+    JUDGED.update(_module.JUDGED)
+
+__all__ = ["Feedback", "TaskFailed", "grade_task", "NOT_DONE", "ROOT", "SOURCE_DIR", "sources", "read_source",
+           "cell_tags", "hidden_tests", "hidden_test_request", "probe", "judge", "preload", "written_answers", "collect_answers", "EXERCISE_MODULES",
+           *(name for module in EXERCISE_MODULES for name in module.__all__)]

@@ -1,0 +1,246 @@
+"""The self-checks of Exercise 1, the degradation problem: what the notebook's check cells run, and the grader's probe and judge for each."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .core import (
+    _Fail, _Replay, _Unreadable, _as_float, _checker, _close, _is_tensor, _load_state,
+    _plain, _record, _replay_judge, _replay_probe, _rng, _run,
+    _same_state, _seeded,
+)
+
+__all__ = ['check_weighted_layers', 'check_add_identity_blocks', 'check_final_error']
+
+
+@_checker("Task 1 · count the weighted layers")
+def check_weighted_layers(count_weighted_layers: Callable, seed: int | None = None) -> str:
+    """``count_weighted_layers(model)`` counts convolutions and linear layers (the paper's "depth").
+
+    ``seed`` (the grader's): networks of depths drawn from it instead of the fixed ones.
+    """
+    from torch import nn
+
+    from ..nets.conv1d import plain_net, resnet
+
+    if seed is None:
+        cases = [("plain_net(20)", plain_net(20)), ("resnet(56)", resnet(56)),
+                 ("a Conv1d → BatchNorm1d → ReLU → Linear stack",
+                  nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Flatten(), nn.Linear(152, 10)))]
+    else:
+        rng = _rng(seed)
+        d1, d2 = (6 * rng.randint(1, 6) + 2 for _ in range(2))
+        pool = [lambda: nn.Conv1d(4, 4, 3), lambda: nn.BatchNorm1d(4), nn.ReLU, lambda: nn.Linear(8, 8), nn.Tanh]
+        stack = nn.Sequential(*(rng.choice(pool)() for _ in range(rng.randint(3, 12))), nn.Linear(8, 10))
+        cases = [(f"plain_net({d1})", plain_net(d1)), (f"resnet({d2})", resnet(d2)), ("a stack of layers", stack)]
+    for name, model in cases:
+        got = _run(f"count_weighted_layers({name})", count_weighted_layers, model)
+        want = sum(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) for m in model.modules())
+        if isinstance(got, bool) or not isinstance(got, int):
+            raise _Fail(f"count_weighted_layers({name}) returned {got!r}; it should return a whole number (an int).")
+        if got == want:
+            continue
+        with_norms = want + sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        convs_only = sum(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules())
+        leaves = sum(1 for m in model.modules() if not list(m.children()))
+        tensors = len(list(model.parameters()))
+        if got == with_norms:
+            hint = ("you counted the BatchNorm layers too. The paper's depth counts only layers with a weight "
+                    "matrix or kernel: convolutions and the final linear classifier.")
+        elif got == convs_only:
+            hint = "you counted the convolutions but not the final linear classifier, which the paper's depth includes."
+        elif got == tensors:
+            hint = "you counted parameter tensors (weights and biases, BatchNorm γ and β), not layers."
+        elif got == leaves:
+            hint = "you counted every module, ReLUs and BatchNorms included; count only Conv and Linear layers."
+        else:
+            hint = "count the modules that are nn.Conv1d, nn.Conv2d or nn.Linear (model.modules() visits them all)."
+        raise _Fail(f"for {name} your function returns {got}, but the network has {want} weighted layers: {hint}")
+    return "plain_net(20) has 20 weighted layers and resnet(56) has 56 — the names count exactly these."
+
+
+@_checker("Task 2 · a deeper network that computes the same function")
+def check_add_identity_blocks(add_identity_blocks: Callable, thorough: bool = False) -> str:
+    """``add_identity_blocks(model, extra)`` returns a deeper copy of a residual net with the same outputs."""
+    import torch
+
+    from ..nets.conv1d import BasicBlock1d, PlainBlock1d, resnet
+
+    for depth, extra in ([(8, 2), (14, 3)] if thorough else [(8, 2)]):
+        torch.manual_seed(depth)
+        base = resnet(depth)
+        x = torch.randn(6, 1, 40)
+        base.eval()
+        before = base(x).detach()
+        n_blocks = len(base.blocks)
+        deeper = _run(f"add_identity_blocks(resnet({depth}), {extra})", add_identity_blocks, base, extra)
+        if not isinstance(deeper, torch.nn.Module):
+            raise _Fail(f"add_identity_blocks returned {type(deeper).__name__}; it should return the deeper network (an nn.Module).")
+        if deeper is base or len(base.blocks) != n_blocks or not _close(base.eval()(x).detach(), before):
+            raise _Fail("your function changed the network it was given. Work on a copy (copy.deepcopy(model)) "
+                        "so the shallow network stays as it was.")
+        blocks = getattr(deeper, "blocks", None)
+        if blocks is None or len(blocks) != n_blocks + extra:
+            have = len(blocks) if blocks is not None else "no"
+            raise _Fail(f"the deeper network should have {n_blocks + extra} blocks in .blocks "
+                        f"({n_blocks} + {extra}), but it has {have}.")
+        new = list(blocks)[n_blocks:]
+        if any(isinstance(b, PlainBlock1d) for b in new):
+            raise _Fail("you added plain blocks. A plain block computes relu(F(x)) and cannot start as the "
+                        "identity; add residual blocks (BasicBlock1d) whose branch starts at zero.")
+        deeper.eval()
+        after = _run("the deeper network", deeper, x)
+        if not _close(after.detach(), before, 1e-4):
+            gap = (after.detach() - before).abs().max().item()
+            zero = all(isinstance(b, BasicBlock1d) and b.branch[-1].weight.detach().abs().sum().item() == 0 for b in new)
+            hint = ("" if zero else " Start each new block's branch at zero: call block.zero_init_last(), "
+                    "which zeroes the last BatchNorm's γ.")
+            raise _Fail(f"the deeper network's outputs differ from the shallow one's by up to {gap:.3g}.{hint}")
+    return ("the deeper network computes exactly what the shallow one does, so depth alone cannot make "
+            "its best training error worse — yet plain deep nets do train worse: that is the degradation problem.")
+
+
+def _identity_cases(seed):
+    rng = _rng(seed)
+    return [(rng.choice([8, 14]), rng.randint(1, 3), _seeded(seed, i)) for i in range(2)]
+
+
+def _probe_identity_blocks(add_identity_blocks, seed, thorough, answers):
+    import torch
+
+    from ..nets.conv1d import resnet
+
+    for depth, extra, s in _identity_cases(seed):
+        torch.manual_seed(s)
+        base = resnet(depth).eval()
+        deeper = _record(answers, add_identity_blocks, base, extra)
+        report = {"is_module": isinstance(deeper, torch.nn.Module), "same_object": deeper is base,
+                  "base_state": {k: _plain(v) for k, v in base.state_dict().items()}}
+        if report["is_module"] and not report["same_object"]:
+            report["blocks"] = [type(b).__name__ for b in getattr(deeper, "blocks", [])]
+            report["state"] = {k: _plain(v) for k, v in deeper.state_dict().items()}
+        answers[-1]["report"] = report
+
+
+@_checker("Task 2 · a deeper network that computes the same function")
+def _judge_identity_blocks(answers, seed, thorough) -> str:
+    import torch
+
+    from ..nets.conv1d import BasicBlock1d, resnet
+
+    replay = _Replay(answers)
+    for depth, extra, s in _identity_cases(seed):
+        torch.manual_seed(s)
+        base = resnet(depth).eval()
+        x = torch.randn(6, 1, 40, generator=torch.Generator().manual_seed(s))
+        with torch.no_grad():
+            before = base(x)
+        n_blocks = len(base.blocks)
+        _run(f"add_identity_blocks(resnet({depth}), {extra})", replay.next)
+        report = answers[replay.used - 1].get("report")
+        if type(report) is not dict:
+            raise _Unreadable("a malformed answer")
+        if not report.get("is_module") is True:
+            raise _Fail("add_identity_blocks returned something else than a network; it should return the deeper "
+                        "network (an nn.Module).")
+        if report.get("same_object") is not False or not _same_state(base, report.get("base_state")):
+            raise _Fail("your function changed the network it was given. Work on a copy (copy.deepcopy(model)) "
+                        "so the shallow network stays as it was.")
+        names = report.get("blocks")
+        if type(names) is not list or len(names) != n_blocks + extra:
+            raise _Fail(f"the deeper network should have {n_blocks + extra} blocks in .blocks ({n_blocks} + {extra}), "
+                        f"but it has {len(names) if type(names) is list else 'no'}.")
+        if "PlainBlock1d" in names[n_blocks:]:
+            raise _Fail("you added plain blocks. A plain block computes relu(F(x)) and cannot start as the "
+                        "identity; add residual blocks (BasicBlock1d) whose branch starts at zero.")
+        deeper = resnet(depth)
+        width = deeper.head.in_features
+        deeper.blocks = torch.nn.Sequential(*deeper.blocks, *(BasicBlock1d(width, width) for _ in range(extra)))
+        if not _load_state(deeper, report.get("state")):
+            raise _Fail("the grader could not read your deeper network as the shallow one followed by "
+                        f"{extra} BasicBlock1d({width}, {width}) blocks: add exactly those, appended to .blocks.")
+        with torch.no_grad():
+            after = deeper.eval()(x)
+        if not _close(after, before, 1e-4):
+            raise _Fail(f"the deeper network's outputs differ from the shallow one's by up to "
+                        f"{(after - before).abs().max().item():.3g}. Start each new block's branch at zero: call "
+                        "block.zero_init_last(), which zeroes the last BatchNorm's γ.")
+    return ("the deeper network computes exactly what the shallow one does, so depth alone cannot make "
+            "its best training error worse — yet plain deep nets do train worse: that is the degradation problem.")
+
+
+def _synthetic_runs(rng, epochs: int) -> dict:
+    """Runs shaped like Chapter 1's ``recorded_long()["runs"]``, with made-up curves (the checks' cases)."""
+    from types import SimpleNamespace
+
+    runs = {}
+    for depth, residual in ((20, False), (56, False), (20, True), (56, True)):
+        for seed in range(rng.randint(2, 4)):
+            train = [round(rng.uniform(0.0, 0.9), 4) for _ in range(epochs)]
+            test = [round(min(1.0, t + rng.uniform(-0.05, 0.2)), 4) for t in train]
+            runs[(depth, residual, seed)] = SimpleNamespace(train_error=train, test_error=test)
+    return runs
+
+
+def _errors(runs, depth, residual, split, pick=lambda curve: curve[-1], same_kind=True) -> float:
+    values = [pick(getattr(run, f"{split}_error")) for (d, r, _), run in runs.items()
+              if d == depth and (r == residual or not same_kind)]
+    return sum(values) / len(values)
+
+
+def _final_error(runs, depth, residual, split):
+    return _errors(runs, depth, residual, split)
+
+
+@_checker("Task 3 · overfitting, or failing to fit?")
+def check_final_error(final_error: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``final_error(depth, residual, split, runs=None)``: the mean over seeds of the last epoch's error."""
+    from ..ch1_degradation import recorded_long
+
+    rng = _rng(0 if seed is None else seed)
+    for case in range(3 if thorough else 2):
+        runs = _synthetic_runs(rng, rng.randint(3, 8))
+        for depth, residual, split in ((rng.choice([20, 56]), rng.random() < 0.5, "train"),
+                                       (rng.choice([20, 56]), rng.random() < 0.5, "test")):
+            call = f"final_error({depth}, {residual}, {split!r}, runs)"
+            got = _run(call, final_error, depth, residual, split, runs)
+            if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
+                raise _Fail(f"{call} returned several numbers; return one: the mean over the seeds.")
+            got = _as_float(got, f"the value of {call}")
+            want = _final_error(runs, depth, residual, split)
+            if abs(got - want) <= 1e-6:
+                continue
+            other = "test" if split == "train" else "train"
+            slips = {
+                "the best epoch's error instead of the last one": _errors(runs, depth, residual, split, min),
+                "the first epoch's error instead of the last one":
+                    _errors(runs, depth, residual, split, lambda c: c[0]),
+                "the other split (train and test swapped)": _errors(runs, depth, residual, other),
+                "the mean over every epoch, not the last one":
+                    _errors(runs, depth, residual, split, lambda c: sum(c) / len(c)),
+                "plain and residual runs of that depth mixed together":
+                    _errors(runs, depth, residual, split, same_kind=False),
+                "only one seed's run": getattr(next(r for (d, res, _), r in runs.items()
+                                                    if d == depth and res == residual), f"{split}_error")[-1],
+            }
+            slip = next((name for name, v in slips.items() if abs(v - got) <= 1e-6), None)
+            raise _Fail(f"{call} returned {got:.4f}, expected {want:.4f}"
+                        + (f": your number is {slip}." if slip else
+                           ": average, over the seeds, the last entry of each matching run's error list."))
+    recorded = recorded_long()["runs"]
+    for depth, residual, split in ((56, False, "train"), (20, True, "test")):
+        call = f"final_error({depth}, {residual}, {split!r})"
+        got = _as_float(_run(call, final_error, depth, residual, split), f"the value of {call}")
+        want = _final_error(recorded, depth, residual, split)
+        if abs(got - want) > 1e-6:
+            raise _Fail(f"{call} returned {got:.4f}, expected {want:.4f}: without `runs`, use the recorded runs, "
+                        "recorded_long()[\"runs\"].")
+    return "the mean final error over seeds, from any list of runs and from the recorded ones."
+
+
+# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+JUDGED = {
+    "check_final_error": (_replay_probe(check_final_error), _replay_judge(check_final_error)),
+    "check_weighted_layers": (_replay_probe(check_weighted_layers), _replay_judge(check_weighted_layers)),
+    "check_add_identity_blocks": (_probe_identity_blocks, _judge_identity_blocks),
+}

@@ -1,0 +1,244 @@
+"""The self-checks of Exercise 2, learn the change: what the notebook's check cells run, and the grader's probe and judge for each."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .core import (
+    _Fail, _Replay, _checker, _close, _is_tensor, _load_state,
+    _plain, _record, _rng, _run, _seeded, _shape,
+)
+
+__all__ = ['check_residual', 'check_zero_init_branch']
+
+
+def _residual_instance(Residual, branch):
+    block = _run("Residual(branch)", Residual, branch)
+    import torch
+
+    if not isinstance(block, torch.nn.Module):
+        raise _Fail("Residual(branch) should create an nn.Module (subclass nn.Module and call super().__init__()).")
+    return block
+
+
+@_checker("Task 1 · y = F(x) + x")
+def check_residual(Residual, thorough: bool = False) -> str:
+    """``Residual(branch)`` computes ``branch(x) + x`` with ``self.shortcut = nn.Identity()``."""
+    import torch
+    from torch import nn
+
+    widths = [8, 32] if thorough else [8]
+    for width in widths:
+        torch.manual_seed(width)
+        branch = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, width))
+        block = _residual_instance(Residual, branch)
+        shortcut = getattr(block, "shortcut", None)
+        if not isinstance(shortcut, nn.Module):
+            raise _Fail("give the block a shortcut module, self.shortcut = nn.Identity(), and use it in forward: "
+                        "the course keeps every shortcut a module so probes can hook it.")
+        x = torch.randn(5, width) * 2 - 1
+        x_before = x.clone()
+        y = _run("your block's forward", block, x)
+        if not _is_tensor(y):
+            raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
+        if not torch.equal(x, x_before):
+            raise _Fail("forward changed its input tensor in place (e.g. x += ...). Write the sum out of place, "
+                        "x = x + self.branch(x), so the input that hooks and probes saved stays intact.")
+        with torch.no_grad():
+            f = branch(x)
+            want = f + x
+        y = y.detach()
+        if _close(y, want):
+            continue
+        if _close(y, f):
+            raise _Fail("your block returns F(x) alone: it forgot the shortcut. Return self.branch(x) + self.shortcut(x).")
+        if _close(y, x):
+            raise _Fail("your block returns its input unchanged: the branch F(x) is missing from the sum.")
+        if _close(y, torch.relu(want)):
+            raise _Fail("your block applies a ReLU after the sum. This task asks for exactly y = F(x) + x, "
+                        "with nothing after the addition.")
+        if _close(y, 2 * x) or _close(y, 2 * f):
+            raise _Fail("your block adds a term to itself; add the branch's output and the input: F(x) + x.")
+        raise _Fail(f"for an input of shape {_shape(x)} your block's output differs from F(x) + x "
+                    f"by up to {(y - want).abs().max().item():.3g}.")
+    return "your block computes F(x) + x: the branch only has to learn the change from x to the target."
+
+
+@_checker("Task 2 · start the block as the identity")
+def check_zero_init_branch(zero_init_branch: Callable, thorough: bool = False) -> str:
+    """``zero_init_branch(block)`` zeroes the branch's last layer (weight and bias) and nothing else."""
+    import torch
+    from torch import nn
+
+    shapes = [(16, 32), (8, 24, 12)] if thorough else [(16, 32)]
+    for dims in shapes:
+        torch.manual_seed(len(dims))
+        layers: list[nn.Module] = []
+        width = dims[0]
+        for hidden in dims[1:]:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, dims[0]))
+        branch = nn.Sequential(*layers)
+        block = _ReferenceResidual(branch)  # the course's y = F(x) + x, so this task does not depend on task 1
+        _run("zero_init_branch(block)", zero_init_branch, block)
+        x = torch.randn(4, dims[0])
+        y = _run("the block after zero_init_branch", block, x).detach()
+        linears = [m for m in branch if isinstance(m, nn.Linear)]
+        last = linears[-1]
+        if not torch.allclose(y, x, atol=1e-6):
+            if last.weight.detach().abs().sum().item() == 0 and last.bias.detach().abs().sum().item() != 0:
+                raise _Fail("the last layer's weights are zero but its bias is not, so the block adds a constant "
+                            "to its input. Zero the bias too (nn.init.zeros_(layer.bias)).")
+            raise _Fail("after zero_init_branch the block should return its input unchanged, but the output differs "
+                        f"by up to {(y - x).abs().max().item():.3g}. Zero the weight and bias of the branch's last "
+                        "nn.Linear.")
+        if any(m.weight.detach().abs().sum().item() == 0 for m in linears[:-1]):
+            raise _Fail("you zeroed every layer of the branch. The block is the identity, but with the earlier "
+                        "layers at zero the gradient of the last layer is zero too, so nothing ever trains. "
+                        "Zero only the last layer.")
+    return "the block starts as the identity, and its last layer still gets a gradient, so it learns the change from there."
+
+
+def _ReferenceResidual(branch):
+    """The residual block of task 1, built by the course: ``y = branch(x) + x``."""
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self, branch: nn.Module):
+            super().__init__()
+            self.branch = branch
+            self.shortcut = nn.Identity()
+
+        def forward(self, x):
+            return self.branch(x) + self.shortcut(x)
+
+    return Residual(branch)
+
+
+def _residual_cases(seed, thorough):
+    rng = _rng(seed)
+    return [(rng.randint(4, 40), _seeded(seed, i)) for i in range(2 if thorough else 1)]
+
+
+def _residual_branch(width, s):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(s)
+    branch = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, width))
+    x = torch.randn(5, width, generator=torch.Generator().manual_seed(s)) * 2 - 1
+    return branch, x
+
+
+def _probe_residual(Residual, seed, thorough, answers):
+    import torch
+
+    for width, s in _residual_cases(seed, thorough):
+        branch, x = _residual_branch(width, s)
+        block = _record(answers, Residual, branch)
+        answers[-1]["report"] = report = {"is_module": isinstance(block, torch.nn.Module),
+                                          "shortcut": isinstance(getattr(block, "shortcut", None), torch.nn.Module)}
+        if not (report["is_module"] and report["shortcut"]):
+            return
+        before = x.clone()
+        y = _record(answers, block, x)
+        answers[-1]["report"] = {"input_changed": not torch.equal(x, before)}
+
+
+@_checker("Task 1 · y = F(x) + x")
+def _judge_residual(answers, seed, thorough) -> str:
+    import torch
+
+    replay = _Replay(answers)
+    for width, s in _residual_cases(seed, thorough):
+        branch, x = _residual_branch(width, s)
+        _run("Residual(branch)", replay.next)
+        report = answers[replay.used - 1].get("report") or {}
+        if report.get("is_module") is not True:
+            raise _Fail("Residual(branch) should create an nn.Module (subclass nn.Module and call super().__init__()).")
+        if report.get("shortcut") is not True:
+            raise _Fail("give the block a shortcut module, self.shortcut = nn.Identity(), and use it in forward: "
+                        "the course keeps every shortcut a module so probes can hook it.")
+        y = _run("your block's forward", replay.next)
+        if not _is_tensor(y):
+            raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
+        if (answers[replay.used - 1].get("report") or {}).get("input_changed") is not False:
+            raise _Fail("forward changed its input tensor in place (e.g. x += ...). Write the sum out of place, "
+                        "x = x + self.branch(x), so the input that hooks and probes saved stays intact.")
+        with torch.no_grad():
+            f = branch(x)
+            want = f + x
+        if _close(y, want):
+            continue
+        if _close(y, f):
+            raise _Fail("your block returns F(x) alone: it forgot the shortcut. Return self.branch(x) + self.shortcut(x).")
+        if _close(y, x):
+            raise _Fail("your block returns its input unchanged: the branch F(x) is missing from the sum.")
+        if _close(y, torch.relu(want)):
+            raise _Fail("your block applies a ReLU after the sum. This task asks for exactly y = F(x) + x, "
+                        "with nothing after the addition.")
+        raise _Fail(f"for an input of shape {_shape(x)} your block's output differs from F(x) + x.")
+    return "your block computes F(x) + x: the branch only has to learn the change from x to the target."
+
+
+def _zero_init_cases(seed, thorough):
+    rng = _rng(seed)
+    cases = [(rng.randint(4, 24), rng.randint(4, 40))]
+    if thorough:
+        cases.append((rng.randint(4, 24), rng.randint(4, 40), rng.randint(4, 40)))
+    return [(dims, _seeded(seed, i)) for i, dims in enumerate(cases)]
+
+
+def _zero_init_branch(dims, s):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(s)
+    layers: list = []
+    width = dims[0]
+    for hidden in dims[1:]:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, dims[0]))
+    return nn.Sequential(*layers)
+
+
+def _probe_zero_init(zero_init_branch, seed, thorough, answers):
+    for dims, s in _zero_init_cases(seed, thorough):
+        branch = _zero_init_branch(dims, s)
+        _record(answers, zero_init_branch, _ReferenceResidual(branch))
+        answers[-1]["report"] = {"state": {k: _plain(v) for k, v in branch.state_dict().items()}}
+
+
+@_checker("Task 2 · start the block as the identity")
+def _judge_zero_init(answers, seed, thorough) -> str:
+    from torch import nn
+
+    replay = _Replay(answers)
+    for dims, s in _zero_init_cases(seed, thorough):
+        branch = _zero_init_branch(dims, s)
+        _run("zero_init_branch(block)", replay.next)
+        if not _load_state(branch, (answers[replay.used - 1].get("report") or {}).get("state")):
+            raise _Fail("after zero_init_branch the branch no longer has the layers it was given; change their "
+                        "values only.")
+        linears = [m for m in branch if isinstance(m, nn.Linear)]
+        last = linears[-1]
+        if last.weight.abs().sum().item() != 0 or last.bias.abs().sum().item() != 0:
+            if last.weight.abs().sum().item() == 0:
+                raise _Fail("the last layer's weights are zero but its bias is not, so the block adds a constant "
+                            "to its input. Zero the bias too (nn.init.zeros_(layer.bias)).")
+            raise _Fail("after zero_init_branch the block should return its input unchanged, but it does not. "
+                        "Zero the weight and bias of the branch's last nn.Linear.")
+        if any(m.weight.abs().sum().item() == 0 for m in linears[:-1]):
+            raise _Fail("you zeroed every layer of the branch. The block is the identity, but with the earlier "
+                        "layers at zero the gradient of the last layer is zero too, so nothing ever trains. "
+                        "Zero only the last layer.")
+    return "the block starts as the identity, and its last layer still gets a gradient, so it learns the change from there."
+
+
+# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+JUDGED = {
+    "check_residual": (_probe_residual, _judge_residual),
+    "check_zero_init_branch": (_probe_zero_init, _judge_zero_init),
+}

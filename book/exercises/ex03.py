@@ -1,0 +1,219 @@
+"""The self-checks of Exercise 3, gradient flow: what the notebook's check cells run, and the grader's probe and judge for each."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from .core import (
+    _Fail, _Replay, _Unreadable, _checker, _exact, _is_tensor,
+    _plain, _record, _replay_judge, _replay_probe, _rng, _run,
+    _seeded,
+)
+
+__all__ = ['check_layer_grad_norms', 'check_init_linear', 'predicted_activation_stds']
+
+
+def _grad_reference(model, x, y):
+    """Per-layer ‖∂L/∂(output of layer l)‖ over ``model.layers``, and the weight-gradient norms."""
+    import torch
+    import torch.nn.functional as F
+
+    outputs = []
+    def keep(module, inputs, output):
+        output.retain_grad()
+        outputs.append(output)
+
+    handles = [layer.register_forward_hook(keep) for layer in model.layers]
+    try:
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    act = [o.grad.norm().item() for o in outputs]
+    weights = [next(p for p in layer.parameters() if p.dim() == 2).grad.norm().item() for layer in model.layers]
+    model.zero_grad()
+    return act, weights
+
+
+def _hook_count(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules())
+
+
+@_checker("Task 1 · per-layer gradient norms with hooks")
+def check_layer_grad_norms(layer_grad_norms: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``layer_grad_norms(model, x, y)`` → one ‖∂L/∂h_l‖ per layer of ``model.layers``, first layer first."""
+    import torch
+
+    from ..nets.mlp import MLPConfig, MLPStack
+
+    configs = [MLPConfig(depth=6, width=16, residual=False)]
+    if thorough:
+        configs += [MLPConfig(depth=9, width=12, residual=True)]
+    if seed is not None:
+        rng = _rng(seed)
+        configs = [MLPConfig(depth=rng.randint(4, 10), width=rng.randint(8, 20), residual=residual)
+                   for residual in (False, True)]
+    for cfg in configs:
+        torch.manual_seed(cfg.depth if seed is None else seed % 2**31 + cfg.depth)
+        model = MLPStack(cfg)
+        x, y = torch.randn(32, 40), torch.randint(0, 10, (32,))
+        want, weight_norms = _grad_reference(model, x, y)
+        hooks = _hook_count(model)
+        got = _run("layer_grad_norms(model, x, y)", layer_grad_norms, model, x, y)
+        if _hook_count(model) != hooks:
+            raise _Fail(f"your function left {_hook_count(model) - hooks} hook(s) on the model. Keep the handle "
+                        "that register_..._hook returns and call handle.remove() before returning.")
+        try:
+            got = [float(v) for v in got]
+        except Exception:
+            raise _Fail(f"layer_grad_norms should return a list of numbers, one per layer; it returned {type(got).__name__}.") from None
+        kind = "residual" if cfg.residual else "plain"
+        if len(got) != len(want):
+            raise _Fail(f"for a {kind} stack with {len(want)} layers in model.layers your function returns "
+                        f"{len(got)} values; return one per layer of model.layers.")
+        if all(math.isclose(g, w, rel_tol=1e-3, abs_tol=1e-9) for g, w in zip(got, want)):
+            continue
+        if all(math.isclose(g, w, rel_tol=1e-3, abs_tol=1e-9) for g, w in zip(got, want[::-1])):
+            raise _Fail("your list runs from the last layer to the first (the order backward visits them); "
+                        "return it in forward order, first layer first.")
+        if all(math.isclose(g, w, rel_tol=1e-3, abs_tol=1e-9) for g, w in zip(got, weight_norms)):
+            raise _Fail("these are the gradient norms of each layer's weight matrix. The task asks for the gradient "
+                        "of the loss with respect to each layer's output (the signal that flows backward).")
+        ratios = [g / w for g, w in zip(got, want) if w > 0]
+        if ratios and all(math.isclose(r, len(x), rel_tol=1e-3) for r in ratios):
+            raise _Fail("your values are the batch size times too large: use the mean loss, "
+                        "F.cross_entropy(model(x), y), not a summed one.")
+        i = next(i for i, (g, w) in enumerate(zip(got, want)) if not math.isclose(g, w, rel_tol=1e-3, abs_tol=1e-9))
+        raise _Fail(f"for a {kind} stack, layer {i}'s gradient norm should be {want[i]:.4g}, your function "
+                    f"returns {got[i]:.4g}. Hook each layer's output, call .retain_grad() on it (or hook its "
+                    "gradient), then run the loss backward once.")
+    return "your probe agrees with autograd on every layer."
+
+
+def predicted_activation_stds(layers, input_var: float = 1.0) -> list[float]:
+    """He et al.'s variance recursion for a plain ``Linear → ReLU`` stack, from the layers' actual weights.
+
+    For zero-mean weights drawn independently, the variance of layer ``l``'s output, averaged over the
+    draw of the weights, is ``q_l = n·E[w²]·E[relu(h_{l-1})²] + E[b²]`` with ``E[relu(h)²] = q_{l-1}/2``
+    (the first layer sees the raw input, variance ``input_var``). Returns ``sqrt(q_l)`` per layer.
+    """
+    q, stds = input_var, []
+    for i, layer in enumerate(layers):
+        w = layer.weight.detach()
+        gain = w.shape[1] * w.pow(2).mean().item()
+        bias = layer.bias.detach().pow(2).mean().item() if layer.bias is not None else 0.0
+        q = gain * (q if i == 0 else q / 2) + bias
+        stds.append(math.sqrt(q) if math.isfinite(q) else float("inf"))
+    return stds
+
+
+@_checker("Task 2 · an initialization for 100 plain ReLU layers")
+def check_init_linear(init_linear: Callable, thorough: bool = False) -> str:
+    """``init_linear(layer)``: the predicted activation std of a 100-layer plain ReLU stack stays in [0.5, 2]."""
+    import torch
+    from torch import nn
+
+    depth, width = 100, 128
+    for seed in ([0, 1, 2] if thorough else [0]):
+        torch.manual_seed(seed)
+        layers = [nn.Linear(width, width) for _ in range(depth)]
+        before = [m.weight.detach().clone() for m in layers]
+        for m in layers:
+            _run("init_linear(layer)", init_linear, m)
+        if all(torch.equal(m.weight.detach(), b) for m, b in zip(layers, before)):
+            raise _Fail("init_linear left the weights as PyTorch created them. Re-initialize layer.weight "
+                        "(e.g. with a function from torch.nn.init).")
+        w = layers[0].weight.detach()
+        if not torch.isfinite(w).all():
+            raise _Fail("init_linear put infinite or NaN values in the weights.")
+        if abs(w.mean().item()) > 0.1 * math.sqrt(w.pow(2).mean().item()):
+            raise _Fail(f"your weights are not centred on zero (their mean is {w.mean().item():.3g}). The variance "
+                        "argument, and a healthy network, need weights drawn symmetrically around 0.")
+        stds = predicted_activation_stds(layers)
+        bad = next((i for i, s in enumerate(stds) if not (0.5 <= s <= 2)), None)
+        if bad is None:
+            continue
+        per_layer = (stds[bad] / stds[0]) ** (1 / bad) if bad and 0 < stds[0] < float("inf") and stds[bad] > 0 else float("nan")
+        direction = "shrinks" if stds[bad] < 0.5 else "grows"
+        hint = ("Your weights are too small: ReLU zeroes about half of each layer's input, so the weight variance "
+                "must be 2 / fan_in to keep the signal's size (He et al. 2015)." if direction == "shrinks" else
+                "Your weights are too large: aim for a weight variance of 2 / fan_in (He et al. 2015).")
+        factor = f" (×{per_layer:.3g} per layer)" if math.isfinite(per_layer) and per_layer > 0 else ""
+        raise _Fail(f"with your initialization the activations' standard deviation {direction} to {stds[bad]:.3g} "
+                    f"by layer {bad + 1}{factor}, outside [0.5, 2]. {hint}")
+    return f"the activation std stays within [0.5, 2] through all {depth} layers (predicted {stds[-1]:.2f} at the last)."
+
+
+def _init_cases(seed, thorough):
+    return [_seeded(seed, i) for i in range(3 if thorough else 1)]
+
+
+def _probe_init_linear(init_linear, seed, thorough, answers):
+    import torch
+    from torch import nn
+
+    for s in _init_cases(seed, thorough):
+        torch.manual_seed(s)
+        layers = [nn.Linear(128, 128) for _ in range(100)]
+        before = [m.weight.detach().clone() for m in layers]
+        for m in layers:
+            _record(answers, init_linear, m)
+        answers.append({"report": {
+            "unchanged": all(torch.equal(m.weight.detach(), b) for m, b in zip(layers, before)),
+            "first": _plain(layers[0].weight.detach()),
+            "weight_ms": [m.weight.detach().double().pow(2).mean().item() for m in layers],
+            "bias_ms": [m.bias.detach().double().pow(2).mean().item() if m.bias is not None else 0.0 for m in layers],
+            "fan_in": [m.weight.shape[1] for m in layers]}})
+
+
+@_checker("Task 2 · an initialization for 100 plain ReLU layers")
+def _judge_init_linear(answers, seed, thorough) -> str:
+    import torch
+
+    replay = _Replay(answers)
+    for s in _init_cases(seed, thorough):
+        for _ in range(100):
+            _run("init_linear(layer)", replay.next)
+        report = answers[replay.used].get("report") if replay.used < len(answers) else None
+        replay.used += 1
+        if type(report) is not dict:
+            raise _Unreadable("a malformed answer")
+        if report.get("unchanged") is not False:
+            raise _Fail("init_linear left the weights as PyTorch created them. Re-initialize layer.weight "
+                        "(e.g. with a function from torch.nn.init).")
+        w = _exact(report.get("first"))
+        ms, bias, fan = (_exact(report.get(k)) for k in ("weight_ms", "bias_ms", "fan_in"))
+        if not (_is_tensor(w) and w.shape == (128, 128)) or not all(type(v) is list and len(v) == 100 for v in (ms, bias, fan)):
+            raise _Unreadable("a malformed answer")
+        if not torch.isfinite(w).all():
+            raise _Fail("init_linear put infinite or NaN values in the weights.")
+        if abs(w.mean().item()) > 0.1 * math.sqrt(w.pow(2).mean().item()):
+            raise _Fail(f"your weights are not centred on zero (their mean is {w.mean().item():.3g}). The variance "
+                        "argument, and a healthy network, need weights drawn symmetrically around 0.")
+        if not math.isclose(float(ms[0]), w.double().pow(2).mean().item(), rel_tol=1e-4):
+            raise _Unreadable("inconsistent answers")
+        q, stds = 1.0, []
+        for i in range(100):
+            q = float(fan[i]) * float(ms[i]) * (q if i == 0 else q / 2) + float(bias[i])
+            stds.append(math.sqrt(q) if math.isfinite(q) and q >= 0 else float("inf"))
+        bad = next((i for i, sd in enumerate(stds) if not (0.5 <= sd <= 2)), None)
+        if bad is None:
+            continue
+        direction = "shrinks" if stds[bad] < 0.5 else "grows"
+        hint = ("Your weights are too small: ReLU zeroes about half of each layer's input, so the weight variance "
+                "must be 2 / fan_in to keep the signal's size (He et al. 2015)." if direction == "shrinks" else
+                "Your weights are too large: aim for a weight variance of 2 / fan_in (He et al. 2015).")
+        raise _Fail(f"with your initialization the activations' standard deviation {direction} to {stds[bad]:.3g} "
+                    f"by layer {bad + 1}, outside [0.5, 2]. {hint}")
+    return f"the activation std stays within [0.5, 2] through all 100 layers (predicted {stds[-1]:.2f} at the last)."
+
+
+# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+JUDGED = {
+    "check_layer_grad_norms": (_replay_probe(check_layer_grad_norms), _replay_judge(check_layer_grad_norms)),
+    "check_init_linear": (_probe_init_linear, _judge_init_linear),
+}

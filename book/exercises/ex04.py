@@ -1,0 +1,341 @@
+"""The self-checks of Exercise 4, building ResNets: what the notebook's check cells run, and the grader's probe and judge for each."""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+from .core import (
+    _Fail, _Replay, _Unreadable, _checker, _close, _exact,
+    _is_tensor, _plain, _record, _replay_judge, _replay_probe, _rng,
+    _run, _seeded, _shape,
+)
+
+__all__ = ['check_basic_block', 'check_cifar_resnet_parameters']
+
+
+@_checker("Task 1 · a basic block with a projection shortcut")
+def check_basic_block(BasicBlock, thorough: bool = False) -> str:
+    """``BasicBlock(in_channels, out_channels, stride)`` for 1-D inputs, projection shortcut only when shapes change."""
+    import torch
+    from torch import nn
+
+    cases = [(16, 16, 1), (16, 32, 2), (16, 32, 1)]
+    if thorough:
+        cases += [(8, 8, 1), (8, 24, 2)]
+    for c_in, c_out, stride in cases:
+        torch.manual_seed(c_in + c_out + stride)
+        block = _run(f"BasicBlock({c_in}, {c_out}, stride={stride})", BasicBlock, c_in, c_out, stride)
+        if not isinstance(block, nn.Module):
+            raise _Fail("BasicBlock(...) should create an nn.Module (subclass nn.Module and call super().__init__()).")
+        shortcut = getattr(block, "shortcut", None)
+        if not isinstance(shortcut, nn.Module):
+            raise _Fail("give the block a shortcut module, self.shortcut: nn.Identity() when the shape stays, "
+                        "a projection (1×1 convolution + BatchNorm) when it changes.")
+        x = torch.randn(8, c_in, 40)
+        changes = stride != 1 or c_in != c_out
+        has_params = any(p.requires_grad for p in shortcut.parameters())
+        calls: list = []
+        handle = shortcut.register_forward_hook(lambda m, i, o: calls.append(o))
+        try:
+            y = _run(f"BasicBlock({c_in}, {c_out}, stride={stride}) on an input of shape {_shape(x)}", block, x)
+        except _Fail as fail:
+            if changes and not has_params:  # the usual cause: an identity shortcut where the shape changes
+                raise _Fail(f"{fail}. When the {'channels' if c_in != c_out else 'length'} change, the shortcut "
+                            f"needs a projection: a 1×1 nn.Conv1d with stride={stride}, followed by nn.BatchNorm1d, "
+                            "so that shortcut(x) has the branch's shape.") from None
+            raise
+        finally:
+            handle.remove()
+        if not _is_tensor(y):
+            raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
+        want = (8, c_out, 40 // stride)
+        if tuple(y.shape) != want:
+            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}) returns shape {_shape(y)} for an input of "
+                        f"shape {_shape(x)}; it should return ({', '.join(map(str, want))}): the first convolution "
+                        "takes the stride and maps in_channels to out_channels.")
+        if not calls:
+            raise _Fail(f"your block never calls self.shortcut, so it has no shortcut: for BasicBlock({c_in}, {c_out}, "
+                        f"stride={stride}) it computes relu(F(x)) — a plain block. Return relu(F(x) + self.shortcut(x)).")
+        if not changes and not isinstance(shortcut, nn.Identity):
+            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride=1) keeps the shape, so its shortcut should be nn.Identity(); "
+                        f"yours is {type(shortcut).__name__}{' with parameters' if has_params else ''}. A projection "
+                        "where none is needed adds parameters and stops the block from passing x through unchanged.")
+        if changes and not has_params:
+            raise _Fail(f"when the {'channels' if c_in != c_out else 'length'} change (BasicBlock({c_in}, {c_out}, "
+                        f"stride={stride})), the shortcut needs a projection: a 1×1 nn.Conv1d with the block's stride, "
+                        "followed by nn.BatchNorm1d.")
+        if changes and tuple(calls[0].shape) != want:
+            raise _Fail(f"the projection shortcut returns shape {_shape(calls[0])}; it must match the branch's output "
+                        f"({', '.join(map(str, want))}): give its 1×1 convolution stride={stride}.")
+        # With every BatchNorm outside the shortcut set to γ = β = 0 the branch outputs 0, so the block must
+        # return relu(shortcut(x)) exactly: this checks the sum and where the final ReLU sits.
+        probe = copy.deepcopy(block).train()
+        in_shortcut = {id(m) for m in probe.shortcut.modules()}
+        norms = [m for m in probe.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_shortcut]
+        if not norms:
+            raise _Fail("the branch has no BatchNorm: use conv → BatchNorm1d → ReLU → conv → BatchNorm1d.")
+        with torch.no_grad():
+            for m in norms:
+                m.weight.zero_()
+                m.bias.zero_()
+            y0 = probe(x)
+            s = probe.shortcut(x)
+        if _close(y0, s) and not _close(s, torch.relu(s)):
+            raise _Fail("the block returns F(x) + shortcut(x) with no ReLU after the sum; the basic block "
+                        "ends with relu(F(x) + shortcut(x)).")
+        if not _close(y0, torch.relu(s)):
+            raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not: "
+                        "add the shortcut to the branch's output and apply the ReLU after the sum.")
+    return "identity shortcut when the shape stays, a 1×1 projection when it changes, and relu(F(x) + shortcut(x))."
+
+
+def _cifar_counts(depth: int, num_classes: int = 10) -> dict[str, int]:
+    """Parameter counts of He et al.'s CIFAR ResNet-depth, correct and with the usual slips."""
+    n = (depth - 2) // 6
+    widths = (16, 32, 64)
+    conv = bn = 0
+    conv += 3 * 9 * widths[0]
+    bn += 2 * widths[0]
+    c_in = widths[0]
+    convs = 1
+    for w in widths:
+        for _ in range(n):
+            conv += 9 * c_in * w + 9 * w * w
+            bn += 4 * w
+            convs += 2
+            c_in = w
+    fc_w, fc_b = widths[-1] * num_classes, num_classes
+    correct = conv + bn + fc_w + fc_b
+    projection = sum(a * b + 2 * b for a, b in zip(widths, widths[1:]))
+    return {
+        "correct": correct,
+        "no_bn": conv + fc_w + fc_b,
+        "option_b": correct + projection,
+        "no_fc_bias": correct - fc_b,
+        "no_fc": conv + bn,
+        "conv_bias": correct + sum(w * 2 * n for w in widths) + widths[0],
+        "bn_running": correct + bn,
+    }
+
+
+@_checker("Task 2 · the parameter count of a CIFAR ResNet")
+def check_cifar_resnet_parameters(cifar_resnet_parameters: Callable, thorough: bool = False,
+                                  seed: int | None = None) -> str:
+    """``cifar_resnet_parameters(depth)``: He et al.'s CIFAR ResNet-depth (option A) has how many parameters?"""
+    depths = [20, 56, 110] if not thorough else [20, 32, 44, 56, 110]
+    if seed is not None:
+        rng = _rng(seed)
+        depths = [rng.choice([20, 56])] + [6 * rng.randint(1, 60) + 2 for _ in range(4)]
+    messages = {
+        "no_bn": "you left out the BatchNorm layers' parameters (γ and β: 2 per channel).",
+        "option_b": "you added projection shortcuts where the stage changes (option B). Option A shortcuts "
+                    "subsample and pad with zeros: they have no parameters.",
+        "no_fc_bias": "you left out the classifier's bias (one per class).",
+        "no_fc": "you left out the final linear classifier (64 × 10 weights + 10 biases).",
+        "conv_bias": "you gave the convolutions biases; they have none, because a BatchNorm follows each one.",
+        "bn_running": "you counted BatchNorm's running mean and variance; those are buffers, not parameters.",
+    }
+    for depth in depths:
+        counts = _cifar_counts(depth)
+        got = _run(f"cifar_resnet_parameters({depth})", cifar_resnet_parameters, depth)
+        if isinstance(got, bool) or not isinstance(got, int):
+            try:
+                if isinstance(got, float) and got == int(got):
+                    got = int(got)
+                else:
+                    raise TypeError
+            except Exception:
+                raise _Fail(f"cifar_resnet_parameters({depth}) returned {got!r}; return a whole number (int).") from None
+        if got == counts["correct"]:
+            continue
+        slip = next((k for k, v in counts.items() if k != "correct" and v == got), None)
+        hint = messages[slip] if slip else "count stem conv + 2 convs per block + BatchNorms + classifier."
+        raise _Fail(f"cifar_resnet_parameters({depth}) returned {got:,}, not the {counts['correct']:,} of ResNet-{depth}: {hint}")
+    return (f"ResNet-56 has {_cifar_counts(56)['correct']:,} parameters (the paper's 0.85M); "
+            "most of them sit in the last stage, where a 3×3 conv has 64×64×9 weights.")
+
+
+def _block_cases(seed, thorough):
+    rng = _rng(seed)
+    c = rng.choice([4, 8, 12, 16])
+    wide = c * rng.choice([2, 3])
+    cases = [(c, c, 1), (c, wide, 2), (c, wide, 1)]
+    if thorough:
+        cases += [(wide, wide, 1), (wide, c, 2)]
+    return [(c_in, c_out, stride, _seeded(seed, i)) for i, (c_in, c_out, stride) in enumerate(cases)]
+
+
+def _block_input(c_in, s):
+    import torch
+
+    return torch.randn(8, c_in, 40, generator=torch.Generator().manual_seed(s))
+
+
+def _describe(module) -> list:
+    """The leaf modules of a shortcut, with what the grader needs to recompute it (in the sandbox)."""
+    from torch import nn
+
+    leaves = []
+    for m in module.modules():
+        if list(m.children()):
+            continue
+        if isinstance(m, nn.Conv1d):
+            leaves.append({"type": "Conv1d", "weight": _plain(m.weight.detach()),
+                           "bias": None if m.bias is None else _plain(m.bias.detach()),
+                           "stride": list(m.stride), "padding": list(m.padding) if not isinstance(m.padding, str) else m.padding})
+        elif isinstance(m, nn.BatchNorm1d):
+            leaves.append({"type": "BatchNorm1d", "eps": float(m.eps),
+                           "weight": None if m.weight is None else _plain(m.weight.detach()),
+                           "bias": None if m.bias is None else _plain(m.bias.detach())})
+        elif isinstance(m, nn.Identity):
+            leaves.append({"type": "Identity"})
+        else:
+            leaves.append({"type": type(m).__name__[:60]})
+    return leaves
+
+
+def _rebuild_shortcut(leaves, x):
+    """Recompute a shortcut from its description, in the grader: Identity, Conv1d and BatchNorm1d (batch statistics)."""
+    import torch
+    import torch.nn.functional as F
+
+    if type(leaves) is not list or len(leaves) > 10:
+        return None
+    with torch.no_grad():
+        for leaf in leaves:
+            kind = leaf.get("type") if type(leaf) is dict else None
+            if kind == "Identity":
+                continue
+            if kind == "Conv1d":
+                w, b = _exact(leaf.get("weight")), _exact(leaf.get("bias"))
+                stride, padding = _exact(leaf.get("stride")), _exact(leaf.get("padding"))
+                if not _is_tensor(w) or w.dim() != 3 or w.shape[1] != x.shape[1] or type(stride) is not list:
+                    return None
+                if b is not None and not (_is_tensor(b) and b.shape == (w.shape[0],)):
+                    return None
+                x = F.conv1d(x, w, b, stride=stride[0], padding=padding if type(padding) is str else padding[0])
+            elif kind == "BatchNorm1d":
+                w, b, eps = _exact(leaf.get("weight")), _exact(leaf.get("bias")), _exact(leaf.get("eps"))
+                if type(eps) is not float or (w is not None and not (_is_tensor(w) and w.shape == (x.shape[1],))):
+                    return None
+                if b is not None and not (_is_tensor(b) and b.shape == (x.shape[1],)):
+                    return None
+                x = F.batch_norm(x, None, None, w, b, training=True, eps=eps)
+            else:
+                return None
+    return x
+
+
+def _probe_basic_block(BasicBlock, seed, thorough, answers):
+    import torch
+    from torch import nn
+
+    for c_in, c_out, stride, s in _block_cases(seed, thorough):
+        torch.manual_seed(s)
+        block = _record(answers, BasicBlock, c_in, c_out, stride)
+        shortcut = getattr(block, "shortcut", None)
+        report = answers[-1]["report"] = {
+            "is_module": isinstance(block, nn.Module), "shortcut": isinstance(shortcut, nn.Module),
+            "identity": isinstance(shortcut, nn.Identity),
+            "has_params": isinstance(shortcut, nn.Module) and any(p.requires_grad for p in shortcut.parameters())}
+        if not (report["is_module"] and report["shortcut"]):
+            return
+        x = _block_input(c_in, s)
+        calls: list = []
+        handle = shortcut.register_forward_hook(lambda m, i, o: calls.append(tuple(o.shape)))
+        try:
+            y = _record(answers, block, x)
+        finally:
+            handle.remove()
+        report = answers[-1]["report"] = {"shortcut_calls": [list(c) for c in calls]}
+        if not isinstance(y, torch.Tensor):
+            return
+        probe = _record(answers, lambda: copy.deepcopy(block).train())
+        in_shortcut = {id(m) for m in probe.shortcut.modules()}
+        norms = [m for m in probe.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_shortcut]
+        report = answers[-1]["report"] = {"norms": len(norms), "shortcut": _describe(probe.shortcut)}
+        with torch.no_grad():
+            for m in norms:
+                m.weight.zero_()
+                m.bias.zero_()
+            _record(answers, probe, x)
+
+
+@_checker("Task 1 · a basic block with a projection shortcut")
+def _judge_basic_block(answers, seed, thorough) -> str:
+    import torch
+
+    replay = _Replay(answers)
+
+    def report():
+        r = answers[replay.used - 1].get("report")
+        if type(r) is not dict:
+            raise _Unreadable("a malformed answer")
+        return r
+
+    for c_in, c_out, stride, s in _block_cases(seed, thorough):
+        _run(f"BasicBlock({c_in}, {c_out}, stride={stride})", replay.next)
+        r = report()
+        if r.get("is_module") is not True:
+            raise _Fail("BasicBlock(...) should create an nn.Module (subclass nn.Module and call super().__init__()).")
+        if r.get("shortcut") is not True:
+            raise _Fail("give the block a shortcut module, self.shortcut: nn.Identity() when the shape stays, "
+                        "a projection (1×1 convolution + BatchNorm) when it changes.")
+        changes, has_params = stride != 1 or c_in != c_out, r.get("has_params") is True
+        x = _block_input(c_in, s)
+        try:
+            y = _run(f"BasicBlock({c_in}, {c_out}, stride={stride}) on an input of shape {_shape(x)}", replay.next)
+        except _Fail as fail:
+            if changes and not has_params:
+                raise _Fail(f"{fail}. When the {'channels' if c_in != c_out else 'length'} change, the shortcut "
+                            f"needs a projection: a 1×1 nn.Conv1d with stride={stride}, followed by nn.BatchNorm1d, "
+                            "so that shortcut(x) has the branch's shape.") from None
+            raise
+        calls = report().get("shortcut_calls")
+        if not _is_tensor(y):
+            raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
+        want = (8, c_out, 40 // stride)
+        if tuple(y.shape) != want:
+            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}) returns shape {_shape(y)} for an input of "
+                        f"shape {_shape(x)}; it should return ({', '.join(map(str, want))}): the first convolution "
+                        "takes the stride and maps in_channels to out_channels.")
+        if type(calls) is not list or not calls:
+            raise _Fail(f"your block never calls self.shortcut, so it has no shortcut: for BasicBlock({c_in}, {c_out}, "
+                        f"stride={stride}) it computes relu(F(x)) — a plain block. Return relu(F(x) + self.shortcut(x)).")
+        if not changes and r.get("identity") is not True:
+            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride=1) keeps the shape, so its shortcut should be nn.Identity(). "
+                        "A projection where none is needed adds parameters and stops the block from passing x "
+                        "through unchanged.")
+        if changes and not has_params:
+            raise _Fail(f"when the {'channels' if c_in != c_out else 'length'} change (BasicBlock({c_in}, {c_out}, "
+                        f"stride={stride})), the shortcut needs a projection: a 1×1 nn.Conv1d with the block's stride, "
+                        "followed by nn.BatchNorm1d.")
+        _run("copying your block", replay.next)
+        r = report()
+        if type(r.get("norms")) is not int or r["norms"] < 1:
+            raise _Fail("the branch has no BatchNorm: use conv → BatchNorm1d → ReLU → conv → BatchNorm1d.")
+        sc = _rebuild_shortcut(r.get("shortcut"), x)
+        if sc is None:
+            raise _Fail("the grader could not recompute your shortcut: build it from nn.Identity(), or from a 1×1 "
+                        "nn.Conv1d followed by nn.BatchNorm1d, as the task asks.")
+        if tuple(sc.shape) != want:
+            raise _Fail(f"the projection shortcut returns shape {_shape(sc)}; it must match the branch's output "
+                        f"({', '.join(map(str, want))}): give its 1×1 convolution stride={stride}.")
+        y0 = _run("your block with its branch set to zero", replay.next)
+        if not _is_tensor(y0) or tuple(y0.shape) != want:
+            raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not.")
+        if _close(y0, sc) and not _close(sc, torch.relu(sc)):
+            raise _Fail("the block returns F(x) + shortcut(x) with no ReLU after the sum; the basic block "
+                        "ends with relu(F(x) + shortcut(x)).")
+        if not _close(y0, torch.relu(sc)):
+            raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not: "
+                        "add the shortcut to the branch's output and apply the ReLU after the sum.")
+    return "identity shortcut when the shape stays, a 1×1 projection when it changes, and relu(F(x) + shortcut(x))."
+
+
+# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+JUDGED = {
+    "check_basic_block": (_probe_basic_block, _judge_basic_block),
+    "check_cifar_resnet_parameters": (_replay_probe(check_cifar_resnet_parameters), _replay_judge(check_cifar_resnet_parameters)),
+}

@@ -52,6 +52,7 @@ Exercises and grading
     - :mod:`book.exercises.ex04`  Exercise 4: a basic block; a CIFAR ResNet's parameter count
     - :mod:`book.exercises.ex05`  Exercise 5: counting paths; the network as a sum of paths
     - :mod:`book.exercises.ex06`  Exercise 6: pre- and post-norm blocks; DeepNorm's constants
+    - :mod:`book.exercises.ex07`  Exercise 7: the family of skip connections
     - :mod:`book.grade`         ``python -m book.grade``: grade a folder of submitted notebooks
 
 Grading foundations (used by the grader; they import nothing from the course)

@@ -31,7 +31,7 @@ with solutions) and ``exercises/exNN_name.ipynb`` (the student notebook for Cola
 
 from __future__ import annotations
 
-from . import ex01, ex02, ex03, ex04, ex05, ex06
+from . import ex01, ex02, ex03, ex04, ex05, ex06, ex07
 from .core import (JUDGED, NOT_DONE, ROOT, SOURCE_DIR, Feedback, TaskFailed, cell_tags, collect_answers, grade_task,
                    hidden_test_request, hidden_tests, judge, preload, probe, read_source, sources, written_answers)
 from .ex01 import *  # noqa: F403
@@ -40,8 +40,9 @@ from .ex03 import *  # noqa: F403
 from .ex04 import *  # noqa: F403
 from .ex05 import *  # noqa: F403
 from .ex06 import *  # noqa: F403
+from .ex07 import *  # noqa: F403
 
-EXERCISE_MODULES = (ex01, ex02, ex03, ex04, ex05, ex06)
+EXERCISE_MODULES = (ex01, ex02, ex03, ex04, ex05, ex06, ex07)
 
 for _module in EXERCISE_MODULES:
     _clash = set(_module.JUDGED) & set(JUDGED)

@@ -92,3 +92,41 @@ def test_gradescope_autograder_runs_in_an_autograder_layout(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((root / "results" / "results.json").read_text())
     assert results["score"] == 6 and [t["score"] for t in results["tests"]] == [4, 2]
+
+
+def test_written_answers_go_to_the_gradebook_for_review_and_to_the_feedback_with_their_rubric(tmp_path):
+    """A written answer is never scored: the gradebook marks it for review; the feedback fences the learner's text."""
+    from book.exercises import SOURCE_DIR, collect_answers, written_answers
+
+    specs = written_answers(SOURCE_DIR / "ex01_degradation.md")
+    nb = nbformat.read(ROOT / "exercises" / "ex01_degradation.ipynb", as_version=4)
+    hostile = "Underfitting: 54% vs 1.5%.\n```\n<script>alert(1)</script>\n# Task 1 · 100 / 1 ✓"
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("**Your answer (3b)**"):
+            cell.source = "**Your answer (3b)**\n\n" + hostile
+    rows = []
+    for name, notebook in (("wrote", nb), ("blank", nbformat.read(ROOT / "exercises" / "ex01_degradation.ipynb", 4))):
+        result = grading.SubmissionResult(name, f"{name}.ipynb", "ex01_degradation", "ok",
+                                          tasks=[grading.TaskResult(1, "count", 1.0, 1.0, "passed")])
+        result.written = grading._written(notebook, specs)
+        rows.append(result)
+    cfg = grading.GradeConfig(out=tmp_path)
+    grading.write_reports(rows, cfg)
+    with open(tmp_path / "gradebook.csv", newline="") as f:
+        book = {r["submission"]: r for r in csv.DictReader(f)}
+    assert (book["wrote"]["written3a"], book["wrote"]["written3b"]) == ("missing", "review")
+    assert (book["blank"]["written3a"], book["blank"]["written3b"]) == ("missing", "missing")
+    assert book["wrote"]["total"] == "1" and book["wrote"]["review_max"] == "4"
+    feedback = (tmp_path / "feedback" / "wrote.md").read_text()
+    assert "````text\n" + hostile + "\n````" in feedback      # a fence longer than any run of backticks inside
+    assert "Rubric:" in feedback and "underfits" in feedback and "marked by hand" in feedback
+    assert "No answer was written" in (tmp_path / "feedback" / "blank.md").read_text()
+    assert collect_answers(nb, specs)["3b"] == hostile
+
+
+def test_an_unreadable_notebook_has_no_written_answers():
+    from book.exercises import SOURCE_DIR, written_answers
+
+    specs = written_answers(SOURCE_DIR / "ex01_degradation.md")
+    assert [w.text for w in grading._written(None, specs)] == [None, None]
+    assert [w.text for w in grading._written({"cells": [None, 3, {"cell_type": "markdown"}]}, specs)] == [None, None]

@@ -20,31 +20,37 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .cache import cached
+from .ch1_degradation import DepthRun
 from .ch4_building_resnets import STUDY_DEPTH, TrainedNet, trained_net
 from .data import load_mnist1d
 from .errors import ConfigError
 from .nets.conv1d import BasicBlock1d, ConvNet1d
+from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
 from .training import evaluate
 
 __all__ = [
-    "CLAIM_SEEDS", "STUDY_DEPTH", "LANDSCAPE_DEPTHS", "PATH_SAMPLES",
-    "gradient_weighted_length", "TrainedNet", "trained_net", "path_length_distribution", "deletable_blocks", "delete_blocks",
-    "lesion_single", "lesion_multiple", "path_gradient_by_length", "filter_normalized_direction",
-    "loss_surface", "landscape_roughness", "LandscapeSpec", "landscape",
+    "CLAIM_SEEDS", "STUDY_DEPTH", "LANDSCAPE_DEPTH", "PATH_SAMPLES", "TrainedNet", "trained_net",
+    "path_length_distribution", "deletable_blocks", "downsampling_blocks", "delete_blocks", "lesion_single",
+    "lesion_multiple", "path_gradient_by_length", "gradient_by_length", "gradient_weighted_length",
+    "filter_normalized_direction", "loss_surface", "slice_summary", "LandscapeSpec", "landscape",
+    "STOCHASTIC_SURVIVAL", "StochasticDepthStudy", "stochastic_depth_study",
+    "DEEP_DEPTH", "DEEP_EPOCHS", "DEEP_RESIDUAL_SEEDS", "DEEP_PLAIN_SEEDS", "DEEP_LESION_KS", "DEEP_LESION_SAMPLES",
+    "DEEP_PATH_SAMPLES", "SHALLOW_PATH_SEEDS", "RECORDED_DEEP", "deep_run", "record_deep", "recorded_deep",
+    "deep_run_problems",
 ]
 
 
 # --------------------------------------------------------------------------- the chapters' settings
 
 CLAIM_SEEDS = (0, 1, 2)          # every claim is checked on these seeds
-LANDSCAPE_DEPTHS = (8, 20)       # two depths for the loss-landscape slices
+LANDSCAPE_DEPTH = 56            # the loss-landscape slices: plain-56 and ResNet-56, as in Li et al.'s Fig. 5
 PATH_SAMPLES = 8                 # sampled paths per length in the path-gradient measurement
 
 
@@ -75,16 +81,31 @@ def deletable_blocks(model: ConvNet1d) -> list[int]:
 
 
 def delete_blocks(model: ConvNet1d, indices) -> ConvNet1d:
-    """A copy of ``model`` with the given blocks replaced by ``nn.Identity()``.
+    """A copy of ``model`` with the *branches* of the given blocks removed.
 
-    For a residual block this removes the branch and keeps the shortcut: the
-    block's output becomes ``relu(x) = x`` (its input is already ≥ 0). For a plain
-    block it removes both of its weight layers.
+    A residual block ``relu(F(x) + shortcut(x))`` becomes its shortcut: ``nn.Identity()`` for a block that keeps
+    the shape (its input is already ≥ 0, so ``relu(x) = x``), the option A shortcut (subsample, pad zero
+    channels) for a block that downsamples. A plain block has nothing else: it can be removed only where it
+    keeps the shape, and then both of its weight layers go.
+
+    Raises:
+        ConfigError: a plain block that changes the shape.
     """
     lesioned = copy.deepcopy(model)
     for i in indices:
-        lesioned.blocks[i] = nn.Identity()
+        block = lesioned.blocks[i]
+        if isinstance(block, BasicBlock1d):
+            lesioned.blocks[i] = block.shortcut
+        elif i in deletable_blocks(model):
+            lesioned.blocks[i] = nn.Identity()
+        else:
+            raise ConfigError(f"plain block {i} changes the shape: without a shortcut nothing can replace it.")
     return lesioned.eval()
+
+
+def downsampling_blocks(model: ConvNet1d) -> list[int]:
+    """Indices of the blocks that halve the length and widen the channels (the first of stages 2 and 3)."""
+    return [i for i in range(len(model.blocks)) if i not in deletable_blocks(model)]
 
 
 def lesion_single(model: ConvNet1d) -> dict:
@@ -95,22 +116,40 @@ def lesion_single(model: ConvNet1d) -> dict:
     return {"base": base, "deleted": errors, "mean_increase": sum(errors.values()) / len(errors) - base}
 
 
-def lesion_multiple(model: ConvNet1d, samples: int = 10, seed: int = 0) -> dict:
-    """Mean test error after deleting k random deletable blocks, for k = 0 … all."""
+def lesion_multiple(model: ConvNet1d, samples: int = 10, seed: int = 0, ks=None) -> dict:
+    """Test error after deleting k deletable blocks chosen at random, ``samples`` choices per k.
+
+    ``ks`` defaults to every k from 0 to all the deletable blocks. Returns ``{"k", "errors", "mean_error"}``:
+    every sample's error and their mean, for each k (one sample where there is one choice: nothing or all).
+    """
     data = load_mnist1d()
     blocks = deletable_blocks(model)
+    ks = list(range(len(blocks) + 1)) if ks is None else list(ks)
     gen = torch.Generator().manual_seed(seed)
-    means = []
-    for k in range(len(blocks) + 1):
+    errors = []
+    for k in ks:
         errs = []
         for _ in range(samples if 0 < k < len(blocks) else 1):
             chosen = [blocks[j] for j in torch.randperm(len(blocks), generator=gen)[:k].tolist()]
             errs.append(evaluate(delete_blocks(model, chosen), data.x_test, data.y_test)[1])
-        means.append(sum(errs) / len(errs))
-    return {"k": list(range(len(blocks) + 1)), "mean_error": means}
+        errors.append(errs)
+    return {"k": ks, "errors": errors, "mean_error": [sum(e) / len(e) for e in errors]}
 
 
 # --------------------------------------------------------------------------- which paths carry the gradient
+
+def _residual_blocks(model: ConvNet1d) -> list[BasicBlock1d]:
+    blocks = list(model.blocks)
+    if not all(isinstance(b, BasicBlock1d) for b in blocks):
+        raise ConfigError("path gradients need a residual net: a plain net has only one path.")
+    return blocks
+
+
+def _in_float64(model: ConvNet1d, batch: int):
+    # Long paths carry gradients of 1e-20 and less: their squares underflow float32 (a norm would read 0).
+    data = load_mnist1d()
+    return copy.deepcopy(model).double().eval(), data.x_train[:batch].double(), data.y_train[:batch]
+
 
 def _gated_block(block: BasicBlock1d, x: torch.Tensor, through_branch: bool) -> torch.Tensor:
     # The forward value is the block's own: relu(F(x) + shortcut(x)). The backward
@@ -124,25 +163,23 @@ def _gated_block(block: BasicBlock1d, x: torch.Tensor, through_branch: bool) -> 
 
 def path_gradient_by_length(model: ConvNet1d, samples_per_length: int = 4, batch: int = 200,
                             seed: int = 0) -> dict:
-    """Gradient norm carried by single paths of each length (Veit et al. 2016, §6).
+    """Gradient norm carried by single paths of each length (Veit et al. 2016, §6 and Fig. 6).
 
     For each length k, choose k of the n blocks at random; in the backward pass
     the gradient may flow only through those blocks' branches and through the
     other blocks' shortcuts — exactly one of the 2^n paths. The norm of the
     loss's gradient with respect to the first block's input then measures what
     one path of length k carries. Multiplying by the number of such paths,
-    C(n, k), gives the total gradient that paths of length k carry.
+    C(n, k), gives Veit et al.'s "total gradient magnitude" of length k: a sum of
+    *norms*, which counts paths pointing opposite ways as if they added up
+    (:func:`gradient_by_length` sums the vectors instead).
 
     Returns ``{"k", "per_path", "total", "share"}`` (``share`` = total normalised to sum 1).
     """
-    data = load_mnist1d()
-    blocks = list(model.blocks)
-    if not all(isinstance(b, BasicBlock1d) for b in blocks):
-        raise ConfigError("path gradients need a residual net: a plain net has only one path.")
+    model, x, y = _in_float64(model, batch)
+    blocks = _residual_blocks(model)
     n = len(blocks)
     gen = torch.Generator().manual_seed(seed)
-    x, y = data.x_train[:batch], data.y_train[:batch]
-    model.eval()
     with torch.no_grad():
         h0 = model.stem(x)
     per_path = []
@@ -161,6 +198,52 @@ def path_gradient_by_length(model: ConvNet1d, samples_per_length: int = 4, batch
     total = [g * math.comb(n, k) for k, g in enumerate(per_path)]
     s = sum(total)
     return {"k": list(range(n + 1)), "per_path": per_path, "total": total, "share": [t / s for t in total]}
+
+
+def gradient_by_length(model: ConvNet1d, batch: int = 200) -> dict:
+    """The gradient at the first block's input, split *exactly* into the sums of all paths of each length.
+
+    At a fixed input the backward pass is linear. Block i's Jacobian is ``D_i (I + J_i)`` (``D_i`` the 0/1 mask
+    of the ReLU after its sum, ``J_i`` the branch's Jacobian, ``I`` the shortcut's), so the product of all n of
+    them expands into 2^n terms, one per path, the ReLU masks included. Carrying one gradient per path length
+    backwards, ``c_k ← D_i c_k`` through the shortcut plus ``J_iᵀ D_i c_{k−1}`` through the branch, gives
+    ``c_k``: the sum of the gradients of all C(n, k) paths of length k, added as vectors, so that paths
+    pointing opposite ways cancel. The c_k add up to the ordinary gradient.
+
+    Returns ``{"k", "norm", "share"}`` (‖c_k‖ for k = 0 … n, and normalised to sum 1), the ordinary gradient's
+    norm ``total`` and ``check``, the relative difference between Σ c_k and autograd's gradient (≈ 1e-15 in
+    float64: the split is exact).
+    """
+    model, x, y = _in_float64(model, batch)
+    blocks = _residual_blocks(model)
+    n = len(blocks)
+    with torch.no_grad():
+        inputs = [model.stem(x)]                         # inputs[i]: block i's input; inputs[n]: the last output
+        for block in blocks:
+            inputs.append(block(inputs[-1]))
+    h = inputs[0].clone().requires_grad_(True)
+    (reference,) = torch.autograd.grad(F.cross_entropy(model.head(model.blocks(h).mean(dim=-1)), y), h)
+    out = inputs[-1].clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model.head(out.mean(dim=-1)), y), out)
+    c = torch.zeros((n + 1, *g.shape), dtype=g.dtype)    # c[k]: (batch, channels, length), one per path length
+    c[0] = g
+    for i in reversed(range(n)):
+        block, x_in = blocks[i], inputs[i]
+        with torch.no_grad():
+            mask = (block.branch(x_in) + block.shortcut(x_in) > 0).to(c.dtype)
+        v = (c * mask).flatten(0, 1)                     # through the ReLU after the sum, for every k at once
+        xr = x_in.repeat(n + 1, 1, 1).requires_grad_(True)
+        (through_branch,) = torch.autograd.grad(block.branch(xr), xr, v)          # J_iᵀ v
+        if isinstance(block.shortcut, nn.Identity):
+            through_shortcut = v
+        else:                                                                      # option A: subsample, pad
+            (through_shortcut,) = torch.autograd.grad(block.shortcut(xr), xr, v)
+        c = through_shortcut.view(n + 1, *x_in.shape).clone()
+        c[1:] += through_branch.view(n + 1, *x_in.shape)[:-1]   # one more branch on the path: length k−1 → k
+    norms = [c[k].norm().item() for k in range(n + 1)]
+    return {"k": list(range(n + 1)), "norm": norms, "share": [v / sum(norms) for v in norms],
+            "total": reference.norm().item(),
+            "check": ((c.sum(dim=0) - reference).norm() / reference.norm()).item()}
 
 
 def gradient_weighted_length(measured: dict) -> float:
@@ -216,47 +299,35 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, resolution:
     return {"coords": coords, "loss": grid}
 
 
-def landscape_roughness(surface: dict) -> float:
-    """How far a slice is from a convex bowl: the share of its points that curve downward.
-
-    At each interior grid point the discrete Hessian of the slice (second
-    differences along α, β and the diagonal) is formed; a point counts as
-    non-convex if that 2×2 matrix has a negative eigenvalue whose size is at
-    least 10 % of the positive one's (the test Li et al. apply to the full
-    Hessian, |λ_min / λ_max|, on the 2-D slice instead). 0 = a convex bowl.
-    """
+def slice_summary(surface: dict) -> dict:
+    """The numbers a slice is read by: the loss at the trained weights (``centre``), the slice's ``min`` and
+    ``max``, and ``rise``: the mean loss on the slice's border minus the centre's (how deep the basin is)."""
     z = torch.tensor(surface["loss"], dtype=torch.float64)
-    h = surface["coords"][1] - surface["coords"][0]
-    zc = z[1:-1, 1:-1]
-    faa = (z[1:-1, 2:] - 2 * zc + z[1:-1, :-2]) / h**2
-    fbb = (z[2:, 1:-1] - 2 * zc + z[:-2, 1:-1]) / h**2
-    fab = (z[2:, 2:] - z[2:, :-2] - z[:-2, 2:] + z[:-2, :-2]) / (4 * h**2)
-    hess = torch.stack([torch.stack([faa, fab], -1), torch.stack([fab, fbb], -1)], -2)
-    eig = torch.linalg.eigvalsh(hess)                     # (..., 2), ascending
-    lo, hi = eig[..., 0], eig[..., 1]
-    non_convex = (lo < 0) & (lo.abs() >= 0.1 * hi.abs())
-    return non_convex.double().mean().item()
+    c = len(surface["coords"]) // 2
+    border = torch.cat([z[0], z[-1], z[1:-1, 0], z[1:-1, -1]])
+    return {"centre": z[c, c].item(), "min": z.min().item(), "max": z.max().item(),
+            "rise": (border.mean() - z[c, c]).item()}
 
 
 @dataclass(frozen=True)
 class LandscapeSpec:
-    """One 2-D loss slice around a trained net."""
+    """One 2-D loss slice around a trained net (Li et al. 2018, Fig. 5: ResNet-56 with and without shortcuts)."""
 
-    net: TrainedNet = TrainedNet()
-    resolution: int = 13                 # grid points per axis (Li et al. use 51; 13 keeps the page fast)
-    span: float = 0.5                    # α, β ∈ [−span, span], in filter-normalized units
+    net: TrainedNet = TrainedNet(depth=LANDSCAPE_DEPTH)
+    resolution: int = 21                 # grid points per axis (Li et al. use 51; 21 keeps the page fast)
+    span: float = 1.0                    # α, β ∈ [−span, span] in filter-normalized units, as in Li et al.
     samples: int = 500                   # training sequences the loss is averaged over
     direction_seed: int = 0
 
 
 def landscape(spec: LandscapeSpec, progress: bool = True) -> dict:
-    """The slice (cached), with its roughness and the trained net's errors."""
+    """The slice (cached), its :func:`slice_summary` and the trained net's errors."""
     def compute() -> dict:
         model, result = trained_net(spec.net, progress=progress)
         data = load_mnist1d()
         surface = loss_surface(model, data.x_train[: spec.samples], data.y_train[: spec.samples],
                                spec.resolution, spec.span, spec.direction_seed)
-        return {**surface, "roughness": landscape_roughness(surface),
+        return {**surface, **slice_summary(surface),
                 "train_error": result.final_train_error, "test_error": result.final_test_error}
     return cached("landscape", spec, compute)
 
@@ -290,3 +361,120 @@ def stochastic_depth_study(spec: StochasticDepthStudy, progress: bool = True) ->
         return out
 
     return cached("stochastic-depth", spec, compute)
+
+
+# --------------------------------------------------------------------------- the deep nets: a recorded lesion and path study
+
+DEEP_DEPTH = 110                  # 18 blocks per stage, 54 in all: the 1-D analogue of ResNet-110, Veit et al.'s net
+DEEP_EPOCHS = 25                  # Chapter 1's recipe, run 2.5 times as long (ResNet-110 ends near 1 % training error)
+DEEP_RESIDUAL_SEEDS = (0, 1, 2, 3, 4)
+DEEP_PLAIN_SEEDS = (0, 1, 2)      # plain-110 does not train on any of them: three are enough to show it
+DEEP_LESION_KS = tuple(range(21)) + tuple(range(24, 53, 4))   # blocks deleted at random (52 are deletable)
+DEEP_LESION_SAMPLES = 6           # random choices of blocks per k
+DEEP_PATH_SAMPLES = 4             # sampled single paths per length (Veit et al.'s estimate)
+SHALLOW_PATH_SEEDS = (0, 1, 2, 3, 4)   # ResNet-20's path split, for comparison
+PREFIX_EPOCHS = 2                 # epochs a test re-runs to check the recording
+RECORDED_DEEP = RECORDED_DIR / "ch5_deep_nets.json"
+
+
+def deep_run(residual: bool, seed: int) -> DepthRun:
+    """Chapter 1's recipe at :data:`DEEP_DEPTH` layers and :data:`DEEP_EPOCHS` epochs."""
+    return DepthRun(depth=DEEP_DEPTH, residual=residual, seed=seed, epochs=DEEP_EPOCHS)
+
+
+def _lesion_record(model: ConvNet1d, seed: int) -> dict:
+    single = lesion_single(model)
+    blocks = deletable_blocks(model)
+    out = {"base": single["base"], "deletable": blocks, "single": [single["deleted"][i] for i in blocks],
+           "multiple": lesion_multiple(model, samples=DEEP_LESION_SAMPLES, seed=seed, ks=DEEP_LESION_KS)}
+    if isinstance(model.blocks[0], BasicBlock1d):     # the downsampling blocks' branches, their option A kept
+        data = load_mnist1d()
+        out["downsampling"] = downsampling_blocks(model)
+        out["downsampling_single"] = [evaluate(delete_blocks(model, [i]), data.x_test, data.y_test)[1]
+                                      for i in out["downsampling"]]
+    return out
+
+
+def _path_record(model: ConvNet1d, samples: int, seed: int) -> dict:
+    exact = gradient_by_length(model)
+    sampled = path_gradient_by_length(model, samples_per_length=samples, seed=seed)
+    return {"exact": exact, "sampled": sampled}
+
+
+def record_deep(path=RECORDED_DEEP, progress: bool = True) -> dict:
+    """Train ResNet-110 and plain-110 (:func:`deep_run`), lesion them and split ResNet-110's gradient by path length.
+
+    Also splits the gradient of Chapter 1's ResNet-20 over :data:`SHALLOW_PATH_SEEDS`, for comparison.
+    ``python -m book.ch5_unrolled_view record-deep`` (about a quarter of an hour on one core; run it with
+    ``RESIDUAL_COURSE_CACHE`` set to an empty folder so that the wall time includes the training).
+    """
+    import time
+
+    from .ch1_degradation import run_depth, trained_model
+
+    start = time.perf_counter()
+    runs = []
+    for residual, seeds in ((True, DEEP_RESIDUAL_SEEDS), (False, DEEP_PLAIN_SEEDS)):
+        for seed in seeds:
+            spec = deep_run(residual, seed)
+            result = run_depth(spec, progress=progress)
+            model = trained_model(spec, progress=progress)
+            run = {"depth": DEEP_DEPTH, "residual": residual, "seed": seed, **result.to_dict(),
+                   **_lesion_record(model, seed)}
+            if residual:
+                run.update(_path_record(model, DEEP_PATH_SAMPLES, seed))
+            runs.append(run)
+            if progress:
+                print(f"{spec.label} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+    for seed in SHALLOW_PATH_SEEDS:
+        model, result = trained_net(TrainedNet(depth=STUDY_DEPTH, residual=True, seed=seed), progress=progress)
+        runs.append({"depth": STUDY_DEPTH, "residual": True, "seed": seed, **result.to_dict(),
+                     **_path_record(model, PATH_SAMPLES, seed)})
+    about = provenance("python -m book.ch5_unrolled_view record-deep", time.perf_counter() - start,
+                       spec=asdict(deep_run(True, 0)), residual_seeds=list(DEEP_RESIDUAL_SEEDS),
+                       plain_seeds=list(DEEP_PLAIN_SEEDS), lesion_ks=list(DEEP_LESION_KS),
+                       lesion_samples=DEEP_LESION_SAMPLES, path_samples=DEEP_PATH_SAMPLES,
+                       shallow_depth=STUDY_DEPTH, shallow_seeds=list(SHALLOW_PATH_SEEDS))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_deep(path=RECORDED_DEEP) -> dict:
+    """``{"provenance": …, "runs": {(depth, residual, seed): run dict}}`` from the recording."""
+    record = read_record(path)
+    return {"provenance": record["provenance"],
+            "runs": {(r["depth"], r["residual"], r["seed"]): r for r in record["runs"]}}
+
+
+def deep_run_problems(record: dict, tolerance: float = 0.02) -> list[str]:
+    """Re-run the first :data:`PREFIX_EPOCHS` epochs of the first residual and the first plain deep run.
+
+    Describes every mismatch with the recording (training errors must agree within ``tolerance``, losses
+    within a relative ``tolerance``), and recordings made with other settings.
+    """
+    from .ch1_degradation import train_prefix
+
+    problems = setting_problems(record, deep_run(True, 0))
+    about = record.get("provenance", {})
+    if (about.get("residual_seeds"), about.get("plain_seeds")) != (list(DEEP_RESIDUAL_SEEDS), list(DEEP_PLAIN_SEEDS)):
+        problems.append("the recording's seeds are not the chapter's: record it again")
+    firsts = {}
+    for r in record.get("runs", []):
+        if r["depth"] == DEEP_DEPTH:
+            firsts.setdefault(r["residual"], r)
+    for r in firsts.values():
+        spec = deep_run(r["residual"], r["seed"])
+        now = train_prefix(spec, PREFIX_EPOCHS)
+        for epoch in range(min(PREFIX_EPOCHS, len(r["train_error"]))):
+            then_error, now_error = r["train_error"][epoch], now.train_error[epoch]
+            then_loss, now_loss = r["train_loss"][epoch], now.train_loss[epoch]
+            if abs(now_error - then_error) > tolerance or abs(now_loss - then_loss) > tolerance * then_loss:
+                problems.append(f"{spec.label} seed {spec.seed}, epoch {epoch + 1}: training error {now_error:.4f} "
+                                f"and loss {now_loss:.4f} now, {then_error:.4f} and {then_loss:.4f} recorded")
+    return problems
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:], "book.ch5_unrolled_view", {"record-deep": (record_deep, RECORDED_DEEP)}))

@@ -97,3 +97,34 @@ def test_widget_tests_pass_with_colabs_versions(colab):
     proc = subprocess.run([str(COLAB_PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
                           capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+STUDENT_RUNNER = r"""
+import sys, json
+import nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+               resources={"metadata": {"path": sys.argv[2]}}).execute()
+checks = []
+for cell in nb.cells:
+    if cell.cell_type == "code" and cell.source.startswith("check_"):
+        texts = [o.get("data", {}).get("text/plain", "") for o in cell.outputs if o.get("output_type") == "execute_result"]
+        errors = [o.get("ename") for o in cell.outputs if o.get("output_type") == "error"]
+        checks.append({"source": cell.source, "text": "".join(texts), "errors": errors})
+print(json.dumps(checks))
+"""
+
+STUDENT_NOTEBOOKS = sorted((ROOT / "exercises").glob("ex*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", STUDENT_NOTEBOOKS, ids=lambda p: p.name)
+def test_student_notebook_opens_with_colabs_versions_and_its_checks_answer(colab, notebook):
+    """The notebook a learner opens on Colab: unsolved, every check cell answers 'not done yet' instead of failing."""
+    proc = subprocess.run([str(COLAB_PYTHON), "-c", STUDENT_RUNNER, str(notebook), str(notebook.parent)],
+                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    checks = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert checks, notebook.name
+    for check in checks:
+        assert not check["errors"] and "not done yet" in check["text"], check

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Callable
 
+import math
+
 from .core import (
-    _Fail, _Replay, _checker, _close, _is_tensor, _load_state,
-    _plain, _record, _rng, _run, _seeded, _shape,
+    _Fail, _Replay, _as_float, _checker, _close, _is_tensor, _load_state,
+    _plain, _record, _replay_judge, _replay_probe, _rng, _run, _seeded, _shape,
 )
 
-__all__ = ['check_residual', 'check_zero_init_branch']
+__all__ = ['check_residual', 'check_zero_init_branch', 'check_block_changes']
 
 
 def _residual_instance(Residual, branch):
@@ -142,7 +144,7 @@ def _probe_residual(Residual, seed, thorough, answers):
         if not (report["is_module"] and report["shortcut"]):
             return
         before = x.clone()
-        y = _record(answers, block, x)
+        _record(answers, block, x)
         answers[-1]["report"] = {"input_changed": not torch.equal(x, before)}
 
 
@@ -237,8 +239,135 @@ def _judge_zero_init(answers, seed, thorough) -> str:
     return "the block starts as the identity, and its last layer still gets a gradient, so it learns the change from there."
 
 
+# --------------------------------------------------------------------------- Task 3: how big is each block's change?
+
+def _change_cases(seed, thorough):
+    """(width, rows, kinds, scales, torch seed) per case: stacks of the course's residual blocks, drawn from ``seed``.
+
+    Kinds: "residual" (``y = F(x) + x``, F = Linear → ReLU → Linear, its last layer scaled), "zero" (the same with a
+    zero branch) and "layer" (the course's :class:`~book.nets.mlp.ResidualLayer`, ``y = x + α·F(x)`` with α the scale,
+    whose change is *not* ``block.branch(x)``).
+    """
+    rng = _rng(0 if seed is None else seed)
+    cases = []
+    for i in range(3 if thorough else 2):
+        kinds = [rng.choice(["residual", "residual", "zero"]) for _ in range(rng.randint(2, 4))]
+        kinds.insert(rng.randint(1, len(kinds)), "layer")     # never first, so "every block on x" differs
+        scales = [round(rng.uniform(0.2, 0.7) if k == "layer" else rng.uniform(0.3, 2.0), 2) for k in kinds]
+        cases.append((rng.randint(4, 12), rng.randint(5, 16), kinds, scales, _seeded(0 if seed is None else seed, i)))
+    return cases
+
+
+def _change_stack(width, rows, kinds, scales, s):
+    import torch
+    from torch import nn
+
+    from ..nets.mlp import ResidualLayer
+
+    torch.manual_seed(s)
+    blocks = []
+    for kind, scale in zip(kinds, scales):
+        if kind == "layer":
+            blocks.append(ResidualLayer(width, branch_scale=scale))
+            continue
+        block = _ReferenceResidual(nn.Sequential(nn.Linear(width, 2 * width), nn.ReLU(), nn.Linear(2 * width, width)))
+        with torch.no_grad():
+            last = block.branch[-1]
+            last.weight.mul_(0.0 if kind == "zero" else scale)
+            last.bias.mul_(0.0 if kind == "zero" else scale)
+        blocks.append(block)
+    gen = torch.Generator().manual_seed(s)
+    x = torch.randn(rows, width, generator=gen) * (0.5 + torch.rand(rows, 1, generator=gen))
+    return nn.Sequential(*blocks), x
+
+
+def _changes(stack, x, how: str = "right") -> list[float]:
+    """Each block's change relative to what reaches it (``how="right"``), or one of the usual wrong versions."""
+    import torch
+
+    values, h = [], x
+    with torch.no_grad():
+        for block in stack:
+            base = x if how == "on the input" else h
+            out = block(base)
+            change = (block.branch(base) if how == "branch" and hasattr(block, "branch") else out - base)
+            per_row, base_rows, out_rows = change.flatten(1).norm(dim=1), base.flatten(1).norm(dim=1), out.flatten(1).norm(dim=1)
+            if how == "batch":
+                values.append(float(change.norm() / base.norm()))
+            elif how == "ratio of means":
+                values.append(float(per_row.mean() / base_rows.mean()))
+            elif how == "output":
+                values.append(float((out_rows / base_rows).mean()))
+            elif how == "by output":
+                values.append(float((per_row / out_rows).mean()))
+            elif how == "squared":
+                values.append(float((per_row ** 2 / base_rows ** 2).mean()))
+            elif how == "from x":
+                values.append(float(((out - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)).mean()))
+            else:
+                values.append(float((per_row / base_rows).mean()))
+            h = out
+    return values
+
+
+_CHANGE_SLIPS = {
+    "on the input": "every block measured on the stack's input x, not on the h that reaches it (h = block(h) after each block)",
+    "batch": "one norm over the whole batch (‖block(h) − h‖ / ‖h‖ over all rows at once), not the mean of each row's ratio",
+    "ratio of means": "the mean of ‖block(h) − h‖ over the mean of ‖h‖, not the mean of each row's ratio",
+    "output": "‖block(h)‖ / ‖h‖, the size of the block's output; the change is block(h) − h",
+    "by output": "the change divided by the block's output ‖block(h)‖, not by its input ‖h‖",
+    "squared": "a ratio of squared norms",
+    "branch": "block.branch(h), which is not the block's change when the block scales its branch (the course's "
+              "ResidualLayer computes h + α·branch(h)); measure block(h) − h",
+    "from x": "the stream's distance from the stack's input, ‖h_l − x‖ / ‖x‖, which adds up the changes of every block "
+              "so far; measure each block's own change, block(h) − h",
+}
+
+
+def _as_floats(value, call: str, n: int) -> list[float]:
+    if _is_tensor(value):
+        if value.dim() > 1:
+            raise _Fail(f"{call} returned a tensor of shape {_shape(value)}; return one number per block.")
+        value = value.flatten().tolist()
+    if not isinstance(value, (list, tuple)):
+        raise _Fail(f"{call} returned {type(value).__name__}; return a list with one number per block, first block first.")
+    values = [_as_float(v, f"each entry of {call}") for v in value]
+    if len(values) != n:
+        raise _Fail(f"{call} returned {len(values)} numbers for a stack of {n} blocks; return one per block.")
+    return values
+
+
+def _same(got: list[float], want: list[float]) -> bool:
+    return all(math.isfinite(g) and math.isclose(g, w, rel_tol=1e-4, abs_tol=1e-7) for g, w in zip(got, want))
+
+
+@_checker("Task 3 · how big is each block's change?")
+def check_block_changes(block_changes: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``block_changes(blocks, x)``: per block, the mean over rows of ‖block(h) − h‖ / ‖h‖ on the h that reaches it."""
+    for width, rows, kinds, scales, s in _change_cases(seed, thorough):
+        stack, x = _change_stack(width, rows, kinds, scales, s)
+        call = f"block_changes(a stack of {len(stack)} blocks, x of shape {_shape(x)})"
+        got = _as_floats(_run(call, block_changes, stack, x), call, len(stack))
+        want = _changes(stack, x)
+        if _same(got, want):
+            continue
+        shown = ", ".join(f"{v:.4g}" for v in got)
+        expected = ", ".join(f"{v:.4g}" for v in want)
+        if _same(got, want[::-1]):
+            raise _Fail(f"{call} returned [{shown}], expected [{expected}]: your list runs from the last block to the "
+                        "first; return it first block first.")
+        slip = next((text for how, text in _CHANGE_SLIPS.items() if _same(got, _changes(stack, x, how))), None)
+        raise _Fail(f"{call} returned [{shown}], expected [{expected}]"
+                    + (f": your numbers are {slip}." if slip else
+                       ": for each block, with h the input that reaches it, take each row's ‖block(h) − h‖ / ‖h‖ and "
+                       "average over the rows; then pass h = block(h) on to the next block."))
+    return ("your measure agrees with the grader's on stacks it drew at random, zero branches and scaled branches "
+            "included: each block's change, relative to what reaches it.")
+
+
 # The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
 JUDGED = {
     "check_residual": (_probe_residual, _judge_residual),
     "check_zero_init_branch": (_probe_zero_init, _judge_zero_init),
+    "check_block_changes": (_replay_probe(check_block_changes), _replay_judge(check_block_changes)),
 }

@@ -6,17 +6,16 @@ import math
 from typing import Callable
 
 from .core import (
-    _Fail, _Replay, _Unreadable, _checker, _exact, _is_tensor,
+    _Fail, _Replay, _Unreadable, _as_float, _checker, _exact, _is_tensor,
     _plain, _record, _replay_judge, _replay_probe, _rng, _run,
     _seeded,
 )
 
-__all__ = ['check_layer_grad_norms', 'check_init_linear', 'predicted_activation_stds']
+__all__ = ['check_layer_grad_norms', 'check_init_linear', 'predicted_activation_stds', 'check_gradient_ratio']
 
 
 def _grad_reference(model, x, y):
     """Per-layer ‖∂L/∂(output of layer l)‖ over ``model.layers``, and the weight-gradient norms."""
-    import torch
     import torch.nn.functional as F
 
     outputs = []
@@ -212,8 +211,92 @@ def _judge_init_linear(answers, seed, thorough) -> str:
     return f"the activation std stays within [0.5, 2] through all 100 layers (predicted {stds[-1]:.2f} at the last)."
 
 
+# --------------------------------------------------------------------------- Task 3: how small must the branches be?
+
+RATIO_WIDTH = 64        # the width of Task 3's stacks
+RATIO_BATCH = 128       # the first MNIST-1D training sequences, as in Chapter 3's probes
+
+
+def _ratio_stack(depth, alpha, s, width=RATIO_WIDTH, init="kaiming", residual=True):
+    """Task 3's network: a residual MLPStack, Kaiming init, branch scale α, built right after torch.manual_seed(s)."""
+    import torch
+
+    from ..nets.mlp import MLPConfig, MLPStack
+
+    torch.manual_seed(s)
+    return MLPStack(MLPConfig(depth=depth, width=width, residual=residual, init=init, branch_scale=alpha))
+
+
+def _ratio_batch():
+    from ..data import load_mnist1d
+
+    data = load_mnist1d().flat()
+    return data.x_train[:RATIO_BATCH], data.y_train[:RATIO_BATCH]
+
+
+def _ratio(model, x, y) -> float:
+    act, _ = _grad_reference(model, x, y)
+    return act[0] / act[-1]
+
+
+def _ratio_slips(depth, alpha, s, x, y, want) -> dict:
+    """The usual wrong versions of Task 3's number, for one case (computed only when the learner's differs)."""
+    import torch.nn.functional as F
+
+    from ..probes import probe, stack_points
+
+    model = _ratio_stack(depth, alpha, s)
+    act, weights = _grad_reference(model, x, y)
+    with_embed = probe(model, stack_points(model), x, lambda out: F.cross_entropy(out, y)).grad_norm
+    return {
+        "the last layer's gradient over the first layer's (the ratio upside down)": 1 / want,
+        "a ratio of squared norms": want ** 2,
+        "the factor per block, not the ratio over the whole stack": want ** (1 / (depth - 1)),
+        "the ratio of a stack built without your α (branch_scale left at 1)": _ratio(_ratio_stack(depth, 1.0, s), x, y),
+        "the ratio of a stack with PyTorch's default init, not Kaiming's": _ratio(_ratio_stack(depth, alpha, s, init="default"), x, y),
+        "the ratio of a stack 128 wide (Chapter 3's width), not 64": _ratio(_ratio_stack(depth, alpha, s, width=128), x, y),
+        "the ratio of a plain stack (residual=False)": _ratio(_ratio_stack(depth, alpha, s, residual=False), x, y),
+        "the ratio of the stack built after torch.manual_seed(0), not torch.manual_seed(seed)":
+            _ratio(_ratio_stack(depth, alpha, 0), x, y),
+        "the ratio of the weights' gradients, not of the layers' outputs": weights[0] / weights[-1],
+        "measured from the input layer (model.embed), not from the first layer of model.layers": with_embed[0] / with_embed[-1],
+    }
+
+
+def _ratio_cases(seed, thorough):
+    rng = _rng(0 if seed is None else seed)
+    return [(rng.randint(4, 12), rng.choice([0.2, 0.3, 0.4, 0.5, 0.7]), rng.randrange(10_000))
+            for _ in range(3 if thorough else 2)]
+
+
+@_checker("Task 3 · how small must the branches be?")
+def check_gradient_ratio(gradient_ratio: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``gradient_ratio(depth, alpha, seed)``: first-layer over last-layer gradient norm of Task 3's residual stack."""
+    x, y = _ratio_batch()
+    for depth, alpha, s in _ratio_cases(seed, thorough):
+        call = f"gradient_ratio({depth}, {alpha}, {s})"
+        got = _run(call, gradient_ratio, depth, alpha, s)
+        if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
+            raise _Fail(f"{call} returned several numbers; return one: the first layer's gradient norm divided by "
+                        "the last layer's.")
+        got = _as_float(got, f"the value of {call}")
+        want = _ratio(_ratio_stack(depth, alpha, s), x, y)
+        if math.isfinite(got) and math.isclose(got, want, rel_tol=1e-3):
+            continue
+        slips = _ratio_slips(depth, alpha, s, x, y, want)
+        slip = next((name for name, v in slips.items() if math.isfinite(got) and math.isclose(got, v, rel_tol=1e-3)), None)
+        raise _Fail(f"{call} returned {got:.4g}, expected {want:.4g}"
+                    + (f": your number is {slip}." if slip else
+                       ": call torch.manual_seed(seed) right before building MLPStack(MLPConfig(depth=depth, width=64, "
+                       "residual=True, init='kaiming', branch_scale=alpha)), probe it with your layer_grad_norms on "
+                       "x_batch, y_batch, and divide the first layer's gradient norm by the last layer's."))
+    return ("your ratios match the grader's on stacks it drew at random: the gradient's growth through a "
+            "residual stack, measured with your own probe.")
+
+
 # The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
 JUDGED = {
     "check_layer_grad_norms": (_replay_probe(check_layer_grad_norms), _replay_judge(check_layer_grad_norms)),
     "check_init_linear": (_probe_init_linear, _judge_init_linear),
+    "check_gradient_ratio": (_replay_probe(check_gradient_ratio), _replay_judge(check_gradient_ratio)),
 }

@@ -6,12 +6,13 @@ import math
 from typing import Callable
 
 from .core import (
-    _Fail, _Replay, _Unreadable, _checker, _close, _is_tensor,
+    NOT_DONE, _Fail, _Replay, _Unreadable, _as_float, _checker, _close, _is_tensor,
     _load_state, _plain, _record, _replay_judge, _replay_probe, _rng,
     _run, _seeded,
 )
 
-__all__ = ['check_pre_norm_block', 'check_post_norm_block', 'check_deepnorm_constants']
+__all__ = ['check_pre_norm_block', 'check_post_norm_block', 'check_norm_blocks', 'check_output_change',
+           'check_deepnorm_constants']
 
 
 def _stream_case(cls, d_model: int, seed: int):
@@ -93,7 +94,7 @@ def check_pre_norm_block(PreNormBlock, thorough: bool = False) -> str:
     return _PRE_NORM_PASSED
 
 
-@_checker("Task 2 · a post-norm block")
+@_checker("Task 1 · a post-norm block")
 def check_post_norm_block(PostNormBlock, thorough: bool = False) -> str:
     """``PostNormBlock(d_model, sublayer)`` computes ``norm(x + sublayer(x))``."""
     for d, seed in ([(16, 2), (24, 3)] if thorough else [(16, 2)]):
@@ -104,7 +105,7 @@ def check_post_norm_block(PostNormBlock, thorough: bool = False) -> str:
     return _POST_NORM_PASSED
 
 
-@_checker("Task 3 · DeepNorm's constants")
+@_checker("DeepNorm's constants")
 def check_deepnorm_constants(deepnorm_constants: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``deepnorm_constants(n_layers)`` → ``(alpha, beta)`` for an encoder-only DeepNet: ((2N)^¼, (8N)^-¼)."""
     layers = [6, 12, 100] if not thorough else [1, 6, 12, 100, 1000]
@@ -127,7 +128,8 @@ def check_deepnorm_constants(deepnorm_constants: Callable, thorough: bool = Fals
         if same(alpha, want[1]) and same(beta, want[0]):
             hint = "you swapped them: alpha (> 1) scales the shortcut x, beta (< 1) scales the initial weights."
         elif same(alpha, (3 * n) ** 0.25) and same(beta, (12 * n) ** -0.25):
-            hint = "those are the decoder-only constants, (3M)^¼ and (12M)^-¼; the encoder-only ones are (2N)^¼ and (8N)^-¼."
+            hint = ("(3M)^¼ and (12M)^-¼ are DeepNet's constants for the decoder of an encoder-decoder model; an "
+                    "encoder-only (or decoder-only) stack of N layers uses (2N)^¼ and (8N)^-¼.")
         elif same(alpha, (2 * n) ** 0.5) or same(beta, (8 * n) ** -0.5):
             hint = "you used a square root; DeepNorm uses the fourth root."
         elif same(alpha, want[0]):
@@ -225,7 +227,7 @@ def _judge_pre_norm(answers, seed, thorough) -> str:
     return _PRE_NORM_PASSED
 
 
-@_checker("Task 2 · a post-norm block")
+@_checker("Task 1 · a post-norm block")
 def _judge_post_norm(answers, seed, thorough) -> str:
     for found, gap in _judge_stream(answers, seed, thorough, "PostNormBlock"):
         if found != "post":
@@ -233,9 +235,137 @@ def _judge_post_norm(answers, seed, thorough) -> str:
     return _POST_NORM_PASSED
 
 
+@_checker("Task 1 · the two blocks")
+def check_norm_blocks(PreNormBlock, PostNormBlock, thorough: bool = False) -> str:
+    """Both blocks at once, for the notebook's one check cell: :func:`check_pre_norm_block`, then :func:`check_post_norm_block`.
+
+    The hidden tests grade the two blocks with those two checks (one point each), so this one needs no probe and judge.
+    """
+    for name, check, cls in (("PreNormBlock", check_pre_norm_block, PreNormBlock),
+                             ("PostNormBlock", check_post_norm_block, PostNormBlock)):
+        feedback = check(cls, thorough=thorough)
+        if feedback.message == NOT_DONE:
+            raise NotImplementedError
+        if not feedback:
+            raise _Fail(f"{name}: {feedback.message}")
+    return f"PreNormBlock: {_PRE_NORM_PASSED} PostNormBlock: {_POST_NORM_PASSED}"
+
+
+# --------------------------------------------------------------------------- Task 2 · how far one update moves the output
+
+def _update_case(rng):
+    """One small untrained transformer, a batch of the sort task and a learning rate, drawn from ``rng``."""
+    return (rng.choice(["post-ln", "pre-ln", "deepnorm"]), rng.randint(1, 3), rng.choice([4, 8]),
+            rng.randint(0, 10**6), rng.randint(0, 10**6), rng.choice([1e-4, 3e-4, 1e-3]))
+
+
+def _update_model(norm: str, n_layer: int, model_seed: int):
+    import torch
+
+    from ..ch6_residual_stream import TASK
+    from ..nets.transformer import Transformer, TransformerConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(model_seed)
+        return Transformer(TransformerConfig(vocab_size=TASK.vocab_size, block_size=TASK.block_size,
+                                             n_layer=n_layer, n_head=2, n_embd=16, norm=norm))
+
+
+def _output_change(model, batch, lr: float, how: str = "right") -> float:
+    """‖Δ logits‖ / ‖logits‖ on the scored positions after one Adam-sized step, or one of the usual wrong variants."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..sequence_task import masked_cross_entropy
+
+    logits = model(batch.inputs)
+    if how == "unmasked loss":
+        loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
+    else:
+        loss = masked_cross_entropy(logits, batch)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            if how == "weights only" and p.dim() < 2:
+                continue
+            step = lr * (g if how == "sgd" else torch.sign(g))     # Adam's first step: m̂/√v̂ = g/|g|
+            p += step if how == "uphill" else -step
+        moved = model(batch.inputs)
+        if how in ("loss change", "relative loss change"):
+            change = abs(masked_cross_entropy(moved, batch).item() - loss.item())
+            return change / loss.item() if how == "relative loss change" else change
+        mask = torch.ones_like(batch.mask) if how == "all positions" else batch.mask
+        before, after = logits.detach()[mask], moved[mask]                  # (N, V): the scored positions
+        delta = after - before
+        if how == "absolute":
+            return delta.norm().item()
+        if how == "per position":
+            return (delta.norm(dim=-1) / before.norm(dim=-1)).mean().item()
+        if how == "squared":
+            return ((delta.norm() / before.norm()) ** 2).item()
+        return (delta.norm() / before.norm()).item()
+
+
+_UPDATE_HINTS = {
+    "sgd": "you took a gradient step, θ − lr·g. Adam's first step moves every weight by the same amount: "
+           "θ − lr·sign(g) (its m̂/√v̂ is g/|g|).",
+    "uphill": "you stepped up the gradient, θ + lr·sign(g); an optimizer steps against it, θ − lr·sign(g).",
+    "unmasked loss": "your gradient comes from the loss over every position. Only the sorted half is scored: "
+                     "use masked_cross_entropy(logits, batch), as training does.",
+    "weights only": "you moved only the weight matrices. Adam's step moves every parameter (biases, LayerNorm γ "
+                    "and β, embeddings) by lr.",
+    "loss change": "that is the change of the loss. Measure how far the logits move: ‖Δ logits‖ / ‖logits‖.",
+    "relative loss change": "that is the relative change of the loss. Measure how far the logits move: "
+                            "‖Δ logits‖ / ‖logits‖.",
+    "all positions": "you measured the logits at every position. Use only the scored ones, logits[batch.mask], "
+                     "as the chapter does.",
+    "absolute": "that is ‖Δ logits‖ alone; divide by ‖logits‖ before the step, so the change is relative.",
+    "per position": "you averaged a relative change per position. Take the norms over all scored positions "
+                    "together: ‖Δ logits‖ / ‖logits‖.",
+    "squared": "you squared the ratio; return ‖Δ logits‖ / ‖logits‖ itself.",
+}
+
+
+@_checker("Task 2 · how far one update moves the output")
+def check_output_change(output_change: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``output_change(model, batch, lr)``: ‖Δ logits‖ / ‖logits‖ on the scored positions after one Adam-sized step."""
+    import copy
+
+    from ..ch6_residual_stream import TASK
+
+    rng = _rng(0 if seed is None else seed)
+    for _ in range(3 if thorough else 2):
+        norm, n_layer, batch_size, batch_seed, model_seed, lr = _update_case(rng)
+        base = _update_model(norm, n_layer, model_seed)
+        batch = TASK.fixed_batch(batch_size, seed=batch_seed)
+        call = f"output_change(model, batch, lr={lr:g}) for an untrained {n_layer}-block {norm} model"
+        try:
+            got = _run(call, output_change, copy.deepcopy(base), batch, lr)
+        except _Fail as fail:
+            if "leaf Variable" in str(fail):  # the weights were changed where autograd records
+                raise _Fail(f"{fail} Change the weights inside `with torch.no_grad():`.") from None
+            raise
+        if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
+            raise _Fail(f"{call} returned several numbers; return one: ‖Δ logits‖ / ‖logits‖.")
+        got = _as_float(got, f"the value of {call}")
+        want = _output_change(copy.deepcopy(base), batch, lr)
+        if math.isfinite(got) and math.isclose(got, want, rel_tol=2e-3):
+            continue
+        slip = next((name for name in _UPDATE_HINTS
+                     if math.isclose(got, _output_change(copy.deepcopy(base), batch, lr, name), rel_tol=1e-4)), None)
+        raise _Fail(f"{call} returned {got:.4g}, expected {want:.4g}"
+                    + (f": {_UPDATE_HINTS[slip]}" if slip else
+                       ": step every parameter by lr·sign(∂L/∂θ) (L the masked loss), then return the norm of the "
+                       "change of logits[batch.mask] divided by the norm of logits[batch.mask] before the step."))
+    return ("one Adam-sized step, every parameter moved by lr against its gradient's sign, and the relative change "
+            "of the scored logits: Liu et al.'s measure of how much depth amplifies an update.")
+
+
 # The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
 JUDGED = {
     "check_pre_norm_block": (_probe_stream, _judge_pre_norm),
     "check_post_norm_block": (_probe_stream, _judge_post_norm),
     "check_deepnorm_constants": (_replay_probe(check_deepnorm_constants), _replay_judge(check_deepnorm_constants)),
+    "check_output_change": (_replay_probe(check_output_change), _replay_judge(check_output_change)),
 }

@@ -46,13 +46,13 @@ Chapters (one experiments module and, where the chapter has an explorer, one wid
 Exercises and grading
     - :mod:`book.exercises`       the self-checks of the exercise notebooks, one module per exercise:
     - :mod:`book.exercises.core`  what the checks share: feedback, the grader's request and answer format, the sources
-    - :mod:`book.exercises.ex01`  Exercise 1: weighted layers; a deeper net that computes the same function
-    - :mod:`book.exercises.ex02`  Exercise 2: the residual wrapper; a branch that starts at zero
-    - :mod:`book.exercises.ex03`  Exercise 3: per-layer gradient norms; an initialization for 100 layers
+    - :mod:`book.exercises.ex01`  Exercise 1: weighted layers; a deeper net that computes the same function; overfitting or not
+    - :mod:`book.exercises.ex02`  Exercise 2: the residual wrapper; a branch that starts at zero; how big each block's change is
+    - :mod:`book.exercises.ex03`  Exercise 3: per-layer gradient norms; an initialization for 100 layers; how small the branches must be
     - :mod:`book.exercises.ex04`  Exercise 4: a basic block; a CIFAR ResNet's parameter count
     - :mod:`book.exercises.ex05`  Exercise 5: counting paths; the network as a sum of paths
-    - :mod:`book.exercises.ex06`  Exercise 6: pre- and post-norm blocks; DeepNorm's constants
-    - :mod:`book.exercises.ex07`  Exercise 7: the family of skip connections
+    - :mod:`book.exercises.ex06`  Exercise 6: pre- and post-norm blocks; which of DeepNorm's constants keeps the output still
+    - :mod:`book.exercises.ex07`  Exercise 7: Sinkhorn–Knopp and the composite gain of products of mixing matrices
     - :mod:`book.grade`         ``python -m book.grade``: grade a folder of submitted notebooks
 
 Grading foundations (used by the grader; they import nothing from the course)

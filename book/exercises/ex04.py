@@ -6,12 +6,12 @@ import copy
 from typing import Callable
 
 from .core import (
-    _Fail, _Replay, _Unreadable, _checker, _close, _exact,
+    _Fail, _Replay, _Unreadable, _as_float, _checker, _close, _exact,
     _is_tensor, _plain, _record, _replay_judge, _replay_probe, _rng,
     _run, _seeded, _shape,
 )
 
-__all__ = ['check_basic_block', 'check_cifar_resnet_parameters']
+__all__ = ['check_basic_block', 'check_cifar_resnet_parameters', 'check_early_training_loss']
 
 
 @_checker("Task 1 · a basic block with a projection shortcut")
@@ -334,8 +334,121 @@ def _judge_basic_block(answers, seed, thorough) -> str:
     return "identity shortcut when the shape stays, a 1×1 projection when it changes, and relu(F(x) + shortcut(x))."
 
 
+# --------------------------------------------------------------------------- Task 3: does zero-init speed up the start?
+
+EARLY_WIDTHS = (8, 16, 32)        # Chapter 1's nets (DepthRun.width = 8), not ConvNetConfig's default (16, 32, 64)
+
+
+def _early_config(epochs: int, **changes):
+    """Task 3's recipe: SGD at a constant learning rate 0.1 (momentum 0.9, weight decay 1e-4, batch 128)."""
+    from ..training import TrainConfig
+
+    return TrainConfig(**{"epochs": epochs, "lr": 0.1, "warmup_epochs": 0, "milestones": (), **changes})
+
+
+def _tiny_data(seed: int, n_train: int = 768, n_test: int = 128):
+    """A small stand-in for MNIST-1D: one template per class plus noise, so that a check trains in a fraction of a second."""
+    from types import SimpleNamespace
+
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    templates = torch.randn(10, 1, 40, generator=gen)
+    y = torch.randint(0, 10, (n_train + n_test,), generator=gen)
+    x = templates[y] + 0.8 * torch.randn(n_train + n_test, 1, 40, generator=gen)
+    return SimpleNamespace(x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:], y_test=y[n_train:])
+
+
+def _early_loss(depth, zero_init, seed, epochs, data, zero="last", widths=EARLY_WIDTHS, config=None,
+                train_seed=None, pick=-1, curve="train_loss") -> float:
+    """The reference of ``early_training_loss``, and (through its keywords) its usual slips."""
+    import torch
+    from torch import nn
+
+    from ..nets.conv1d import resnet
+    from ..training import train
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = resnet(depth, widths=widths)
+        if zero_init:
+            for block in model.blocks:
+                if zero == "last":
+                    nn.init.zeros_(block.branch[-1].weight)   # what block.zero_init_last() does
+                else:
+                    nn.init.zeros_(block.branch[1].weight)    # a slip: the first BatchNorm of the branch
+        result = train(model, data, config or _early_config(epochs), seed=seed if train_seed is None else train_seed,
+                       progress=False)
+    return float(getattr(result, curve)[pick])
+
+
+def _early_cases(seed: int, thorough: bool):
+    rng = _rng(seed)
+    cases = [(rng.choice([8, 14]), True, rng.randint(0, 999), 2, rng.randint(0, 10**6)),
+             (rng.choice([8, 14]), False, rng.randint(0, 999), rng.choice([1, 2]), rng.randint(0, 10**6))]
+    if thorough:
+        cases.append((14, True, rng.randint(0, 999), 1, rng.randint(0, 10**6)))
+    return cases
+
+
+@_checker("Task 3 · does starting as the identity speed training up?")
+def check_early_training_loss(early_training_loss: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``early_training_loss(depth, zero_init, seed, epochs, data)``: the last epoch's mean training loss."""
+    for depth, zero_init, s, epochs, data_seed in _early_cases(0 if seed is None else seed, thorough):
+        data = _tiny_data(data_seed)
+        call = f"early_training_loss({depth}, {zero_init}, {s}, {epochs}, data)"
+        got = _run(call, early_training_loss, depth, zero_init, s, epochs, data)
+        if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
+            raise _Fail(f"{call} returned several numbers; return one: the mean training loss of the last epoch "
+                        "(result.train_loss[-1]).")
+        got = _as_float(got, f"the value of {call}")
+        want = _early_loss(depth, zero_init, s, epochs, data)
+        if abs(got - want) <= 1e-5 * max(1.0, abs(want)):   # the same calls give the same bits; slips differ by 1e-4 or more
+            continue
+        slips = {}
+        if zero_init:
+            slips["the loss of the net with the default initialization: zero the last BatchNorm's γ of every "
+                  "block (block.zero_init_last(), or resnet(..., zero_init_residual=True))"] = \
+                lambda: _early_loss(depth, False, s, epochs, data)
+            slips["the loss with the *first* BatchNorm of each branch zeroed (or both); Goyal et al. zero only the "
+                  "last one, branch[-1], the one just before the sum"] = \
+                lambda: _early_loss(depth, True, s, epochs, data, zero="first")
+        else:
+            slips["the loss of a zero-initialized net, but zero_init is False here: keep the default "
+                  "initialization"] = lambda: _early_loss(depth, True, s, epochs, data)
+        if epochs > 1:
+            slips["the first epoch's loss; return the last one (result.train_loss[-1])"] = \
+                lambda: _early_loss(depth, zero_init, s, epochs, data, pick=0)
+        slips.update({
+            "the training error, not the training loss (result.train_loss)":
+                lambda: _early_loss(depth, zero_init, s, epochs, data, curve="train_error"),
+            "the test loss; the task asks for the training loss (result.train_loss)":
+                lambda: _early_loss(depth, zero_init, s, epochs, data, curve="test_loss"),
+            "the loss of a net with resnet()'s default widths (16, 32, 64); Chapter 1's nets have "
+            "widths=(8, 16, 32)": lambda: _early_loss(depth, zero_init, s, epochs, data, widths=(16, 32, 64)),
+            "the loss under TrainConfig's default schedule, which divides the learning rate by 10 at its "
+            "milestones; pass milestones=() and warmup_epochs=0":
+                lambda: _early_loss(depth, zero_init, s, epochs, data, config=_early_config(
+                    epochs, milestones=(0.5, 0.75))),
+            "the loss with a warm-up epoch; pass warmup_epochs=0":
+                lambda: _early_loss(depth, zero_init, s, epochs, data, config=_early_config(epochs, warmup_epochs=1)),
+            "the loss with the mini-batches shuffled by another seed: pass seed=seed to train()":
+                lambda: _early_loss(depth, zero_init, s, epochs, data, train_seed=0),
+        })
+        slip = next((name for name, value in slips.items() if abs(value() - got) <= 1e-5 * max(1.0, abs(got))), None)
+        raise _Fail(f"{call} returned {got:.4f}, expected {want:.4f}"
+                    + (f": your number is {slip}." if slip else
+                       ": build the net right after torch.manual_seed(seed) as resnet(depth, widths=(8, 16, 32)), "
+                       "zero the last BatchNorm's γ of every block when zero_init is True, train it on `data` with "
+                       "train(model, data, TrainConfig(epochs=epochs, lr=0.1, warmup_epochs=0, milestones=()), "
+                       "seed=seed, progress=False) and return result.train_loss[-1]."))
+    return ("the same loss as the reference for each net, with and without zero-init: your measurement can be "
+            "trusted on ResNet-20 and ResNet-56.")
+
+
 # The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
 JUDGED = {
     "check_basic_block": (_probe_basic_block, _judge_basic_block),
     "check_cifar_resnet_parameters": (_replay_probe(check_cifar_resnet_parameters), _replay_judge(check_cifar_resnet_parameters)),
+    "check_early_training_loss": (_replay_probe(check_early_training_loss), _replay_judge(check_early_training_loss)),
 }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from typing import Callable
 
-from .core import _Fail, _checker, _close, _is_tensor, _replay_judge, _replay_probe, _rng, _run
+from .core import _Fail, _as_float, _checker, _close, _is_tensor, _replay_judge, _replay_probe, _rng, _run
 
-__all__ = ['check_count_paths', 'check_unrolled_output']
+__all__ = ['check_count_paths', 'check_unrolled_output', 'check_swapped_error']
 
 
 @_checker("Task 1 · count the paths")
@@ -89,8 +90,131 @@ def _compose(branches, x):
     return x
 
 
+# --------------------------------------------------------------------------- Task 3: reordering blocks
+
+# Neighbouring blocks of a 20-layer net (three stages of three blocks; blocks 3 and 6 halve the length and widen
+# the channels) that have the same input and output shapes, so that they can trade places.
+SWAP_PAIRS = ((0, 1), (1, 2), (4, 5), (7, 8))
+
+
+def _swapped(model, i: int, j: int):
+    """A copy of ``model`` with blocks ``i`` and ``j`` in each other's place (the reference)."""
+    from torch import nn
+
+    out = copy.deepcopy(model)
+    blocks = list(out.blocks)
+    blocks[i], blocks[j] = blocks[j], blocks[i]
+    out.blocks = nn.Sequential(*blocks)
+    return out
+
+
+def _without(model, indices):
+    """A copy of ``model`` whose blocks ``indices`` are deleted (a residual block becomes its shortcut)."""
+    from torch import nn
+
+    out = copy.deepcopy(model)
+    for i in indices:
+        block = out.blocks[i]
+        out.blocks[i] = block.shortcut if hasattr(block, "shortcut") else nn.Identity()
+    return out
+
+
+def _error(model, x, y, train_mode: bool = False) -> float:
+    import torch
+
+    probe = copy.deepcopy(model).train(train_mode)
+    with torch.no_grad():
+        return (probe(x).argmax(1) != y).sum().item() / len(y)
+
+
+def _swap_setup(residual: bool, seed: int):
+    """A small 20-layer net trained for two short epochs on a stand-in for MNIST-1D, and 2000 test examples.
+
+    Trained, not random: a random net predicts nearly one class whatever its blocks, so that every variant of a
+    swap would score the same error. Training runs on one thread (``book.training.train``): the same bits in
+    the learner's sandbox and in the grader.
+    """
+    import torch
+
+    from ..nets.conv1d import conv_net
+    from ..training import TrainConfig, train
+    from .ex04 import _tiny_data
+
+    data = _tiny_data(seed, n_train=768, n_test=2000)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = conv_net(20, residual, widths=(4, 8, 16))
+        train(model, data, TrainConfig(epochs=2, lr=0.1, milestones=()), seed=seed, progress=False)
+    return model.eval(), data.x_test, data.y_test
+
+
+def _swap_cases(seed: int, thorough: bool):
+    """``(residual, seed, [pairs swapped one after the other on the same net], whether the net comes in training mode)``."""
+    rng = _rng(seed)
+    first, second = rng.sample(list(SWAP_PAIRS), 2)
+    cases = [(True, rng.randint(0, 10**6), [first, second], False),
+             (False, rng.randint(0, 10**6), [rng.choice(SWAP_PAIRS)], True)]
+    if thorough:
+        i = rng.choice([0, 4, 7])
+        cases.append((True, rng.randint(0, 10**6), [(i, i + 1 if i else 2)], True))
+    return cases
+
+
+@_checker("Task 3 · does the order of the blocks matter?")
+def check_swapped_error(swapped_error: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``swapped_error(model, i, j, x, y)``: the error rate of a copy of ``model`` with blocks i and j swapped."""
+    for residual, net_seed, pairs, train_mode in _swap_cases(0 if seed is None else seed, thorough):
+        original, x, y = _swap_setup(residual, net_seed)   # the check's own copy: the learner's function may change `model`
+        model = copy.deepcopy(original).train(train_mode)
+        kind = "residual" if residual else "plain"
+        done = []                                   # the swaps an in-place function would have made already
+        for i, j in pairs:
+            call = f"swapped_error(a {kind} net{' in training mode' if train_mode else ''}, {i}, {j}, x, y)"
+            got = _run(call, swapped_error, model, i, j, x, y)
+            if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
+                raise _Fail(f"{call} returned several numbers; return one: the fraction of the examples the "
+                            "swapped network gets wrong.")
+            got = _as_float(got, f"the value of {call}")
+            want = _error(_swapped(original, i, j), x, y)
+            if abs(got - want) <= 1e-6:
+                done.append((i, j))
+                continue
+            base = _error(original, x, y)
+            both_j = copy.deepcopy(original)
+            both_j.blocks[i] = copy.deepcopy(original.blocks[j])
+            in_place = original
+            for a, b in done:
+                in_place = _swapped(in_place, a, b)
+            slips = {
+                "the intact network's error: nothing was swapped. Swap the blocks in a copy: "
+                "copy.deepcopy(model), then exchange copy.blocks[i] and copy.blocks[j]": base,
+                "the error of a network in which both positions hold block j: assigning blocks[i] = blocks[j] "
+                "first overwrites block i. Exchange them in one statement, "
+                "blocks[i], blocks[j] = blocks[j], blocks[i]": _error(both_j, x, y),
+                "the error with the BatchNorms in training mode (statistics of this batch); evaluate the swapped "
+                "copy in eval mode, .eval(), as book.training.evaluate does":
+                    _error(_swapped(original, i, j), x, y, True),
+                "the accuracy, not the error (the fraction the network gets wrong)": 1 - want,
+                "a percentage; return a fraction between 0 and 1": 100 * want,
+                "the increase over the intact network's error; return the swapped network's error itself": want - base,
+                "the error with both blocks deleted, not swapped": _error(_without(original, [i, j]), x, y),
+            }
+            if done:
+                slips = {"the error of a network that still holds your earlier swap: your function changed the "
+                         "model it was given. Swap the blocks in a copy (copy.deepcopy(model))":
+                         _error(_swapped(in_place, i, j), x, y), **slips}
+            slip = next((name for name, value in slips.items() if abs(value - got) <= 1e-6), None)
+            raise _Fail(f"{call} returned {got:.4f}, expected {want:.4f}"
+                        + (f": your number is {slip}." if slip else
+                           ": copy the model, exchange blocks i and j of the copy's .blocks, and return the fraction "
+                           "of x that the copy, in eval mode, classifies differently from y."))
+    return ("the error of the swapped copy, in eval mode, with the original left as it was: ready for the "
+            "trained nets.")
+
+
 # The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
 JUDGED = {
     "check_count_paths": (_replay_probe(check_count_paths), _replay_judge(check_count_paths)),
     "check_unrolled_output": (_replay_probe(check_unrolled_output), _replay_judge(check_unrolled_output)),
+    "check_swapped_error": (_replay_probe(check_swapped_error), _replay_judge(check_swapped_error)),
 }

@@ -1,0 +1,238 @@
+"""The investigations of Exercises 4 and 5: their checks name the usual mistakes, pass the solutions on any seed,
+agree with the grader's probe and judge, and the range tests and model answers hold on the real experiments.
+
+Exercise 4, Task 3: does zero-initializing the last BatchNorm γ of every block (Goyal et al.) speed the start of
+training up? Exercise 5, Task 3: what does swapping two neighbouring blocks cost a trained net, against deleting one?
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jupytext
+import pytest
+import torch
+from torch import nn
+
+from book import exercises as ex
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _solution(name: str, *functions: str) -> dict:
+    """The setup cell and the solution cells defining ``functions`` of an exercise's book page, run in one namespace."""
+    page = jupytext.reads((ROOT / "exercises" / f"{name}.md").read_text(), fmt="md:myst")
+    code = [c.source for c in page.cells if c.cell_type == "code" and "remove-cell" not in c.metadata.get("tags", [])]
+    namespace: dict = {"__name__": "__main__"}
+    exec(code[0], namespace)
+    for function in functions:
+        cell = next(c for c in code if f"def {function}(" in c)
+        exec(cell, namespace)
+    return namespace
+
+
+def _fails_with(feedback: ex.Feedback, *phrases: str):
+    assert isinstance(feedback, ex.Feedback) and not feedback, repr(feedback)
+    for phrase in phrases:
+        assert phrase in feedback.message, f"{phrase!r} not in {feedback.message!r}"
+
+
+def _judged(check_name: str, fn_name: str, namespace: dict, seed: int) -> ex.Feedback:
+    """The grader's verdict: the probe runs ``namespace``'s function, the judge decides from its answers alone."""
+    request = {"check": check_name, "names": [fn_name], "seed": seed, "thorough": True}
+    return ex.judge(request, ex.probe(request, namespace), "t")
+
+
+def _hidden_range(name: str, call: str) -> tuple[float, float]:
+    for test in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md"):
+        if test["request"].get("call") == call:
+            return tuple(test["request"]["range"])
+    raise AssertionError(f"{name} has no range test on {call}")
+
+
+# --------------------------------------------------------------------------- Exercise 4, Task 3: zero-init
+
+EX04 = "ex04_building_resnets"
+
+
+def _early(zero="last", widths=(8, 16, 32), pick=-1, curve="train_loss", config=None, train_seed=None, ignore_flag=False,
+           flip=False):
+    """``early_training_loss`` as a learner might write it, with one slip."""
+    from book.data import load_mnist1d
+    from book.nets.conv1d import resnet
+    from book.training import TrainConfig, train
+
+    def early_training_loss(depth, zero_init, seed, epochs=2, data=None):
+        data = load_mnist1d() if data is None else data
+        zero_init = (not zero_init) if flip else (False if ignore_flag else zero_init)
+        torch.manual_seed(seed)
+        model = resnet(depth, widths=widths)
+        if zero_init:
+            for block in model.blocks:
+                nn.init.zeros_((block.branch[-1] if zero == "last" else block.branch[1]).weight)
+        cfg = config(epochs) if config else TrainConfig(epochs=epochs, lr=0.1, warmup_epochs=0, milestones=())
+        result = train(model, data, cfg, seed=seed if train_seed is None else train_seed, progress=False)
+        return getattr(result, curve)[pick]
+
+    return early_training_loss
+
+
+def test_early_training_loss_solution_passes_on_any_seed():
+    right = _solution(EX04, "early_training_loss")["early_training_loss"]
+    assert ex.check_early_training_loss(right)
+    for seed in (1, 5, 23):
+        assert ex.check_early_training_loss(right, thorough=True, seed=seed)
+    # a learner who zeroes γ by hand instead of passing zero_init_residual gets the same bits
+    assert ex.check_early_training_loss(_early(), thorough=True, seed=3)
+
+
+def test_early_training_loss_mistakes_are_named():
+    from book.training import TrainConfig
+
+    _fails_with(ex.check_early_training_loss(_early(ignore_flag=True)), "default initialization",
+                "zero the last BatchNorm")
+    _fails_with(ex.check_early_training_loss(_early(zero="first")), "*first* BatchNorm")
+    _fails_with(ex.check_early_training_loss(_early(pick=0)), "first epoch's loss")
+    _fails_with(ex.check_early_training_loss(_early(curve="train_error")), "training error, not the training loss")
+    _fails_with(ex.check_early_training_loss(_early(curve="test_loss")), "the test loss")
+    _fails_with(ex.check_early_training_loss(_early(widths=(16, 32, 64))), "default widths (16, 32, 64)")
+    _fails_with(ex.check_early_training_loss(_early(config=lambda e: TrainConfig(epochs=e))), "milestones")
+    _fails_with(ex.check_early_training_loss(_early(config=lambda e: TrainConfig(epochs=e, warmup_epochs=1,
+                                                                                milestones=()))), "warm-up epoch")
+    _fails_with(ex.check_early_training_loss(_early(train_seed=0)), "pass seed=seed to train()")
+    _fails_with(ex.check_early_training_loss(_early(flip=True)), "the default initialization")
+    _fails_with(ex.check_early_training_loss(lambda *a, **k: [1.0, 2.0]), "several numbers")
+    _fails_with(ex.check_early_training_loss(lambda *a, **k: "low"), "should be a number")
+    feedback = ex.check_early_training_loss(lambda *a, **k: 1 / 0)
+    _fails_with(feedback, "raised ZeroDivisionError")
+    assert "Traceback" not in feedback.message
+
+
+def test_early_training_loss_probe_and_judge_agree_with_the_self_check():
+    right = _solution(EX04, "early_training_loss")
+    assert _judged("check_early_training_loss", "early_training_loss", right, seed=17)
+    wrong = {"early_training_loss": _early(ignore_flag=True)}
+    verdict = _judged("check_early_training_loss", "early_training_loss", wrong, seed=17)
+    _fails_with(verdict, "default initialization")
+    assert verdict.message == ex.check_early_training_loss(wrong["early_training_loss"], thorough=True, seed=17).message
+
+
+def test_zero_init_slows_resnet20_and_the_range_test_separates_it():
+    """The model answer's first finding, and the range test's bounds with their margins (seeds 0-2)."""
+    low, high = _hidden_range(EX04, "early_training_loss")
+    right = _solution(EX04, "early_training_loss")["early_training_loss"]
+    for seed in (0, 1, 2):
+        zero, default = right(20, True, seed), right(20, False, seed)
+        assert low + 0.15 <= zero <= high - 0.15, (seed, zero)      # measured 1.56-1.66 on seeds 0-2 (1.53-1.70 on 0-7)
+        assert default < low - 0.15, (seed, default)                # measured 0.87-1.07: forgetting zero-init fails
+        assert zero > default + 0.3, seed
+
+
+def test_zero_init_makes_resnet56_start_predictable():
+    """The model answer's second finding: at 56 layers the default start scatters over seeds, the zero-init one does not."""
+    right = _solution(EX04, "early_training_loss")["early_training_loss"]
+    default = [right(56, False, seed) for seed in (0, 1, 2)]
+    zero = [right(56, True, seed) for seed in (0, 1, 2)]
+    assert max(zero) - min(zero) < 0.15 < 0.4 < max(default) - min(default), (default, zero)
+    assert abs(sum(zero) / 3 - sum(default) / 3) < max(default) - min(default)
+
+
+# --------------------------------------------------------------------------- Exercise 5, Task 3: swapping blocks
+
+EX05 = "ex05_unrolled_view"
+
+
+def _swap(how="right"):
+    """``swapped_error`` as a learner might write it, with one slip."""
+    from book.training import evaluate
+
+    def swapped_error(model, i, j, x, y):
+        if how == "in_place":
+            model.blocks[i], model.blocks[j] = model.blocks[j], model.blocks[i]
+            return evaluate(model, x, y)[1]
+        m = copy.deepcopy(model)
+        if how == "sequential":
+            m.blocks[i] = m.blocks[j]
+            m.blocks[j] = m.blocks[i]
+        elif how != "none":
+            m.blocks[i], m.blocks[j] = m.blocks[j], m.blocks[i]
+        if how == "train_mode":
+            with torch.no_grad():
+                return (m(x).argmax(1) != y).float().mean().item()
+        error = evaluate(m, x, y)[1]
+        return {"accuracy": 1 - error, "percent": 100 * error}.get(how, error)
+
+    return swapped_error
+
+
+def test_swapped_error_solution_passes_on_any_seed():
+    right = _solution(EX05, "swapped_error")["swapped_error"]
+    assert ex.check_swapped_error(right)
+    for seed in (1, 4, 29):
+        assert ex.check_swapped_error(right, thorough=True, seed=seed)
+    assert ex.check_swapped_error(_swap(), thorough=True, seed=2)
+
+
+def test_swapped_error_mistakes_are_named():
+    _fails_with(ex.check_swapped_error(_swap("none")), "nothing was swapped")
+    _fails_with(ex.check_swapped_error(_swap("in_place")), "changed the model it was given")
+    _fails_with(ex.check_swapped_error(_swap("sequential")), "both positions hold block j")
+    _fails_with(ex.check_swapped_error(_swap("train_mode")), "training mode", "eval mode")
+    _fails_with(ex.check_swapped_error(_swap("accuracy")), "the accuracy, not the error")
+    _fails_with(ex.check_swapped_error(_swap("percent")), "a percentage")
+    right = _solution(EX05, "swapped_error")["swapped_error"]
+    increase = lambda model, i, j, x, y: right(model, i, j, x, y) - right(model, 0, 0, x, y)
+    _fails_with(ex.check_swapped_error(increase), "the increase over the intact network's error")
+    _fails_with(ex.check_swapped_error(lambda *a: (0.1, 0.2)), "several numbers")
+    feedback = ex.check_swapped_error(lambda model, i, j, x, y: model.blocks[99])
+    _fails_with(feedback, "raised IndexError")
+    assert "Traceback" not in feedback.message
+
+
+def test_swapped_error_probe_and_judge_agree_with_the_self_check():
+    right = _solution(EX05, "swapped_error")
+    assert _judged("check_swapped_error", "swapped_error", right, seed=13)
+    for how, phrase in (("in_place", "changed the model"), ("sequential", "both positions")):
+        verdict = _judged("check_swapped_error", "swapped_error", {"swapped_error": _swap(how)}, seed=13)
+        _fails_with(verdict, phrase)
+        assert verdict.message == ex.check_swapped_error(_swap(how), thorough=True, seed=13).message
+
+
+def test_swaps_cost_resnet20_less_than_deletions_and_the_range_test_separates_it():
+    """The model answer's findings on seed 0, and the range test's bounds with their margins.
+
+    Measured on seed 0: swaps +22 points on average, deletions +28; plain-20: swaps +62 points. Over seeds 0-5 the
+    residual mean ranged over 0.15-0.38 (the range test takes seed 0).
+    """
+    from book.ch4_building_resnets import TrainedNet, trained_net
+    from book.ch5_unrolled_view import lesion_single
+    from book.data import load_mnist1d
+
+    ns = _solution(EX05, "swapped_error", "mean_swap_increase")
+    low, high = _hidden_range(EX05, "mean_swap_increase")
+    residual, plain = ns["mean_swap_increase"](True, 0), ns["mean_swap_increase"](False, 0)
+    assert low + 0.07 <= residual <= high - 0.2, residual
+    assert plain > high + 0.05, plain                               # a learner who swaps in plain-20 fails
+    data = load_mnist1d()
+    model, _ = trained_net(TrainedNet(depth=20, residual=True, seed=0))
+    lesion = lesion_single(model)
+    assert residual < lesion["mean_increase"]
+    for i, j in ns["SWAP_PAIRS"]:
+        swapped = ns["swapped_error"](model, i, j, data.x_test, data.y_test)
+        assert swapped < (lesion["deleted"][i] + lesion["deleted"][j]) / 2, (i, j)
+        if i >= 4:                                                  # later stages: a swap barely matters
+            assert swapped < lesion["base"] + 0.05, (i, j, swapped)
+    plain_net, _ = trained_net(TrainedNet(depth=20, residual=False, seed=0))
+    assert all(ns["swapped_error"](plain_net, i, j, data.x_test, data.y_test) > 0.75 for i, j in ns["SWAP_PAIRS"])
+
+
+@pytest.mark.parametrize("name", [EX04, EX05])
+def test_investigation_tasks_carry_their_points(name):
+    """Warm-ups are short; the investigation asks for a prediction, a checked measurement and an explanation."""
+    tests = ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md")
+    answers = {a["answer"]: a for a in ex.written_answers(ex.SOURCE_DIR / f"{name}.md")}
+    assert sum(t["points"] for t in tests if t["task"] == 1) <= 2
+    assert {"3a", "3b"} <= set(answers) and answers["3a"]["points"] == 1 and answers["3b"]["points"] == 3
+    assert {t["request"].get("check") for t in tests if t["task"] == 3} - {None}
+    assert any("range" in t["request"] for t in tests if t["task"] == 3)

@@ -99,3 +99,103 @@ def test_stochastic_depth_makes_single_blocks_less_essential_but_trains_worse_in
     standard, stochastic = sd["standard"], sd["stochastic"]
     assert stochastic["mean_increase"] < 0.85 * standard["mean_increase"]   # measured 0.159 vs 0.281, 0.152 vs 0.196
     assert stochastic["train_error"] > standard["train_error"] + 0.1        # measured 0.23 vs 0.02, 0.27 vs 0.03
+
+
+# --------------------------------------------------------------------------- the deep nets (recorded)
+
+import json  # noqa: E402
+import statistics  # noqa: E402
+
+from book.ch5_unrolled_view import (DEEP_DEPTH, DEEP_PLAIN_SEEDS, DEEP_RESIDUAL_SEEDS, RECORDED_DEEP,  # noqa: E402
+                                    SHALLOW_PATH_SEEDS, deep_run_problems, gradient_weighted_length, recorded_deep)
+
+
+def _deep(residual: bool, seed: int) -> dict:
+    return recorded_deep()["runs"][(DEEP_DEPTH, residual, seed)]
+
+
+def _costs(run: dict) -> list[float]:
+    return [e - run["base"] for e in run["single"]]
+
+
+def test_the_recorded_deep_nets_still_match_the_code():
+    record = json.loads(RECORDED_DEEP.read_text())
+    about = record["provenance"]
+    assert about["residual_seeds"] == list(DEEP_RESIDUAL_SEEDS) and about["plain_seeds"] == list(DEEP_PLAIN_SEEDS)
+    assert about["shallow_seeds"] == list(SHALLOW_PATH_SEEDS) and about["threads"] == 1
+    assert deep_run_problems(record) == []
+
+
+def test_the_prefix_check_catches_a_tampered_or_stale_deep_recording():
+    record = json.loads(RECORDED_DEEP.read_text())
+    tampered = json.loads(json.dumps(record))
+    tampered["runs"][0]["train_error"][1] += 0.05                 # one hand-edited number
+    tampered["runs"] = tampered["runs"][:1]
+    assert any("epoch 2" in p for p in deep_run_problems(tampered))
+    stale = json.loads(json.dumps(record))
+    stale["provenance"]["spec"]["epochs"] += 1
+    stale["runs"] = []
+    assert any("record it again" in p for p in deep_run_problems(stale))
+
+
+@pytest.mark.parametrize("seed", DEEP_RESIDUAL_SEEDS)
+def test_most_single_deletions_barely_hurt_resnet110(seed):
+    run = _deep(True, seed)
+    costs = _costs(run)
+    stage = [i // 18 for i in run["deletable"]]
+    later = [c for c, s in zip(costs, stage) if s > 0]
+    assert run["train_error"][-1] < 0.05 and run["base"] < 0.1
+    assert statistics.median(costs) < 0.01                                    # measured TODO
+    assert sum(later) / len(later) < 0.03 and max(c for c, s in zip(costs, stage) if s == 2) < 0.05   # TODO
+    assert all(e - run["base"] < 0.05 for e in run["downsampling_single"])    # option A carries the signal on
+
+
+def test_where_the_effect_is_not_visible_the_first_blocks_of_stage_one():
+    first = [_deep(True, s)["single"][0] - _deep(True, s)["base"] for s in DEEP_RESIDUAL_SEEDS]
+    assert statistics.mean(first) > 0.2                                        # measured TODO
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_a_deletion_costs_resnet110_far_less_than_plain20(seed):
+    deep = statistics.mean(_costs(_deep(True, seed)))
+    plain20 = lesion_single(_net(False, seed))["mean_increase"]
+    assert deep < 0.25 * plain20, (deep, plain20)                             # measured TODO
+
+
+@pytest.mark.parametrize("seed", DEEP_PLAIN_SEEDS)
+def test_plain110_never_trains_so_a_deletion_has_nothing_to_destroy(seed):
+    run = _deep(False, seed)
+    assert run["train_error"][-1] > 0.8 and run["base"] > 0.8
+    assert max(abs(c) for c in _costs(run)) < 0.05
+
+
+def test_resnet110_error_grows_with_the_number_deleted_without_a_cliff():
+    runs = [_deep(True, s) for s in DEEP_RESIDUAL_SEEDS]
+    ks = runs[0]["multiple"]["k"]
+    mean = [statistics.mean(r["multiple"]["mean_error"][j] for r in runs) for j in range(len(ks))]
+    upto20 = [m for k, m in zip(ks, mean) if k <= 20]
+    assert max(b - a for a, b in zip(upto20, upto20[1:])) < 0.15              # measured TODO
+    for r in runs:
+        m = dict(zip(ks, r["multiple"]["mean_error"]))
+        band = lambda lo, hi: statistics.mean(m[k] for k in ks if lo <= k <= hi)  # noqa: E731
+        assert m[0] < band(1, 3) < band(4, 8) < band(9, 20) < band(24, 52), (r["seed"], m)
+
+
+@pytest.mark.parametrize("seed", DEEP_RESIDUAL_SEEDS)
+def test_resnet110s_gradient_is_carried_by_short_paths(seed):
+    run = _deep(True, seed)
+    exact, sampled = run["exact"], run["sampled"]
+    n = len(exact["k"]) - 1
+    assert exact["check"] < 1e-10                                              # Σ c_k is the gradient
+    assert gradient_weighted_length(exact) < n / 4                             # measured TODO, against 27
+    assert gradient_weighted_length(sampled) < n / 2.5                         # Veit et al.'s count: TODO
+    per_path = sampled["per_path"]
+    assert per_path[10] < 1e-3 * per_path[0]                                   # every branch divides a path's gradient
+    assert sum(sampled["total"]) > 10 * exact["total"]                         # summing norms ignores cancellation
+
+
+def test_nine_blocks_shift_the_gradient_far_less_than_fifty_four():
+    runs = recorded_deep()["runs"]
+    shallow = [1 - gradient_weighted_length(runs[(STUDY_DEPTH, True, s)]["exact"]) / 4.5 for s in SHALLOW_PATH_SEEDS]
+    deep = [1 - gradient_weighted_length(_deep(True, s)["exact"]) / 27 for s in DEEP_RESIDUAL_SEEDS]
+    assert max(shallow) < 0.25 and min(deep) > 0.6                             # measured TODO

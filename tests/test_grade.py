@@ -28,19 +28,20 @@ FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
 LIMITS = ["--cell-timeout", "20", "--test-timeout", "20", "--timeout", "90"]
 needs_sandbox = pytest.mark.skipif(unavailable_reason() is not None, reason=f"no sandbox: {unavailable_reason()}")
 
-# submission -> (status, task1, task2); exercise 4: task 1 is worth 4 points, task 2 is worth 2
+# submission -> (status, task1, task2, task3, written3b); exercise 4: tasks worth 2, 1 and 4 points, and Task 3's
+# two written answers (4 more points, marked by hand)
 EXPECTED = {
-    "correct": ("ok", "4", "2"),
-    "partial": ("cell-errors", "4", "0"),
-    "forgot_shortcut": ("ok", "0", "2"),
-    "syntax_error": ("syntax-error", "4", "0"),
-    "infinite_loop": ("cell-timeout", "4", "2"),
-    "kernel_crash": ("kernel-crashed", "4", "2"),
-    "misbehaving": ("cell-errors", "4", "2"),
-    "deleted_cells": ("cell-errors", "0", "0"),
-    "student_folder": ("cell-errors", "4", "2"),
-    "not_a_notebook": ("invalid-notebook", "0", "0"),
-    "empty_folder": ("no-notebook", "0", "0"),
+    "correct": ("ok", "2", "1", "4", "review"),
+    "partial": ("cell-errors", "2", "0", "0", "missing"),
+    "forgot_shortcut": ("ok", "0", "1", "4", "review"),
+    "syntax_error": ("syntax-error", "2", "0", "4", "review"),
+    "infinite_loop": ("cell-timeout", "2", "1", "4", "review"),
+    "kernel_crash": ("kernel-crashed", "2", "1", "4", "review"),
+    "misbehaving": ("cell-errors", "2", "1", "4", "review"),
+    "deleted_cells": ("cell-errors", "0", "0", "4", "review"),
+    "student_folder": ("cell-errors", "2", "1", "4", "review"),
+    "not_a_notebook": ("invalid-notebook", "0", "0", "0", "missing"),
+    "empty_folder": ("no-notebook", "0", "0", "0", "missing"),
 }
 
 
@@ -92,12 +93,13 @@ def test_batch_completes_with_a_summary_and_progress(graded):
 def test_gradebook_has_the_expected_rows(graded):
     rows = graded["rows"]
     assert set(rows) == set(EXPECTED)
-    got = {name: (row["status"], row["task1"], row["task2"]) for name, row in rows.items()}
+    got = {name: (row["status"], row["task1"], row["task2"], row["task3"], row["written3b"]) for name, row in rows.items()}
     assert got == EXPECTED
     for name, row in rows.items():
-        assert float(row["total"]) == float(row["task1"]) + float(row["task2"])
+        assert float(row["total"]) == float(row["task1"]) + float(row["task2"]) + float(row["task3"])
+        assert row["review_max"] == "4" and row["written3a"] == row["written3b"]
         if row["exercise"]:
-            assert row["exercise"] == "ex04_building_resnets" and row["max_total"] == "6"
+            assert row["exercise"] == "ex04_building_resnets" and row["max_total"] == "7"
 
 
 def test_statuses_are_explained(graded):
@@ -116,18 +118,22 @@ def test_feedback_names_the_mistake(graded):
     deleted = (feedback / "deleted_cells.md").read_text()
     assert "`BasicBlock` is not defined" in deleted and "`cifar_resnet_parameters` is not defined" in deleted
     assert "not done yet" in (feedback / "partial.md").read_text()
-    assert "6 / 6" in (feedback / "correct.md").read_text() and "✓" in (feedback / "correct.md").read_text()
+    correct = (feedback / "correct.md").read_text()
+    assert "7 / 7" in correct and "✓" in correct
+    assert "Zero-init made ResNet-20 slower" in correct and "Rubric:" in correct   # the written answers, to mark
+    assert "No answer was written" in (feedback / "partial.md").read_text()
 
 
 def test_gradescope_results(graded):
     results = json.loads((graded["out"] / "gradescope" / "partial" / "results.json").read_text())
-    assert results["score"] == 4
-    assert [(t["score"], t["max_score"]) for t in results["tests"]] == [(4, 4), (0, 2)]
+    assert results["score"] == 2
+    assert [(t["score"], t["max_score"]) for t in results["tests"]] == [(2, 2), (0, 1), (0, 3), (0, 1), (0, 0), (0, 0)]
+    assert "no answer was written" in results["tests"][-1]["output"]
     assert not (graded["out"] / "results.json").exists()  # only for a single submission
 
 
 def test_huge_output_is_cut(graded):
-    assert graded["rows"]["misbehaving"]["task1"] == "4"
+    assert graded["rows"]["misbehaving"]["task1"] == "2"
     assert all(p.stat().st_size < 5_000_000 for p in graded["out"].rglob("*") if p.is_file())
 
 
@@ -161,9 +167,9 @@ def test_private_hidden_tests_replace_the_public_ones(tmp_path):
                          "--gradescope", "--quiet", *LIMITS]) == 0
     with open(out / "gradebook.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
-    assert (row["status"], row["task1"], row["task2"], row["task3"], row["total"]) == ("ok", "4", "2", "5", "11")
+    assert (row["status"], row["task1"], row["task2"], row["task3"], row["total"]) == ("ok", "2", "1", "9", "12")
     single = json.loads((out / "results.json").read_text())  # Gradescope's one-submission layout
-    assert single["score"] == 11 and "ResNet-110 right" in single["tests"][-1]["output"]
+    assert single["score"] == 12 and "ResNet-110 right" in single["tests"][-1]["output"]
 
 
 def test_bad_invocations_fail_with_a_message(tmp_path, capsys):

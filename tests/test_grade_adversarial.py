@@ -227,8 +227,8 @@ def batch(tmp_path_factory):
     for name in ("honest", "victim"):
         nbformat.write(_notebook([], solved=True), subs / f"{name}.ipynb")
     before = {p.name: p.read_bytes() for p in subs.iterdir()}
-    package = {p: p.read_bytes() for p in (ROOT / "book").glob("*.py")
-               if p.stem in ("grade", "exercises", "sandbox", "notebook_runner")}
+    package = {p: p.read_bytes() for p in [*(ROOT / "book").glob("*.py"), *(ROOT / "book" / "exercises").glob("*.py")]
+               if p.stem in ("grade", "sandbox", "notebook_runner") or p.parent.name == "exercises"}
     started = time.monotonic()
     env = dict(os.environ, OUT_GUESS=str(out))
     proc = subprocess.run([sys.executable, "-m", "book.grade", str(subs), "--out", str(out), "--exercise", "ex04",
@@ -255,7 +255,7 @@ def test_an_attack_earns_nothing(batch, attack):
 def test_honest_submissions_keep_full_marks(batch):
     rows = _rows(batch["out"])
     for name in ("honest", "victim", "abuse"):
-        assert (rows[name]["total"], rows[name]["max_total"]) == ("6", "6"), rows[name]
+        assert (rows[name]["total"], rows[name]["max_total"]) == ("7", "7"), rows[name]
     assert rows["blank"]["total"] == "0"
 
 
@@ -329,4 +329,4 @@ def test_unsafe_mode_still_judges_outside_the_kernel(tmp_path):
     nbformat.write(_notebook([], solved=True), subs / "honest.ipynb")
     assert grading.main([str(subs), "--out", str(out), "--quiet", "--unsafe-no-sandbox", *LIMITS]) == 0
     rows = _rows(out)
-    assert rows["cheat"]["total"] == "0" and rows["honest"]["total"] == "6"
+    assert rows["cheat"]["total"] == "0" and rows["honest"]["total"] == "7"

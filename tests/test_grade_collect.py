@@ -91,7 +91,7 @@ def test_gradescope_autograder_runs_in_an_autograder_layout(tmp_path):
     proc = subprocess.run([str(run)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((root / "results" / "results.json").read_text())
-    assert results["score"] == 6 and [t["score"] for t in results["tests"]] == [4, 2]
+    assert results["score"] == 7 and [t["score"] for t in results["tests"]] == [2, 1, 3, 1, 0, 0]
 
 
 def test_written_answers_go_to_the_gradebook_for_review_and_to_the_feedback_with_their_rubric(tmp_path):

@@ -130,7 +130,8 @@ def student_notebook(source: Path, root: Path = ROOT):
     cells = [_install_cell(root)]
     for cell in src.cells:
         tags = cell_tags(cell)
-        if "hidden-test" in tags or "rubric" in tags or (cell.cell_type == "markdown" and "solution" in tags):
+        if "hidden-test" in tags or "rubric" in tags or "book-only" in tags or \
+                (cell.cell_type == "markdown" and "solution" in tags):
             continue
         cell = copy.deepcopy(cell)
         if "answer" in tags:
@@ -173,6 +174,10 @@ def book_page(source: Path, root: Path = ROOT) -> str:
         cell = copy.deepcopy(cell)
         if "answer" in tags:
             cells.append(_answer_cell(cell))
+            continue
+        if "book-only" in tags:      # e.g. the glue calls behind a model answer's numbers
+            cell.metadata["tags"] = [t for t in tags if t != "book-only"] + ["remove-cell"]
+            cells.append(cell)
             continue
         if "solution" in tags:
             rest = [t for t in tags if t != "solution"]

@@ -23,6 +23,8 @@ For instructors (see ``instructors.md``): each exercise has one source,
   for review (see :func:`book.exercises.core.collect_answers`).
 - ``rubric`` on a markdown cell, with metadata ``answer``: how to mark that answer; in the grader's feedback
   file only.
+- ``book-only`` on a code cell: runs on the book page, hidden there, left out of the student notebook (the
+  ``glue`` calls that put the solution's measured numbers into a model answer).
 
 ``python -m book.authoring.exercise_pages build`` writes ``exercises/exNN_name.md`` (the book page,
 with solutions) and ``exercises/exNN_name.ipynb`` (the student notebook for Colab);

@@ -529,7 +529,7 @@ def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[t
             by_task[t.task] = by_task.get(t.task, 0.0) + t.points
         by_answer = {w.answer: ("review" if w.text is not None else "missing") for w in r.written}
         writer.writerow([r.name, r.path, r.exercise, r.status, *[_points(by_task.get(k, 0.0)) for k in tasks],
-                         _points(r.total), _points(r.max_total), *[by_answer.get(a, "") for a in written],
+                         _points(r.total), _points(r.max_total), *[by_answer.get(a, "missing") for a in written],
                          _points(r.review_total), "; ".join(r.notes)[:1000]])
     gradebook = cfg.out / "gradebook.csv"
     _write(gradebook, buffer.getvalue())

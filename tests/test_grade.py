@@ -97,7 +97,7 @@ def test_gradebook_has_the_expected_rows(graded):
     assert got == EXPECTED
     for name, row in rows.items():
         assert float(row["total"]) == float(row["task1"]) + float(row["task2"]) + float(row["task3"])
-        assert row["review_max"] == "4" and row["written3a"] == row["written3b"]
+        assert row["review_max"] == ("4" if row["exercise"] else "0") and row["written3a"] == row["written3b"]
         if row["exercise"]:
             assert row["exercise"] == "ex04_building_resnets" and row["max_total"] == "7"
 
@@ -169,7 +169,7 @@ def test_private_hidden_tests_replace_the_public_ones(tmp_path):
         (row,) = list(csv.DictReader(f))
     assert (row["status"], row["task1"], row["task2"], row["task3"], row["total"]) == ("ok", "2", "1", "9", "12")
     single = json.loads((out / "results.json").read_text())  # Gradescope's one-submission layout
-    assert single["score"] == 12 and "ResNet-110 right" in single["tests"][-1]["output"]
+    assert single["score"] == 12 and any("ResNet-110 right" in t["output"] for t in single["tests"])
 
 
 def test_bad_invocations_fail_with_a_message(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """Recorded runs: results too long to compute while a chapter builds, kept in the repository with their provenance.
 
 A recorded run is made by a command of the package (``python -m book.ch1_degradation record-long``,
-``python -m book.ch6_residual_stream record-sweep``), never by hand. Its file under ``book/recorded/``
+``python -m book.ch5_unrolled_view record-deep``, ``python -m book.ch6_residual_stream record-sweep``), never by
+hand. Its file under ``book/recorded/``
 holds the results and where they came from: the command, the commit, the date, the torch and Python
 versions, the CPU, the thread count and the wall time. A chapter reads the file and says in its text
 that the figure is recorded; a test re-runs a short prefix of some runs with the current code and

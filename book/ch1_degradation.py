@@ -21,7 +21,7 @@ from .nets.conv1d import ConvNet1d, ConvNetConfig, check_conv_config
 from .training import TrainConfig, TrainResult, train
 
 __all__ = ["DepthRun", "run_depth", "trained_model", "depth_sweep", "LONG_EPOCHS", "LONG_NETS", "LONG_SEEDS",
-           "RECORDED_LONG", "record_long", "recorded_long", "long_run_problems", "train_prefix"]
+           "RECORDED_LONG", "record_long", "recorded_long", "long_run_problems", "train_prefix", "prefix_mismatches"]
 
 
 @dataclass(frozen=True)
@@ -164,13 +164,24 @@ def long_run_problems(record: dict, cases: int = 2, tolerance: float = 0.02) -> 
     problems = setting_problems(record, DepthRun(epochs=LONG_EPOCHS))
     for r in record.get("runs", [])[:cases]:
         spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], epochs=LONG_EPOCHS)
-        now = train_prefix(spec, PREFIX_EPOCHS)
-        for epoch in range(PREFIX_EPOCHS):
-            then_error, now_error = r["train_error"][epoch], now.train_error[epoch]
-            then_loss, now_loss = r["train_loss"][epoch], now.train_loss[epoch]
-            if abs(now_error - then_error) > tolerance or abs(now_loss - then_loss) > tolerance * then_loss:
-                problems.append(f"{spec.label} seed {spec.seed}, epoch {epoch + 1}: training error {now_error:.4f} "
-                                f"and loss {now_loss:.4f} now, {then_error:.4f} and {then_loss:.4f} recorded")
+        problems += prefix_mismatches(spec, r, PREFIX_EPOCHS, tolerance)
+    return problems
+
+
+def prefix_mismatches(spec: DepthRun, recorded: dict, epochs: int, tolerance: float = 0.02) -> list[str]:
+    """Train ``spec``'s first ``epochs`` epochs now and describe each epoch that disagrees with ``recorded``.
+
+    ``recorded`` holds the run's ``train_error`` and ``train_loss`` per epoch; errors must agree within
+    ``tolerance`` (absolute), losses within a relative ``tolerance``.
+    """
+    now = train_prefix(spec, epochs)
+    problems = []
+    for epoch in range(min(epochs, len(recorded["train_error"]))):
+        then_error, now_error = recorded["train_error"][epoch], now.train_error[epoch]
+        then_loss, now_loss = recorded["train_loss"][epoch], now.train_loss[epoch]
+        if abs(now_error - then_error) > tolerance or abs(now_loss - then_loss) > tolerance * then_loss:
+            problems.append(f"{spec.label} seed {spec.seed}, epoch {epoch + 1}: training error {now_error:.4f} "
+                            f"and loss {now_loss:.4f} now, {then_error:.4f} and {then_loss:.4f} recorded")
     return problems
 
 

@@ -460,7 +460,7 @@ def deep_run_problems(record: dict, tolerance: float = 0.02) -> list[str]:
     Describes every mismatch with the recording (training errors must agree within ``tolerance``, losses
     within a relative ``tolerance``), and recordings made with other settings.
     """
-    from .ch1_degradation import train_prefix
+    from .ch1_degradation import prefix_mismatches
 
     problems = setting_problems(record, deep_run(True, 0))
     about = record.get("provenance", {})
@@ -471,14 +471,7 @@ def deep_run_problems(record: dict, tolerance: float = 0.02) -> list[str]:
         if r["depth"] == DEEP_DEPTH:
             firsts.setdefault(r["residual"], r)
     for r in firsts.values():
-        spec = deep_run(r["residual"], r["seed"])
-        now = train_prefix(spec, PREFIX_EPOCHS)
-        for epoch in range(min(PREFIX_EPOCHS, len(r["train_error"]))):
-            then_error, now_error = r["train_error"][epoch], now.train_error[epoch]
-            then_loss, now_loss = r["train_loss"][epoch], now.train_loss[epoch]
-            if abs(now_error - then_error) > tolerance or abs(now_loss - then_loss) > tolerance * then_loss:
-                problems.append(f"{spec.label} seed {spec.seed}, epoch {epoch + 1}: training error {now_error:.4f} "
-                                f"and loss {now_loss:.4f} now, {then_error:.4f} and {then_loss:.4f} recorded")
+        problems += prefix_mismatches(deep_run(r["residual"], r["seed"]), r, PREFIX_EPOCHS, tolerance)
     return problems
 
 

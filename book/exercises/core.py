@@ -1,23 +1,7 @@
 """What every exercise's checks share: feedback, the grader's request and answer format, the sources.
 
-For learners: every task ends with a check cell such as ``check_basic_block(BasicBlock)``. A check
-runs your code on small inputs and answers in words: what it expected, what your code did, and,
-for the usual mistakes, what to change. It never raises; it returns a :class:`Feedback` that the
-notebook shows as a green or red box.
-
-For instructors (see ``instructors.md``): each exercise has one source,
-``exercises/source/exNN_name.md``, a MyST notebook whose cells carry tags:
-
-- ``solution`` on a code cell: the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
-  are replaced by ``raise NotImplementedError(...)`` in the student notebook; the book page shows
-  the whole cell behind a toggle.
-- ``solution`` on a markdown cell: notes shown in a dropdown on the book page, dropped for students.
-- ``hidden-test`` on a code cell, with metadata ``task``, ``points`` and ``title``: run by
-  ``python -m book.grade`` after the submission, left out of the student notebook and the book page.
-
-``python -m book.authoring.exercise_pages build`` writes ``exercises/exNN_name.md`` (the book page,
-with solutions) and ``exercises/exNN_name.ipynb`` (the student notebook for Colab);
-``python -m book.authoring.exercise_pages check`` exits 1 when either is missing or stale.
+The cell tags of an exercise source and how learners and instructors meet the checks are described in
+:mod:`book.exercises`; the checks themselves live in one module per exercise.
 """
 
 from __future__ import annotations
@@ -480,6 +464,18 @@ def hidden_tests(source: Path) -> list[dict]:
     return tests
 
 
+def _messages(assertion, prints) -> dict:
+    """The messages of an instructor's assert form: the assert's own (failing) and the print's (passing)."""
+    import ast
+
+    messages = {}
+    if assertion.msg is not None:
+        messages["message"] = str(ast.literal_eval(assertion.msg))
+    if prints:
+        messages["message_ok"] = " ".join(str(ast.literal_eval(a)) for a in prints[0].value.args)
+    return messages
+
+
 def hidden_test_request(source: str) -> dict:
     """What the grader asks a learner's sandbox for, read from a hidden-test cell (never executed by the grader).
 
@@ -523,11 +519,8 @@ def hidden_test_request(source: str) -> dict:
             call = test.comparators[0]
             try:
                 low, high = ast.literal_eval(test.left), ast.literal_eval(test.comparators[1])
-                request = {"call": call.func.id, "args": [ast.literal_eval(a) for a in call.args]}
-                if asserts[0].msg is not None:
-                    request["message"] = str(ast.literal_eval(asserts[0].msg))
-                if prints:
-                    request["message_ok"] = " ".join(str(ast.literal_eval(a)) for a in prints[0].value.args)
+                request = {"call": call.func.id, "args": [ast.literal_eval(a) for a in call.args],
+                           **_messages(asserts[0], prints)}
             except ValueError:
                 raise ValueError(form + " (the arguments and the bounds must be literals)") from None
             if not all(type(b) in (int, float) for b in (low, high)) or not low <= high:
@@ -539,11 +532,7 @@ def hidden_test_request(source: str) -> dict:
                 and isinstance(test.left, ast.Call) and isinstance(test.left.func, ast.Name) and not test.left.keywords:
             try:
                 request = {"call": test.left.func.id, "args": [ast.literal_eval(a) for a in test.left.args],
-                           "expected": ast.literal_eval(test.comparators[0])}
-                if asserts[0].msg is not None:
-                    request["message"] = str(ast.literal_eval(asserts[0].msg))
-                if prints:
-                    request["message_ok"] = " ".join(str(ast.literal_eval(a)) for a in prints[0].value.args)
+                           "expected": ast.literal_eval(test.comparators[0]), **_messages(asserts[0], prints)}
             except ValueError:
                 raise ValueError(form + " (the arguments and the value must be literals)") from None
             json.dumps(request["args"])  # arguments travel to the sandbox as JSON

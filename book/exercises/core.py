@@ -122,6 +122,13 @@ def _as_float(value, what: str) -> float:
         raise _Fail(f"{what} should be a number, but it is {type(value).__name__} {value!r}.") from None
 
 
+def _one_number(value, call: str, which: str) -> float:
+    """The single number a measurement ``call`` returned; ``which`` says, for the message, what that number is."""
+    if isinstance(value, (list, tuple)) or (_is_tensor(value) and value.numel() != 1):
+        raise _Fail(f"{call} returned several numbers; return one: {which}.")
+    return _as_float(value, f"the value of {call}")
+
+
 def grade_task(check: Callable[..., Feedback], namespace: dict, *names: str, **kwargs) -> None:
     """Run ``check`` on the objects ``names`` from ``namespace``; raise :class:`TaskFailed` unless it passes.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .core import (
-    _Fail, _Replay, _Unreadable, _as_float, _checker, _close, _is_tensor, _load_state,
+    _Fail, _Replay, _Unreadable, _as_float, _checker, _close, _load_state, _one_number,
     _plain, _record, _replay_judge, _replay_probe, _rng, _run,
     _same_state, _seeded,
 )
@@ -204,9 +204,7 @@ def check_final_error(final_error: Callable, thorough: bool = False, seed: int |
                                        (rng.choice([20, 56]), rng.random() < 0.5, "test")):
             call = f"final_error({depth}, {residual}, {split!r}, runs)"
             got = _run(call, final_error, depth, residual, split, runs)
-            if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
-                raise _Fail(f"{call} returned several numbers; return one: the mean over the seeds.")
-            got = _as_float(got, f"the value of {call}")
+            got = _one_number(got, call, "the mean over the seeds")
             want = _final_error(runs, depth, residual, split)
             if abs(got - want) <= 1e-6:
                 continue

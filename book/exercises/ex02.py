@@ -23,6 +23,35 @@ def _residual_instance(Residual, branch):
     return block
 
 
+_RESIDUAL_PASSED = "your block computes F(x) + x: the branch only has to learn the change from x to the target."
+_NO_SHORTCUT = ("give the block a shortcut module, self.shortcut = nn.Identity(), and use it in forward: "
+                "the course keeps every shortcut a module so probes can hook it.")
+_IN_PLACE = ("forward changed its input tensor in place (e.g. x += ...). Write the sum out of place, "
+             "x = x + self.branch(x), so the input that hooks and probes saved stays intact.")
+
+
+def _residual_verdict(y, x, branch) -> None:
+    """Nothing when ``y`` is ``branch(x) + x``; otherwise the failure, naming the usual mistake (self-check and judge)."""
+    import torch
+
+    with torch.no_grad():
+        f = branch(x)
+        want = f + x
+    if _close(y, want):
+        return
+    if _close(y, f):
+        raise _Fail("your block returns F(x) alone: it forgot the shortcut. Return self.branch(x) + self.shortcut(x).")
+    if _close(y, x):
+        raise _Fail("your block returns its input unchanged: the branch F(x) is missing from the sum.")
+    if _close(y, torch.relu(want)):
+        raise _Fail("your block applies a ReLU after the sum. This task asks for exactly y = F(x) + x, "
+                    "with nothing after the addition.")
+    if _close(y, 2 * x) or _close(y, 2 * f):
+        raise _Fail("your block adds a term to itself; add the branch's output and the input: F(x) + x.")
+    raise _Fail(f"for an input of shape {_shape(x)} your block's output differs from F(x) + x "
+                f"by up to {(y - want).abs().max().item():.3g}.")
+
+
 @_checker("Task 1 · y = F(x) + x")
 def check_residual(Residual, thorough: bool = False) -> str:
     """``Residual(branch)`` computes ``branch(x) + x`` with ``self.shortcut = nn.Identity()``."""
@@ -36,34 +65,16 @@ def check_residual(Residual, thorough: bool = False) -> str:
         block = _residual_instance(Residual, branch)
         shortcut = getattr(block, "shortcut", None)
         if not isinstance(shortcut, nn.Module):
-            raise _Fail("give the block a shortcut module, self.shortcut = nn.Identity(), and use it in forward: "
-                        "the course keeps every shortcut a module so probes can hook it.")
+            raise _Fail(_NO_SHORTCUT)
         x = torch.randn(5, width) * 2 - 1
         x_before = x.clone()
         y = _run("your block's forward", block, x)
         if not _is_tensor(y):
             raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
         if not torch.equal(x, x_before):
-            raise _Fail("forward changed its input tensor in place (e.g. x += ...). Write the sum out of place, "
-                        "x = x + self.branch(x), so the input that hooks and probes saved stays intact.")
-        with torch.no_grad():
-            f = branch(x)
-            want = f + x
-        y = y.detach()
-        if _close(y, want):
-            continue
-        if _close(y, f):
-            raise _Fail("your block returns F(x) alone: it forgot the shortcut. Return self.branch(x) + self.shortcut(x).")
-        if _close(y, x):
-            raise _Fail("your block returns its input unchanged: the branch F(x) is missing from the sum.")
-        if _close(y, torch.relu(want)):
-            raise _Fail("your block applies a ReLU after the sum. This task asks for exactly y = F(x) + x, "
-                        "with nothing after the addition.")
-        if _close(y, 2 * x) or _close(y, 2 * f):
-            raise _Fail("your block adds a term to itself; add the branch's output and the input: F(x) + x.")
-        raise _Fail(f"for an input of shape {_shape(x)} your block's output differs from F(x) + x "
-                    f"by up to {(y - want).abs().max().item():.3g}.")
-    return "your block computes F(x) + x: the branch only has to learn the change from x to the target."
+            raise _Fail(_IN_PLACE)
+        _residual_verdict(y.detach(), x, branch)
+    return _RESIDUAL_PASSED
 
 
 @_checker("Task 2 · start the block as the identity")
@@ -150,8 +161,6 @@ def _probe_residual(Residual, seed, thorough, answers):
 
 @_checker("Task 1 · y = F(x) + x")
 def _judge_residual(answers, seed, thorough) -> str:
-    import torch
-
     replay = _Replay(answers)
     for width, s in _residual_cases(seed, thorough):
         branch, x = _residual_branch(width, s)
@@ -160,28 +169,14 @@ def _judge_residual(answers, seed, thorough) -> str:
         if report.get("is_module") is not True:
             raise _Fail("Residual(branch) should create an nn.Module (subclass nn.Module and call super().__init__()).")
         if report.get("shortcut") is not True:
-            raise _Fail("give the block a shortcut module, self.shortcut = nn.Identity(), and use it in forward: "
-                        "the course keeps every shortcut a module so probes can hook it.")
+            raise _Fail(_NO_SHORTCUT)
         y = _run("your block's forward", replay.next)
         if not _is_tensor(y):
             raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
         if (answers[replay.used - 1].get("report") or {}).get("input_changed") is not False:
-            raise _Fail("forward changed its input tensor in place (e.g. x += ...). Write the sum out of place, "
-                        "x = x + self.branch(x), so the input that hooks and probes saved stays intact.")
-        with torch.no_grad():
-            f = branch(x)
-            want = f + x
-        if _close(y, want):
-            continue
-        if _close(y, f):
-            raise _Fail("your block returns F(x) alone: it forgot the shortcut. Return self.branch(x) + self.shortcut(x).")
-        if _close(y, x):
-            raise _Fail("your block returns its input unchanged: the branch F(x) is missing from the sum.")
-        if _close(y, torch.relu(want)):
-            raise _Fail("your block applies a ReLU after the sum. This task asks for exactly y = F(x) + x, "
-                        "with nothing after the addition.")
-        raise _Fail(f"for an input of shape {_shape(x)} your block's output differs from F(x) + x.")
-    return "your block computes F(x) + x: the branch only has to learn the change from x to the target."
+            raise _Fail(_IN_PLACE)
+        _residual_verdict(y, x, branch)
+    return _RESIDUAL_PASSED
 
 
 def _zero_init_cases(seed, thorough):

@@ -6,7 +6,7 @@ import math
 from typing import Callable
 
 from .core import (
-    _Fail, _Replay, _Unreadable, _as_float, _checker, _exact, _is_tensor,
+    _Fail, _Replay, _Unreadable, _checker, _exact, _is_tensor, _one_number,
     _plain, _record, _replay_judge, _replay_probe, _rng, _run,
     _seeded,
 )
@@ -276,10 +276,7 @@ def check_gradient_ratio(gradient_ratio: Callable, thorough: bool = False, seed:
     for depth, alpha, s in _ratio_cases(seed, thorough):
         call = f"gradient_ratio({depth}, {alpha}, {s})"
         got = _run(call, gradient_ratio, depth, alpha, s)
-        if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
-            raise _Fail(f"{call} returned several numbers; return one: the first layer's gradient norm divided by "
-                        "the last layer's.")
-        got = _as_float(got, f"the value of {call}")
+        got = _one_number(got, call, "the first layer's gradient norm divided by the last layer's")
         want = _ratio(_ratio_stack(depth, alpha, s), x, y)
         if math.isfinite(got) and math.isclose(got, want, rel_tol=1e-3):
             continue

@@ -6,12 +6,30 @@ import copy
 from typing import Callable
 
 from .core import (
-    _Fail, _Replay, _Unreadable, _as_float, _checker, _close, _exact,
+    _Fail, _Replay, _Unreadable, _checker, _close, _exact, _one_number,
     _is_tensor, _plain, _record, _replay_judge, _replay_probe, _rng,
     _run, _seeded, _shape,
 )
 
 __all__ = ['check_basic_block', 'check_cifar_resnet_parameters', 'check_early_training_loss']
+
+
+def _needs_projection(fail, c_in: int, c_out: int, stride: int) -> str:
+    return (f"{fail}. When the {'channels' if c_in != c_out else 'length'} change, the shortcut needs a projection: "
+            f"a 1×1 nn.Conv1d with stride={stride}, followed by nn.BatchNorm1d, so that shortcut(x) has the branch's "
+            "shape.")
+
+
+def _check_block_output(y, x, c_in: int, c_out: int, stride: int) -> tuple:
+    """That ``y`` is a tensor of the shape a BasicBlock must return (self-check and judge alike); that shape."""
+    if not _is_tensor(y):
+        raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
+    want = (8, c_out, 40 // stride)
+    if tuple(y.shape) != want:
+        raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}) returns shape {_shape(y)} for an input of "
+                    f"shape {_shape(x)}; it should return ({', '.join(map(str, want))}): the first convolution "
+                    "takes the stride and maps in_channels to out_channels.")
+    return want
 
 
 @_checker("Task 1 · a basic block with a projection shortcut")
@@ -41,19 +59,11 @@ def check_basic_block(BasicBlock, thorough: bool = False) -> str:
             y = _run(f"BasicBlock({c_in}, {c_out}, stride={stride}) on an input of shape {_shape(x)}", block, x)
         except _Fail as fail:
             if changes and not has_params:  # the usual cause: an identity shortcut where the shape changes
-                raise _Fail(f"{fail}. When the {'channels' if c_in != c_out else 'length'} change, the shortcut "
-                            f"needs a projection: a 1×1 nn.Conv1d with stride={stride}, followed by nn.BatchNorm1d, "
-                            "so that shortcut(x) has the branch's shape.") from None
+                raise _Fail(_needs_projection(fail, c_in, c_out, stride)) from None
             raise
         finally:
             handle.remove()
-        if not _is_tensor(y):
-            raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
-        want = (8, c_out, 40 // stride)
-        if tuple(y.shape) != want:
-            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}) returns shape {_shape(y)} for an input of "
-                        f"shape {_shape(x)}; it should return ({', '.join(map(str, want))}): the first convolution "
-                        "takes the stride and maps in_channels to out_channels.")
+        want = _check_block_output(y, x, c_in, c_out, stride)
         if not calls:
             raise _Fail(f"your block never calls self.shortcut, so it has no shortcut: for BasicBlock({c_in}, {c_out}, "
                         f"stride={stride}) it computes relu(F(x)) — a plain block. Return relu(F(x) + self.shortcut(x)).")
@@ -287,19 +297,11 @@ def _judge_basic_block(answers, seed, thorough) -> str:
         try:
             y = _run(f"BasicBlock({c_in}, {c_out}, stride={stride}) on an input of shape {_shape(x)}", replay.next)
         except _Fail as fail:
-            if changes and not has_params:
-                raise _Fail(f"{fail}. When the {'channels' if c_in != c_out else 'length'} change, the shortcut "
-                            f"needs a projection: a 1×1 nn.Conv1d with stride={stride}, followed by nn.BatchNorm1d, "
-                            "so that shortcut(x) has the branch's shape.") from None
+            if changes and not has_params:  # the usual cause: an identity shortcut where the shape changes
+                raise _Fail(_needs_projection(fail, c_in, c_out, stride)) from None
             raise
         calls = report().get("shortcut_calls")
-        if not _is_tensor(y):
-            raise _Fail(f"forward returned {type(y).__name__}; it should return a tensor.")
-        want = (8, c_out, 40 // stride)
-        if tuple(y.shape) != want:
-            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}) returns shape {_shape(y)} for an input of "
-                        f"shape {_shape(x)}; it should return ({', '.join(map(str, want))}): the first convolution "
-                        "takes the stride and maps in_channels to out_channels.")
+        want = _check_block_output(y, x, c_in, c_out, stride)
         if type(calls) is not list or not calls:
             raise _Fail(f"your block never calls self.shortcut, so it has no shortcut: for BasicBlock({c_in}, {c_out}, "
                         f"stride={stride}) it computes relu(F(x)) — a plain block. Return relu(F(x) + self.shortcut(x)).")
@@ -398,10 +400,7 @@ def check_early_training_loss(early_training_loss: Callable, thorough: bool = Fa
         data = _tiny_data(data_seed)
         call = f"early_training_loss({depth}, {zero_init}, {s}, {epochs}, data)"
         got = _run(call, early_training_loss, depth, zero_init, s, epochs, data)
-        if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
-            raise _Fail(f"{call} returned several numbers; return one: the mean training loss of the last epoch "
-                        "(result.train_loss[-1]).")
-        got = _as_float(got, f"the value of {call}")
+        got = _one_number(got, call, "the mean training loss of the last epoch (result.train_loss[-1])")
         want = _early_loss(depth, zero_init, s, epochs, data)
         if abs(got - want) <= 1e-5 * max(1.0, abs(want)):   # the same calls give the same bits; slips differ by 1e-4 or more
             continue

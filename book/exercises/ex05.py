@@ -7,7 +7,7 @@ import itertools
 import math
 from typing import Callable
 
-from .core import _Fail, _as_float, _checker, _close, _is_tensor, _replay_judge, _replay_probe, _rng, _run
+from .core import _Fail, _checker, _close, _is_tensor, _one_number, _replay_judge, _replay_probe, _rng, _run
 
 __all__ = ['check_count_paths', 'check_unrolled_output', 'check_swapped_error']
 
@@ -171,10 +171,7 @@ def check_swapped_error(swapped_error: Callable, thorough: bool = False, seed: i
         for i, j in pairs:
             call = f"swapped_error(a {kind} net{' in training mode' if train_mode else ''}, {i}, {j}, x, y)"
             got = _run(call, swapped_error, model, i, j, x, y)
-            if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
-                raise _Fail(f"{call} returned several numbers; return one: the fraction of the examples the "
-                            "swapped network gets wrong.")
-            got = _as_float(got, f"the value of {call}")
+            got = _one_number(got, call, "the fraction of the examples the swapped network gets wrong")
             want = _error(_swapped(original, i, j), x, y)
             if abs(got - want) <= 1e-6:
                 done.append((i, j))

@@ -6,7 +6,7 @@ import math
 from typing import Callable
 
 from .core import (
-    NOT_DONE, _Fail, _Replay, _Unreadable, _as_float, _checker, _close, _is_tensor,
+    NOT_DONE, _Fail, _Replay, _Unreadable, _checker, _close, _is_tensor, _one_number,
     _load_state, _plain, _record, _replay_judge, _replay_probe, _rng,
     _run, _seeded,
 )
@@ -346,9 +346,7 @@ def check_output_change(output_change: Callable, thorough: bool = False, seed: i
             if "leaf Variable" in str(fail):  # the weights were changed where autograd records
                 raise _Fail(f"{fail} Change the weights inside `with torch.no_grad():`.") from None
             raise
-        if isinstance(got, (list, tuple)) or (_is_tensor(got) and got.numel() != 1):
-            raise _Fail(f"{call} returned several numbers; return one: ‖Δ logits‖ / ‖logits‖.")
-        got = _as_float(got, f"the value of {call}")
+        got = _one_number(got, call, "‖Δ logits‖ / ‖logits‖")
         want = _output_change(copy.deepcopy(base), batch, lr)
         if math.isfinite(got) and math.isclose(got, want, rel_tol=2e-3):
             continue

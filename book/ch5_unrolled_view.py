@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import cached
-from .ch1_degradation import DepthRun
+from .ch1_degradation import DepthRun, prefix_mismatches, run_depth, trained_model
 from .ch4_building_resnets import STUDY_DEPTH, TrainedNet, trained_net
 from .data import load_mnist1d
 from .errors import ConfigError
@@ -418,8 +418,6 @@ def record_deep(path=RECORDED_DEEP, progress: bool = True) -> dict:
     """
     import time
 
-    from .ch1_degradation import run_depth, trained_model
-
     start = time.perf_counter()
     runs = []
     for residual, seeds in ((True, DEEP_RESIDUAL_SEEDS), (False, DEEP_PLAIN_SEEDS)):
@@ -460,8 +458,6 @@ def deep_run_problems(record: dict, tolerance: float = 0.02) -> list[str]:
     Describes every mismatch with the recording (training errors must agree within ``tolerance``, losses
     within a relative ``tolerance``), and recordings made with other settings.
     """
-    from .ch1_degradation import prefix_mismatches
-
     problems = setting_problems(record, deep_run(True, 0))
     about = record.get("provenance", {})
     if (about.get("residual_seeds"), about.get("plain_seeds")) != (list(DEEP_RESIDUAL_SEEDS), list(DEEP_PLAIN_SEEDS)):

@@ -185,13 +185,16 @@ def _spec_module(spec) -> str:
 
 
 def result_key(kind: str, spec) -> str:
-    """The cache key of ``spec``'s result: its fields, the code its module imports, and the torch version."""
+    """The cache key of ``spec``'s result: its fields, the code its module imports, the torch version and
+    the numerical path (pinned or native kernels, :mod:`book.numerics`), which change the result's bits."""
     import torch
+
+    from .numerics import kernel_path
 
     if not dataclasses.is_dataclass(spec):
         raise TypeError(f"a spec must be a dataclass instance, got {type(spec).__name__}.")
     payload = [kind, type(spec).__qualname__, dataclasses.asdict(spec), code_fingerprint(_spec_module(spec)),
-               torch.__version__]
+               torch.__version__, kernel_path()]
     text = json.dumps(payload, sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
 

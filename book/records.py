@@ -4,7 +4,8 @@ A recorded run is made by a command of the package (``python -m book.ch1_degrada
 ``python -m book.ch5_unrolled_view record-deep``, ``python -m book.ch6_residual_stream record-sweep``), never by
 hand. Its file under ``book/recorded/``
 holds the results and where they came from: the command, the commit, the date, the torch and Python
-versions, the CPU, the thread count and the wall time. A chapter reads the file and says in its text
+versions, the CPU, the thread count and the wall time. The recordings run on the pinned numerical path (:mod:`book.numerics`), which the provenance names
+(``kernels``), so that any x86-64 CPU with the same torch reproduces them. A chapter reads the file and says in its text
 that the figure is recorded; a test re-runs a short prefix of some runs with the current code and
 checks that it reproduces the recorded numbers.
 """
@@ -23,7 +24,7 @@ __all__ = ["RECORDED_DIR", "provenance", "write_record", "read_record", "missing
            "main"]
 
 RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
-PROVENANCE_FIELDS = ("command", "commit", "date", "torch", "python", "machine", "threads", "wall_seconds")
+PROVENANCE_FIELDS = ("command", "commit", "date", "torch", "python", "machine", "kernels", "threads", "wall_seconds")
 
 
 def _commit() -> str:
@@ -49,11 +50,13 @@ def provenance(command: str, wall_seconds: float, **settings) -> dict:
     """Where and how a recording was made, plus the settings it used (``settings`` must be JSON-able)."""
     import torch
 
+    from .numerics import describe
+
     return {
         "command": command, "commit": _commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "python": platform.python_version(), "machine": cpu_name(),
-        "threads": torch.get_num_threads(), "wall_seconds": round(wall_seconds, 1), **settings,
+        "kernels": describe(), "threads": torch.get_num_threads(), "wall_seconds": round(wall_seconds, 1), **settings,
     }
 
 
@@ -85,8 +88,15 @@ def setting_problems(record: dict, spec) -> list[str]:
 
 
 def main(argv: list[str], module: str, commands: dict) -> int:
-    """``python -m MODULE COMMAND``: run one recording of ``commands`` (``{name: (record, path)}``) on one thread."""
+    """``python -m MODULE COMMAND``: run one recording of ``commands`` (``{name: (record, path)}``) on one thread,
+    on the pinned numerical path (:mod:`book.numerics`), so that any x86-64 CPU re-runs it bit for bit."""
+    from .numerics import describe, pin, pinned, problem
     from .training import single_thread
+
+    pin()   # before torch's first computation: importing the chapter module computes nothing
+    if not pinned() or problem():
+        print(f"refusing to record off the pinned path: {describe()}")
+        return 2
 
     if len(argv) != 1 or argv[0] not in commands:
         print(f"usage: python -m {module} {' | '.join(commands)}")

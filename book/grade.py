@@ -34,9 +34,7 @@ import os
 import queue
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import unicodedata
@@ -46,12 +44,12 @@ from pathlib import Path
 
 from . import exercises
 from .exercises import SOURCE_DIR, collect_answers, hidden_tests, sources, written_answers
-from .sandbox import HOW_TO_INSTALL, Limits, Sandbox, unavailable_reason
+from .sandbox import HOW_TO_INSTALL, LEARNER_USER, Limits, Sandbox, dedicated_user, unavailable_reason
 
 __all__ = ["GradeConfig", "TaskResult", "WrittenAnswer", "SubmissionResult", "Submission", "find_submissions", "grade_submission",
            "grade_folder", "write_gradescope_zip", "main"]
 
-STATUS_ORDER = ["refused", "invalid-notebook", "too-large", "no-notebook", "unknown-exercise", "wrong-exercise",
+STATUS_ORDER = ["grader-error", "refused", "invalid-notebook", "too-large", "no-notebook", "unknown-exercise", "wrong-exercise",
                 "not-graded", "tampered", "timeout", "kernel-crashed", "cell-timeout", "syntax-error", "cell-errors", "ok"]
 NOTE_CHARS = 300          # a learner's message is cut to this length in a note
 MAX_REPLY_CHARS = 40_000_000
@@ -71,8 +69,13 @@ class GradeConfig:
     max_notebook_bytes: int = 20_000_000       # larger files are not run
     gradescope: bool = False                   # also write Gradescope results.json files
     progress: bool = True                      # a tqdm progress bar over the batch
-    sandbox: bool = True                       # False only with --unsafe-no-sandbox
+    sandbox: bool = True                       # False only with --unsafe-no-sandbox (mode "none")
     limits: Limits = field(default_factory=Limits)
+    mode: str = "bwrap"                        # "bwrap", "user" (root, no bubblewrap: Gradescope) or "none"
+
+    def __post_init__(self):
+        if not self.sandbox:
+            self.mode = "none"
 
 
 @dataclass
@@ -106,6 +109,7 @@ class SubmissionResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     written: list[WrittenAnswer] = field(default_factory=list)
+    limits: list[str] = field(default_factory=list)   # the sandbox and the limits that were in force
 
     @property
     def review_total(self) -> float:
@@ -134,11 +138,18 @@ class Submission:
 
 # --------------------------------------------------------------------------- finding submissions and tests
 
+NAME_BYTES = 80           # a row's name, in UTF-8 bytes: with the grader's suffixes it stays far below 255
+
+
 def _safe(name: str) -> str:
-    """A file name from a learner's name: letters of any script kept (NFC), other characters as ``_``."""
+    """A file name from a learner's name: letters of any script kept (NFC), other characters as ``_``.
+
+    At most ``NAME_BYTES`` bytes in UTF-8 (file systems count bytes, not characters), cut at a character.
+    """
     name = unicodedata.normalize("NFC", name)
     name = re.sub(r"[^\w.-]+", "_", name).strip("._-")
-    return name[:80] or "submission"
+    name = name.encode("utf-8")[:NAME_BYTES].decode("utf-8", "ignore").strip("._-")
+    return name or "submission"
 
 
 def _ignored(path: Path) -> str | None:
@@ -152,6 +163,29 @@ def _ignored(path: Path) -> str | None:
     if path.name.startswith("."):
         return "a hidden file"
     return None
+
+
+MAX_DEPTH, MAX_ENTRIES = 32, 10_000     # how far into one learner's folder the grader looks
+
+
+def _walk(top: Path) -> list[Path]:
+    """Every path under ``top``, sorted, without recursion and without following symbolic links.
+
+    Stops at ``MAX_DEPTH`` levels and ``MAX_ENTRIES`` paths, so a hostile tree cannot exhaust the grader.
+    """
+    found, stack = [], [(top, 0)]
+    while stack and len(found) < MAX_ENTRIES:
+        folder, depth = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries[:MAX_ENTRIES]:
+            path = Path(entry.path)
+            found.append(path)
+            if depth + 1 < MAX_DEPTH and entry.is_dir(follow_symlinks=False):
+                stack.append((path, depth + 1))
+    return sorted(found)
 
 
 def find_submissions(folder: Path, log: list[tuple[str, str]] | None = None) -> list[Submission]:
@@ -181,7 +215,7 @@ def find_submissions(folder: Path, log: list[tuple[str, str]] | None = None) -> 
     for entry in sorted(folder.iterdir()):
         reason = _ignored(entry)
         if reason:
-            for p in ([entry] if entry.is_symlink() or not entry.is_dir() else sorted(entry.rglob("*"))):
+            for p in ([entry] if entry.is_symlink() or not entry.is_dir() else _walk(entry)):
                 if p.is_symlink() or not p.is_dir():
                     log.append((rel(p), f"ignored: {reason}"))
             continue
@@ -192,6 +226,9 @@ def find_submissions(folder: Path, log: list[tuple[str, str]] | None = None) -> 
                 log.append((rel(entry), f"refused: a symbolic link (row {sub.name})"))
             else:
                 log.append((rel(entry), "refused: a symbolic link"))
+            continue
+        if not entry.is_dir() and not entry.is_file():
+            log.append((rel(entry), "ignored: not a regular file or folder"))
             continue
         if entry.is_file():
             if entry.suffix == ".ipynb":
@@ -206,7 +243,7 @@ def find_submissions(folder: Path, log: list[tuple[str, str]] | None = None) -> 
             continue
         name = unique(entry.name)
         notebooks, notes = [], []
-        for p in sorted(entry.rglob("*")):
+        for p in _walk(entry):
             inner = next((r for part in p.relative_to(entry).parts if (r := _ignored(Path(part)))), None)
             if p.is_dir() and not p.is_symlink():
                 continue
@@ -216,6 +253,8 @@ def find_submissions(folder: Path, log: list[tuple[str, str]] | None = None) -> 
                                        for q in [folder / q]):
                 log.append((rel(p), "refused: a symbolic link"))
                 notes.append(f"{rel(p)} is a symbolic link: not followed")
+            elif not p.is_file():
+                log.append((rel(p), "ignored: not a regular file"))
             elif p.suffix == ".ipynb":
                 notebooks.append(p)
             else:
@@ -256,6 +295,8 @@ def _exercise_of(nb, path: Path, known) -> tuple[str | None, str]:
 # --------------------------------------------------------------------------- running one notebook in its sandbox
 
 def _sandbox_env(scratch_inside: str, tmp_inside: str) -> dict[str, str]:
+    from . import numerics
+
     venv_bin = str(Path(sys.executable).parent)
     return {
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": scratch_inside, "TMPDIR": tmp_inside,
@@ -264,24 +305,48 @@ def _sandbox_env(scratch_inside: str, tmp_inside: str) -> dict[str, str]:
         "JUPYTER_CONFIG_DIR": f"{tmp_inside}/jupyter-config", "JUPYTER_DATA_DIR": f"{tmp_inside}/jupyter-data",
         "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "RESIDUAL_COURSE_CACHE": f"{tmp_inside}/cache",
+        **({} if numerics.opted_out() else numerics.PINNED),
     }
 
 
 class _Lines:
-    """Lines from the sandbox's stdout, read by a thread, each at most ``MAX_REPLY_CHARS`` long."""
+    """Lines from the sandbox's stdout, read by a thread into a bounded queue, each at most ``MAX_REPLY_CHARS``.
+
+    When the grader does not take lines as fast as the sandbox writes them, the reader waits and the sandbox's
+    writes block: the grader's memory holds at most a few lines, and the deadline ends the wait.
+    """
 
     def __init__(self, stream):
-        self.queue: queue.Queue = queue.Queue()
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _put(self, item) -> bool:
+        while not self.closed:
+            try:
+                self.queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    closed = False
 
     def _read(self, stream):
         with contextlib.suppress(Exception):
-            while True:
+            while not self.closed:
                 line = stream.readline(MAX_REPLY_CHARS + 1)
                 if not line:
                     break
-                self.queue.put(line)
-        self.queue.put(None)
+                if len(line) > MAX_REPLY_CHARS:     # too long: skip to the end of that line
+                    while line and not line.endswith(b"\n"):
+                        line = stream.readline(MAX_REPLY_CHARS + 1)
+                    continue
+                if not self._put(line):
+                    return
+        self._put(None)
+
+    def close(self):
+        self.closed = True
 
     def get(self, deadline: float):
         """The next JSON object, or ``None`` at the end of the stream or the deadline."""
@@ -291,7 +356,8 @@ class _Lines:
             except queue.Empty:
                 return None
             if line is None:
-                self.queue.put(None)
+                with contextlib.suppress(queue.Full):
+                    self.queue.put_nowait(None)
                 return None
             try:
                 value = json.loads(line)
@@ -301,27 +367,64 @@ class _Lines:
                 return value
 
 
+class _Tail:
+    """The last ``limit`` bytes of a stream (the sandbox's stderr), read by a thread."""
+
+    def __init__(self, stream, limit: int = 4000):
+        self.data, self.limit = b"", limit
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream):
+        with contextlib.suppress(Exception):
+            while chunk := stream.read1(65536):
+                self.data = (self.data + chunk)[-self.limit:]
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+def _write_with_deadline(stream, data: bytes, deadline: float) -> bool:
+    """Write ``data`` to a pipe without ever blocking past ``deadline``; ``False`` when it did not all go."""
+    import select
+
+    fd = stream.fileno()
+    os.set_blocking(fd, False)
+    view = memoryview(data)
+    while view:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            _, ready, _ = select.select([], [fd], [], min(remaining, 1.0))
+            if ready:
+                view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
+        except (OSError, ValueError):
+            return False
+    return True
+
+
 def _run_in_sandbox(notebook: Path, tests: list[dict], cfg: GradeConfig, deadline: float) -> dict:
-    """Run one notebook in a fresh sandbox; return the (untrusted) cell report and one reply per test."""
-    work = Path(tempfile.mkdtemp(prefix="book-grade-"))
-    try:
-        scratch = work / "scratch"
-        scratch.mkdir()
-        shutil.copyfile(notebook, scratch / "submission.ipynb")  # the learner's file itself is never touched
-        box = Sandbox(scratch, cfg.limits, isolate=cfg.sandbox)
-        if cfg.sandbox:
-            env = _sandbox_env(box.scratch_inside, "/tmp")
-        else:
-            (scratch / ".tmp").mkdir()
-            env = _sandbox_env(box.scratch_inside, str(scratch / ".tmp"))
+    """Run one notebook in a fresh sandbox; return the (untrusted) cell report and one reply per test.
+
+    Every exchange with the sandbox has a deadline: ``deadline`` plus 30 s for the kernel's start-up. When a
+    read or write runs past it, the whole sandbox is killed at once.
+    """
+    box = Sandbox(notebook, cfg.limits, mode=cfg.mode)
+    outcome: dict = {"cells": None, "replies": [None] * len(tests), "requests": [], "ended": None,
+                     "limits": [], "stderr": ""}
+    with box:
+        box.prepare()
+        env = _sandbox_env(box.scratch_inside, box.tmp_inside)
         argv = [sys.executable, "-m", "book.notebook_runner", f"{box.scratch_inside}/submission.ipynb",
                 "--timeout", str(cfg.timeout), "--cell-timeout", str(cfg.cell_timeout),
                 "--test-timeout", str(cfg.test_timeout), "--max-output", str(cfg.max_output_chars)]
-        outcome: dict = {"cells": None, "replies": [None] * len(tests), "requests": [], "ended": None}
-        with box:
-            proc = box.start(argv, env)
-            lines = _Lines(proc.stdout)
-            hard_stop = deadline + 30          # kernel start-up and imports, beyond the runner's own limit
+        proc = box.start(argv, env)
+        outcome["limits"] = list(box.limits_in_force)
+        lines, tail = _Lines(proc.stdout), _Tail(proc.stderr)
+        hard_stop = deadline + 30          # kernel start-up and imports, beyond the runner's own limit
+        try:
             first = lines.get(hard_stop)
             outcome["cells"] = first.get("cells") if first else None
             if first and type(outcome["cells"]) is dict and not outcome["cells"].get("final"):
@@ -329,21 +432,23 @@ def _run_in_sandbox(notebook: Path, tests: list[dict], cfg: GradeConfig, deadlin
                 requests = [dict(t["request"], seed=secrets.randbits(62)) if "check" in t["request"]
                             else {"call": t["request"]["call"], "args": t["request"]["args"]} for t in tests]
                 outcome["requests"] = requests
-                with contextlib.suppress(OSError, ValueError):
-                    proc.stdin.write((json.dumps({"requests": requests}) + "\n").encode())
-                    proc.stdin.flush()
-                last = lines.get(hard_stop)
+                sent = _write_with_deadline(proc.stdin, (json.dumps({"requests": requests}) + "\n").encode(),
+                                            min(hard_stop, time.monotonic() + 30))
+                last = lines.get(hard_stop) if sent else None
                 if last and type(last.get("answers")) is list:
                     replies = last["answers"][:len(tests)]
                     outcome["replies"] = [r if type(r) is str else None for r in replies] + \
                         [None] * (len(tests) - len(replies))
                     outcome["ended"] = last
+                elif not sent:
+                    outcome["blocked"] = True
             outcome["timed_out"] = time.monotonic() >= hard_stop
+        finally:
+            box.kill()                 # at once, whatever happened: nothing waits on the sandbox after this
+            lines.close()
         outcome["all_gone"] = box.close()
-        outcome["process_limit"] = box.process_limit
-        return outcome
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        outcome["stderr"] = tail.text()
+    return outcome
 
 
 def _learner_text(text, limit: int = NOTE_CHARS) -> str:
@@ -359,6 +464,27 @@ def _written(nb, specs: list[dict]) -> list[WrittenAnswer]:
         texts = {}
     return [WrittenAnswer(s["task"], s["answer"], s["title"], s["points"], texts.get(s["answer"]), s["rubric"])
             for s in specs]
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` when it is a regular file (never a FIFO, device or link), ``None`` past ``limit``."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        if os.fstat(fd).st_size > limit:
+            return None
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                return None
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], known: dict[str, Path],
@@ -390,12 +516,16 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
     if path is None:
         zero_tasks("no notebook was submitted")
         return finish("no-notebook", "the submission folder holds no .ipynb file")
-    size = path.stat().st_size
-    if size > cfg.max_notebook_bytes:
-        zero_tasks("the notebook file is too large to run")
-        return finish("too-large", f"the notebook is {size:,} bytes; the limit is {cfg.max_notebook_bytes:,}")
     try:
-        nb = nbformat.read(path, as_version=4)
+        data = _read_regular(path, cfg.max_notebook_bytes)
+    except OSError as err:
+        zero_tasks("the notebook file could not be read")
+        return finish("invalid-notebook", f"the file could not be read as a regular file ({type(err).__name__})")
+    if data is None:
+        zero_tasks("the notebook file is too large to run")
+        return finish("too-large", f"the notebook is larger than the limit of {cfg.max_notebook_bytes:,} bytes")
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as err:
         result.exercise = cfg.exercise or _exercise_of(None, path, known)[0] or ""
         zero_tasks("the notebook could not be read")
@@ -407,14 +537,21 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
     if cfg.exercise and own and own != cfg.exercise and how == "metadata":
         zero_tasks(f"this notebook answers {own}, not {cfg.exercise}")
         return finish("wrong-exercise", f"the notebook is exercise {own} (from its {how}); graded was {cfg.exercise}")
+    named, _ = _exercise_of(None, Path(sub.original), known)
+    if not cfg.exercise and how == "metadata" and named and named != own:
+        zero_tasks(f"the notebook answers {own}, but its name says {named}")
+        return finish("wrong-exercise", f"the notebook is exercise {own} (from its metadata) but was handed in as "
+                                        f"{named} (its name): grade it with --exercise")
     tests = tests_by_exercise[result.exercise]
     result.written = _written(nb, answers_by_exercise.get(result.exercise, []))  # read from the file, never run
 
     try:
-        run = _run_in_sandbox(path, tests, cfg, started + cfg.timeout)
+        run = _run_in_sandbox(data, tests, cfg, started + cfg.timeout)
     except Exception as err:  # the grader's own trouble (e.g. no kernel): report it on this row
-        zero_tasks("the grader could not run the notebook")
-        return finish("kernel-crashed", f"the grader could not run the notebook: {str(err)[:300]}")
+        zero_tasks("the grader could not run the notebook (a grader error, not the notebook's)")
+        return finish("grader-error", f"grader error: could not run the notebook: {type(err).__name__}: "
+                                      f"{str(err)[:300]}")
+    result.limits = run.get("limits", [])
 
     # Everything below reads the sandbox's report as untrusted data: it can only label the row, never add points.
     cells = run["cells"] if type(run["cells"]) is dict else {}
@@ -430,15 +567,26 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
                                 f"it was stopped after {cfg.cell_timeout:.0f} s")
     for index in skipped:
         result.notes.append(f"code cell {index + 1} stopped the kernel; it was left out and the notebook run again")
-    out_of_time = bool(run.get("timed_out") or cells.get("out_of_time") or ended.get("out_of_time") or not cells)
+    started_up = bool(cells) or run.get("timed_out")
+    if not started_up:   # the sandbox ended before it said how the cells ran: show why, labelled
+        tail = _learner_text(run.get("stderr", ""), 600)
+        result.notes.append("the sandbox stopped before reporting on the cells (a start-up failure, or the "
+                            f"notebook stopped its runner); its last error output: [unchecked] {tail or '(none)'}")
+    if run.get("blocked"):
+        result.notes.append("the sandbox stopped reading the grader's requests; it was killed")
+    out_of_time = bool(run.get("timed_out") or cells.get("out_of_time") or ended.get("out_of_time"))
     crashed_in_tests = ended.get("crashed") is True
     if crashed_in_tests:
         result.notes.append("the kernel died while the tests ran")
 
     for t, request, reply in zip(tests, run["requests"] or [None] * len(tests), run["replies"]):
         if request is not None and reply is not None:
-            feedback = exercises.judge({**t["request"], **request}, reply, t["title"])  # expected values stay here
-            points, message = (t["points"] if feedback.passed else 0.0), feedback.message
+            try:
+                feedback = exercises.judge({**t["request"], **request}, reply, t["title"])  # expected values stay here
+                points, message = (t["points"] if feedback.passed else 0.0), feedback.message
+            except Exception as err:    # MemoryError included: the grader's own failure, named as such
+                points, message = 0.0, f"grader error while judging this task ({type(err).__name__}); tell your " \
+                                       f"instructor"
         elif out_of_time:
             points, message = 0.0, f"not checked: the notebook ran out of its {cfg.timeout:.0f} s"
         else:
@@ -451,7 +599,7 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
     if out_of_time:
         status = "timeout"
         result.notes.append(f"the submission did not finish within {cfg.timeout:.0f} s")
-    elif skipped or crashed_in_tests or cells.get("crashed") is True:
+    elif skipped or crashed_in_tests or cells.get("crashed") is True or not started_up:
         status = "kernel-crashed"
     elif timeouts:
         status = "cell-timeout"
@@ -470,37 +618,55 @@ def _points(x: float) -> str:
     return f"{x:g}"
 
 
+FIELD_CHARS = 4000        # learner-influenced text kept per field of a report
+
+
+def _cell(text) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading ``= + - @`` (a formula) gets a ``'`` before it."""
+    text = str(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _md(text, limit: int = FIELD_CHARS) -> str:
+    """Text for a Markdown report: one line, no HTML, at most ``limit`` characters."""
+    text = " ".join(str(text).split())
+    text = text if len(text) <= limit else text[:limit] + " … [cut]"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _feedback_text(r: SubmissionResult) -> str:
     lines = [f"# Feedback: {r.name}", "", f"- exercise: {r.exercise or 'unknown'}", f"- status: {r.status}",
              f"- score: {_points(r.total)} / {_points(r.max_total)} checked automatically"
              + (f", and {_points(r.review_total)} for written answers, marked by hand" if r.written else ""), ""]
     for t in r.tasks:
         mark = "✓" if t.points == t.max_points and t.max_points > 0 else "✗"
-        lines += [f"## Task {t.task} · {t.title}: {_points(t.points)} / {_points(t.max_points)} {mark}", "", t.message, ""]
+        lines += [f"## Task {t.task} · {t.title}: {_points(t.points)} / {_points(t.max_points)} {mark}", "",
+                  _md(t.message), ""]
     for w in r.written:
         lines += [f"## Written answer {w.answer} (task {w.task}) · {w.title}: _ / {_points(w.points)}, marked by hand", ""]
         if w.text is None:
             lines += ["No answer was written: the cell still holds its placeholder, or it was deleted.", ""]
         else:
-            fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", w.text)), default=0))
-            lines += ["The learner wrote:", "", f"{fence}text", w.text, fence, ""]
+            text = w.text[:20 * FIELD_CHARS] + (" … [cut]" if len(w.text) > 20 * FIELD_CHARS else "")
+            fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
+            lines += ["The learner wrote:", "", f"{fence}text", text, fence, ""]
         if w.rubric:
             lines += ["Rubric:", "", w.rubric, ""]
     if r.notes:
-        lines += ["## While running your notebook", ""] + [f"- {n}" for n in r.notes] + [""]
+        lines += ["## While running your notebook", ""] + [f"- {_md(n, 1000)}" for n in r.notes[:60]] + [""]
     return "\n".join(lines)
 
 
 def _gradescope(r: SubmissionResult) -> dict:
     return {
         "score": r.total,
-        "output": f"status: {r.status}" + ("\n" + "\n".join(r.notes) if r.notes else ""),
+        "output": f"status: {r.status}" + ("\n" + "\n".join(_md(n, 1000) for n in r.notes[:60]) if r.notes else ""),
         "stdout_visibility": "visible",
         "tests": [{"name": f"Task {t.task} · {t.title}", "score": t.points, "max_score": t.max_points,
-                   "output": t.message, "visibility": "visible"} for t in r.tasks] +
+                   "output": _md(t.message), "visibility": "visible"} for t in r.tasks] +
                  [{"name": f"Written answer {w.answer} (task {w.task}) · {w.title}", "score": 0, "max_score": 0,
                    "output": ("collected for marking by hand (" + _points(w.points) + " points): " +
-                              (w.text if w.text is not None else "no answer was written")),
+                              (w.text[:20 * FIELD_CHARS] if w.text is not None else "no answer was written")),
                    "visibility": "visible"} for w in r.written],
     }
 
@@ -522,19 +688,20 @@ def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[t
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["submission", "original_path", "exercise", "status", *[f"task{k}" for k in tasks], "total",
-                     "max_total", *[f"written{a}" for a in written], "review_max", "details"])
+                     "max_total", *[f"written{a}" for a in written], "review_max", "details", "limits"])
     for r in results:
         by_task: dict[int, float] = {}
         for t in r.tasks:
             by_task[t.task] = by_task.get(t.task, 0.0) + t.points
         by_answer = {w.answer: ("review" if w.text is not None else "missing") for w in r.written}
-        writer.writerow([r.name, r.path, r.exercise, r.status, *[_points(by_task.get(k, 0.0)) for k in tasks],
-                         _points(r.total), _points(r.max_total), *[by_answer.get(a, "missing") for a in written],
-                         _points(r.review_total), "; ".join(r.notes)[:1000]])
+        writer.writerow([_cell(r.name), _cell(r.path), _cell(r.exercise), r.status,
+                         *[_points(by_task.get(k, 0.0)) for k in tasks], _points(r.total), _points(r.max_total),
+                         *[by_answer.get(a, "missing") for a in written], _points(r.review_total),
+                         _cell(" ".join("; ".join(r.notes).split())[:1000]), _cell("; ".join(r.limits))])
     gradebook = cfg.out / "gradebook.csv"
     _write(gradebook, buffer.getvalue())
     buffer = io.StringIO()
-    csv.writer(buffer).writerows([("path", "what the grader did"), *log])
+    csv.writer(buffer).writerows([("path", "what the grader did"), *((_cell(p), _cell(w)) for p, w in log)])
     _write(cfg.out / "collection.csv", buffer.getvalue())
     for r in results:
         _write(cfg.out / "feedback" / f"{r.name}.md", _feedback_text(r))
@@ -571,7 +738,9 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
         raise ValueError(f"{submissions} is not a folder of submissions")
     if cfg.out == submissions or submissions in cfg.out.parents:
         raise ValueError("the output folder must not be inside the submissions folder")
-    if cfg.sandbox:
+    if cfg.mode == "auto":
+        cfg.mode = "bwrap" if unavailable_reason() is None else "user" if _user_mode_reason() is None else "bwrap"
+    if cfg.mode == "bwrap":
         reason = unavailable_reason()
         if reason:
             raise ValueError(f"no sandbox: {reason}. The grader runs learners' code only in a sandbox: "
@@ -580,6 +749,15 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
         if exposed:
             raise ValueError(f"{exposed[0]} lies inside a folder the sandbox shows to learners' code "
                              f"({', '.join(map(str, python_paths()))}): move it elsewhere")
+    elif cfg.mode == "user":
+        reason = _user_mode_reason()
+        if reason:
+            raise ValueError(f"no sandbox: {reason}")
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        for path, how in ((Path(cfg.hidden_tests).resolve(), "-r"), (submissions, "-r"), (cfg.out, "-w")):
+            if _learner_can(how, path):
+                raise ValueError(f"the user {LEARNER_USER} can {'read' if how == '-r' else 'write'} {path}: make "
+                                 f"it private to root (chmod go-rwx) before grading in the 'user' sandbox")
     known = _test_sources(cfg.hidden_tests)
     if not known:
         raise ValueError(f"no exercise sources with hidden tests found at {cfg.hidden_tests}")
@@ -609,7 +787,11 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
             results.append(SubmissionResult(sub.name, sub.original, cfg.exercise or "", "not-graded",
                                             notes=["not graded: the grader's files changed during the batch"]))
             continue
-        results.append(grade_submission(sub, tests_by_exercise, known, cfg, answers_by_exercise))
+        try:
+            results.append(grade_submission(sub, tests_by_exercise, known, cfg, answers_by_exercise))
+        except Exception as err:   # the grader's own failure on this row: named, and the batch goes on
+            results.append(SubmissionResult(sub.name, sub.original, cfg.exercise or "", "grader-error",
+                                            notes=[f"grader error: {type(err).__name__}: {str(err)[:300]}"]))
         if _install_fingerprint() != fingerprint:   # only possible without the sandbox
             tampered = True
             r = results[-1]
@@ -618,8 +800,28 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
                            "the rest of the batch was not graded; reinstall the course")
             for t in r.tasks:
                 t.points, t.message = 0.0, "void: the notebook changed the grader's files"
+        write_reports(results, cfg, log)   # after each submission: a later crash loses nothing
     write_reports(results, cfg, log)
     return results
+
+
+def _user_mode_reason() -> str | None:
+    """``None`` when the 'user' sandbox can run here (root, and the dedicated learner user exists)."""
+    if os.geteuid() != 0:
+        return "the 'user' sandbox needs the grader to run as root"
+    if dedicated_user() is None:
+        return f"the 'user' sandbox needs the user {LEARNER_USER} (`useradd --system --no-create-home {LEARNER_USER}`)"
+    return None
+
+
+def _learner_can(how: str, path: Path) -> bool:
+    """Whether the learner user can read (``-r``) or write (``-w``) ``path``: asked as that user."""
+    import subprocess
+
+    uid, gid = dedicated_user()
+    done = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", "test", how,
+                           str(path)], capture_output=True)
+    return done.returncode == 0
 
 
 # --------------------------------------------------------------------------- Gradescope
@@ -677,6 +879,16 @@ def write_gradescope_zip(zip_path: Path, exercise: str, hidden: Path = SOURCE_DI
     return zip_path
 
 
+def _write_fatal_results(out: Path, message: str) -> None:
+    """A ``results.json`` that says the submission was not graded, and why: for the student and the instructor."""
+    with contextlib.suppress(OSError):
+        _write(out / "results.json", json.dumps({
+            "score": 0, "stdout_visibility": "visible",
+            "output": "Your notebook was not graded: the autograder could not run (this is not about your work; "
+                      "your instructor has been told what to fix). Reason for the instructor: " + message[:2000]},
+            indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m book.grade", description=__doc__.split("\n\n")[0])
     parser.add_argument("submissions", type=Path, nargs="?", help="folder of .ipynb files, or of one folder per student")
@@ -691,6 +903,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gradescope", action="store_true", help="also write Gradescope results.json files")
     parser.add_argument("--gradescope-zip", type=Path, metavar="ZIP",
                         help="write a Gradescope autograder zip for --exercise instead of grading")
+    parser.add_argument("--sandbox", choices=["bwrap", "user", "auto"], default="bwrap",
+                        help="bwrap: bubblewrap (default); user: as the unprivileged user book-learner, for a root "
+                             "grader in a container without bubblewrap (Gradescope); auto: bwrap, else user")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run learners' code without a sandbox (only on a machine and a batch you trust)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -707,14 +922,17 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give a folder of submissions and --out")
         cfg = GradeConfig(out=args.out, hidden_tests=args.hidden_tests, exercise=args.exercise, timeout=args.timeout,
                           cell_timeout=args.cell_timeout, test_timeout=args.test_timeout, gradescope=args.gradescope,
-                          progress=not args.quiet, sandbox=not args.unsafe_no_sandbox,
+                          progress=not args.quiet, sandbox=not args.unsafe_no_sandbox, mode=args.sandbox,
                           limits=Limits(memory_bytes=args.memory_mb * 2**20,
                                         cpu_seconds=int(args.timeout * 2 + 60)))
         if not cfg.sandbox:
             print("warning: grading without a sandbox: learners' code runs with your permissions", file=sys.stderr)
         results = grade_folder(args.submissions, cfg)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        message = str(err) if isinstance(err, ValueError) else f"grader error: {type(err).__name__}: {err}"
+        print(f"error: {message}", file=sys.stderr)
+        if args.gradescope and args.out is not None:   # Gradescope shows this file, and only this file
+            _write_fatal_results(Path(args.out), message)
         return 2
     counts: dict[str, int] = {}
     for r in results:

@@ -166,6 +166,19 @@ def subprocess_devnull():
     return subprocess.DEVNULL
 
 
+def _not_dumpable() -> None:
+    """Keep the learner's kernel (same user, same sandbox) out of this process: no ptrace, no ``/proc/<pid>/fd``.
+
+    A non-dumpable process's ``/proc`` entries belong to root, so the kernel cannot open this runner's
+    stdin or its channel to the grader, read its memory or attach to it (the seccomp filter also refuses
+    ``ptrace``). The kernel itself, started by exec, is dumpable again.
+    """
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)   # PR_SET_DUMPABLE, 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m book.notebook_runner")
     parser.add_argument("notebook")
@@ -174,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-timeout", type=float, default=60)
     parser.add_argument("--max-output", type=int, default=100_000)
     args = parser.parse_args(argv)
+    _not_dumpable()
     channel = os.fdopen(os.dup(1), "w")      # the grader's line; anything else printed goes to stderr
     os.dup2(2, 1)
     deadline = time.monotonic() + args.timeout

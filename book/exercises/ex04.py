@@ -220,14 +220,22 @@ def _rebuild_shortcut(leaves, x):
             if kind == "Conv1d":
                 w, b = _exact(leaf.get("weight")), _exact(leaf.get("bias"))
                 stride, padding = _exact(leaf.get("stride")), _exact(leaf.get("padding"))
-                if not _is_tensor(w) or w.dim() != 3 or w.shape[1] != x.shape[1] or type(stride) is not list:
+                # every forged size is checked before it is computed with: the grader's memory and time stay small
+                if not _is_tensor(w) or w.dim() != 3 or w.shape[1] != x.shape[1] or not 1 <= w.shape[0] <= 512 \
+                        or not 1 <= w.shape[2] <= 9 or type(stride) is not list or len(stride) != 1 \
+                        or type(stride[0]) is not int or not 1 <= stride[0] <= 4:
+                    return None
+                if padding not in ("same", "valid") and not (type(padding) is list and len(padding) == 1 and
+                                                             type(padding[0]) is int and 0 <= padding[0] <= 8):
+                    return None
+                if padding == "same" and stride[0] != 1:
                     return None
                 if b is not None and not (_is_tensor(b) and b.shape == (w.shape[0],)):
                     return None
                 x = F.conv1d(x, w, b, stride=stride[0], padding=padding if type(padding) is str else padding[0])
             elif kind == "BatchNorm1d":
                 w, b, eps = _exact(leaf.get("weight")), _exact(leaf.get("bias")), _exact(leaf.get("eps"))
-                if type(eps) is not float or (w is not None and not (_is_tensor(w) and w.shape == (x.shape[1],))):
+                if type(eps) is not float or not 0 < eps < 1 or (w is not None and not (_is_tensor(w) and w.shape == (x.shape[1],))):
                     return None
                 if b is not None and not (_is_tensor(b) and b.shape == (x.shape[1],)):
                     return None
@@ -318,6 +326,10 @@ def _judge_basic_block(answers, seed, thorough) -> str:
         if type(r.get("norms")) is not int or r["norms"] < 1:
             raise _Fail("the branch has no BatchNorm: use conv → BatchNorm1d → ReLU → conv → BatchNorm1d.")
         sc = _rebuild_shortcut(r.get("shortcut"), x)
+        kinds = [leaf.get("type") for leaf in r.get("shortcut")] if sc is not None else []
+        if sc is not None and changes and kinds[-1:] != ["BatchNorm1d"]:
+            raise _Fail(f"the projection shortcut of BasicBlock({c_in}, {c_out}, stride={stride}) needs a "
+                        "BatchNorm1d after its 1×1 convolution, as the task asks.")
         if sc is None:
             raise _Fail("the grader could not recompute your shortcut: build it from nn.Identity(), or from a 1×1 "
                         "nn.Conv1d followed by nn.BatchNorm1d, as the task asks.")

@@ -1,6 +1,6 @@
 # The two commands of the README: `make book` and `make test`.
 # `book` is also the package folder: without .PHONY make would call it up to date.
-.PHONY: book test bench env sync clean test-colab colab-env
+.PHONY: book test bench env sync colab lab clean test-colab colab-env
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -29,13 +29,23 @@ $(COLAB_STAMP): requirements-colab.txt
 test-colab: $(STAMP) $(COLAB_STAMP)
 	$(PY) -m pytest tests/test_colab_parity.py
 
-# Build the executed book into _build/html (every notebook runs: --all).
+# Build the executed book into _build/html (every notebook runs: --all), then render the chapters'
+# notebooks for Jupyter and Colab with the numbers this build computed.
 book: $(STAMP)
-	$(PY) -m book.authoring.notebooks check
+	$(PY) -m book.authoring.notebooks check-install
 	$(PY) -m book.authoring.exercise_pages check
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
+	$(PY) -m book.authoring.notebooks colab
 	@echo
 	@echo "Built. Open $(CURDIR)/_build/html/index.html"
+
+# Only the notebooks' rendering, from the last build's numbers (after `make book`).
+colab: $(STAMP)
+	$(PY) -m book.authoring.notebooks colab
+
+# The course in JupyterLab, with its environment's kernel: open chapters/ or exercises/ and run a notebook.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) chapters/01_degradation.ipynb
 
 # Every test, the executed book build included.
 test: $(STAMP) $(COLAB_STAMP)
@@ -45,7 +55,7 @@ test: $(STAMP) $(COLAB_STAMP)
 bench: $(STAMP)
 	$(PY) -m book.authoring.bench --build --json _build/bench.json
 
-# Rewrite the paired .ipynb of every chapter and exercise from its .md.
+# After a change of prose: the install cells, and every chapter's notebook with the numbers it holds.
 sync: $(STAMP)
 	$(PY) -m book.authoring.notebooks sync
 

@@ -82,19 +82,38 @@ def seed(value: int = 0) -> None:
     torch.manual_seed(value)
 
 
-def glue(name: str, value, display: bool = False):
-    """Store ``value`` for the book's prose (``{glue:text}`name```); returns ``value``.
+#: Set by the book's Sphinx extension (:mod:`book.authoring.sphinx_assets`) for the notebooks the build executes.
+BOOK_BUILD = "RESIDUAL_COURSE_BOOK_BUILD"
 
-    Uses ``myst_nb.glue`` while the book is built. Where myst-nb is not
-    installed (Colab, a plain Jupyter), it does nothing, so the same notebook
-    runs everywhere.
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Store ``value`` for the book's prose (``{glue:text}`name```) and figures (``{glue:figure}`name```).
+
+    While the book is built, this is ``myst_nb.glue``: the web page shows the value where the prose
+    names it. Everywhere else (Colab, a learner's Jupyter, with or without myst-nb installed) a figure,
+    or anything else that displays itself, is displayed by the cell that made it, and a plain value
+    (a number, a string) prints nothing. It returns ``None``, so a cell that ends with it prints no value.
     """
-    try:
+    import os
+
+    value = _builtin(value)
+    if os.environ.get(BOOK_BUILD):
         from myst_nb import glue as _glue
-    except ImportError:
-        return value
-    _glue(name, _builtin(value), display=display)
-    return value
+
+        _glue(name, value, display=display)
+    elif display or _displays_itself(value):
+        from IPython.display import display as _display
+
+        _display(value)
+
+
+def _displays_itself(value) -> bool:
+    """A matplotlib figure or an object with a rich (non-text) representation; not a number or a string."""
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, list, tuple, dict)):
+        return False
+    if type(value).__module__.startswith("matplotlib") and hasattr(value, "savefig"):
+        return True
+    return any(hasattr(value, f"_repr_{kind}_") for kind in ("png", "svg", "jpeg", "html", "markdown", "latex"))
 
 
 def _builtin(value):

@@ -1,8 +1,8 @@
 """The repository URL (configured once, in ``_config.yml``) and the Colab install cell.
 
 Every chapter and exercise notebook starts with :func:`install_cell`'s code.
-On Colab it installs this package from the repository; anywhere else it does
-nothing. The package's requirements are loose (see ``pyproject.toml``), so the
+On Colab it installs this package from the repository; everywhere it then pins
+torch's CPU kernels (:mod:`book.numerics`). The package's requirements are loose (see ``pyproject.toml``), so the
 install changes none of Colab's torch, numpy, matplotlib, IPython or ipywidgets.
 """
 
@@ -13,7 +13,8 @@ from pathlib import Path
 
 __all__ = ["repository", "install_cell", "colab_url", "INSTALL_MARKER"]
 
-INSTALL_MARKER = "# Colab: install the course package"
+#: The first line of every notebook's first cell (Colab shows it as the cell's title, the code folded).
+INSTALL_MARKER = "# @title Set up the course"
 
 
 def _config_path(root: Path | None = None) -> Path:
@@ -31,15 +32,37 @@ def repository(root: Path | None = None) -> tuple[str, str]:
 
 
 def install_cell(root: Path | None = None) -> str:
-    """The source of the first code cell of every notebook."""
+    """The source of the first code cell of every notebook.
+
+    On Colab it installs this package from the repository, printing pip's main steps as they happen, and
+    fails with a message that says what to try. Everywhere it then pins torch's CPU kernels
+    (:func:`book.numerics.pin`) before anything computes, or, where ``book`` is not importable, says how
+    to install it.
+    """
     url, branch = repository(root)
-    return (
-        f"{INSTALL_MARKER} (does nothing outside Colab).\n"
-        "import sys\n"
-        "if \"google.colab\" in sys.modules:\n"
-        "    import subprocess\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"git+{url}@{branch}\"], check=True)"
-    )
+    return f"""{INSTALL_MARKER} (on Colab: installs the course package, about a minute)
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    print("Installing the course package from {url} …")
+    pip = subprocess.Popen([sys.executable, "-m", "pip", "install", "--progress-bar", "off", "git+{url}@{branch}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = []
+    for line in pip.stdout:
+        log.append(line)
+        if line.startswith(("Collecting", "Building", "Successfully", "ERROR")):
+            print("  " + line.rstrip(), flush=True)
+    if pip.wait():
+        print("".join(log[-15:]))
+        raise RuntimeError("The install failed (pip's last lines are above). Check the runtime is connected, then "
+                           "run this cell again; if it fails again, use Runtime → Disconnect and delete runtime, "
+                           "and report pip's lines at {url}/issues.")
+try:
+    from book.numerics import pin
+except ImportError:
+    raise ImportError("The course package `book` is not installed in this kernel's environment. From a clone of "
+                      "{url} run `pip install -e .` (or `make lab`), then restart the kernel.") from None
+pin()  # the same CPU kernels everywhere, before torch computes (see book/numerics.py)"""
 
 
 def colab_url(notebook_path: str, root: Path | None = None) -> str:

@@ -37,28 +37,7 @@ def test_runtime_requirements_pin_nothing_colab_already_has():
     assert "ipywidgets>=7.6,<9" in deps
 
 
-def test_glue_is_a_no_op_without_myst_nb():
-    code = "import sys; sys.modules['myst_nb'] = None\nimport book\nprint(book.glue('x', 3))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "3"
-
-
-def test_glue_stores_numpy_and_torch_scalars_as_python_numbers(monkeypatch):
-    import types
-
-    import numpy as np
-    import torch
-
-    import book
-
-    stored = {}
-    fake = types.ModuleType("myst_nb")
-    fake.glue = lambda name, value, display=False: stored.__setitem__(name, value)
-    monkeypatch.setitem(sys.modules, "myst_nb", fake)
-    assert book.glue("a", np.float64(0.25)) == 0.25
-    book.glue("b", torch.tensor(2.0))
-    book.glue("c", "text")
-    assert type(stored["a"]) is float and type(stored["b"]) is float and stored["c"] == "text"
+# book.glue: tests/test_glue.py
 
 
 def test_bench_reads_execution_times_of_a_build(tmp_path):

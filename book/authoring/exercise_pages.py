@@ -5,7 +5,9 @@ for its cell tags). From it this module writes
 
 - ``exercises/exNN_name.md``: the book page, solutions behind toggles and dropdowns, hidden tests removed;
 - ``exercises/exNN_name.ipynb``: the student notebook for Colab, an install cell first, solutions
-  stubbed with ``raise NotImplementedError``, solution notes and hidden tests removed.
+  stubbed with ``raise NotImplementedError``, solution notes and hidden tests removed, its Markdown
+  in the plain form that Jupyter renders (:mod:`book.authoring.jupyter_markdown`). The exercise page's
+  Colab and download buttons both give this notebook.
 
 ``python -m book.authoring.exercise_pages build`` writes both; ``… check`` exits 1 when either
 is missing or stale (``make book`` runs the check).
@@ -121,6 +123,23 @@ def _answer_cell(cell):
     return cell
 
 
+def _plain_markdown(text: str, where: str, root: Path) -> str:
+    """A student notebook's Markdown as Jupyter and Colab render it (no MyST: see book.authoring.jupyter_markdown)."""
+    from .jupyter_markdown import Context, to_jupyter_markdown
+    from .notebooks import site_url
+
+    def no_glue(name):
+        raise ValueError(f"{where}: a student notebook cannot show the glued {name!r} (tag its cell book-only)")
+
+    def cite(keys, textual):
+        raise ValueError(f"{where}: cite {keys} in a student notebook as plain text with a link")
+
+    rendered = to_jupyter_markdown(text, Context(no_glue, cite, site_url(root), where))
+    if rendered.figures:
+        raise ValueError(f"{where}: a glued figure in a student notebook")
+    return rendered.markdown
+
+
 def student_notebook(source: Path, root: Path = ROOT):
     """The student ``.ipynb``: install cell first, solutions stubbed, solution notes and hidden tests removed."""
     import nbformat
@@ -146,6 +165,8 @@ def student_notebook(source: Path, root: Path = ROOT):
             if "solution" in tags:
                 cell.source = strip_solution(cell.source)
             cell.outputs, cell.execution_count = [], None
+        else:
+            cell.source = _plain_markdown(cell.source, f"{source.name}, cell {len(cells)}", root)
         cells.append(cell)
     cells = [cells[0]] + _with_points_table(cells[1:], source)
     nb = new_notebook(cells=cells, metadata={

@@ -192,7 +192,7 @@ def recorded_noisy_labels(path=RECORDED_NOISE) -> dict:
             "runs": {(r["residual"], r["noise"], r["seed"]): r for r in record["runs"]}}
 
 
-def noisy_label_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: float = 0.02) -> list[str]:
+def noisy_label_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: float = 0.0) -> list[str]:
     """Re-run the first ``epochs`` epochs of ``cases`` recorded runs; describe every mismatch (as for Chapter 1)."""
     problems = setting_problems(record, DepthRun(epochs=NOISE_EPOCHS))
     for r in record.get("runs", [])[:cases]:
@@ -201,7 +201,7 @@ def noisy_label_problems(record: dict, cases: int = 2, epochs: int = 2, toleranc
             then_error, now_error = r["train_error"][epoch], now["train_error"][epoch]
             if abs(now_error - then_error) > tolerance:
                 problems.append(f"depth {r['depth']} residual={r['residual']} noise {r['noise']} seed {r['seed']}, "
-                                f"epoch {epoch + 1}: training error {now_error:.4f} now, {then_error:.4f} recorded")
+                                f"epoch {epoch + 1}: training error {now_error!r} now, {then_error!r} recorded")
     return problems
 
 
@@ -242,7 +242,7 @@ def recorded_lr_sweep(path=RECORDED_LR_SWEEP) -> dict:
             "runs": {(r["depth"], r["residual"], r["lr"], r["seed"]): r for r in record["runs"]}}
 
 
-def lr_sweep_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: float = 0.02) -> list[str]:
+def lr_sweep_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: float = 0.0) -> list[str]:
     """Re-run the first ``epochs`` epochs of ``cases`` recorded runs; describe every mismatch."""
     problems = setting_problems(record, DepthRun())
     for r in record.get("runs", [])[:cases]:
@@ -251,7 +251,7 @@ def lr_sweep_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: 
         for epoch in range(min(epochs, len(r["train_error"]))):
             if abs(now.train_error[epoch] - r["train_error"][epoch]) > tolerance:
                 problems.append(f"{spec.label} lr {spec.lr:g} seed {spec.seed}, epoch {epoch + 1}: training error "
-                                f"{now.train_error[epoch]:.4f} now, {r['train_error'][epoch]:.4f} recorded")
+                                f"{now.train_error[epoch]!r} now, {r['train_error'][epoch]!r} recorded")
     return problems
 
 

@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     pin()   # before torch's first computation
     import torch
 
+    torch.set_num_threads(1)   # the fingerprint run's setting (and what the provenance records)
+
     from .numerics import describe
     from .records import provenance, write_record
 
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     path_now = describe()
     if argv == ["--record"]:
-        about = provenance("python -m book.fingerprint --record", seconds, path=path_now, threads_used=1)
+        about = provenance("python -m book.fingerprint --record", seconds, path=path_now)
         write_record(RECORDED_FINGERPRINT, about, [now])
         print(f"wrote {RECORDED_FINGERPRINT} on {about['machine']} ({path_now})")
         return 0

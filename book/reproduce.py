@@ -477,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     for d in args.depth:
         if d < 8 or (d - 2) % 6:
             build_parser().error(f"depth {d} is not 6n+2 (e.g. 20, 32, 44, 56, 110).")
+    from .numerics import pin
+
+    pin()   # on a CPU, the course's numerical path (book.numerics); a GPU's kernels are not affected
     rt = setup_runtime(cpu=args.cpu, amp=not args.no_amp)
     if args.synthetic:
         data = synthetic_cifar(args.synthetic, max(args.synthetic // 4, 10), seed=args.seed)

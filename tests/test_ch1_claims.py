@@ -4,6 +4,8 @@ import statistics
 
 import pytest
 
+from book.numerics import pinned
+
 from book.ch1_degradation import DepthRun, run_depth
 from conftest import record_margins
 
@@ -45,6 +47,7 @@ from book.ch1_degradation import (LONG_EPOCHS, LONG_NETS, LONG_SEEDS, RECORDED_L
                                   recorded_long)
 
 
+@pytest.mark.skipif(not pinned(), reason="native kernels (RESIDUAL_COURSE_NATIVE_KERNELS=1): recordings are bit-exact only on the pinned path")
 def test_the_recorded_long_runs_still_match_the_code():
     record = json.loads(RECORDED_LONG.read_text())
     assert record["provenance"]["seeds"] == list(LONG_SEEDS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from book.numerics import pinned
 import torch
 
 from book.nets.resnets import cifar_resnet
@@ -54,6 +56,7 @@ from book.ch4_building_resnets import (NOISE, NOISE_SEEDS, RECORDED_NOISE, noisy
                                        recorded_noisy_labels)
 
 
+@pytest.mark.skipif(not pinned(), reason="native kernels (RESIDUAL_COURSE_NATIVE_KERNELS=1): recordings are bit-exact only on the pinned path")
 def test_the_recorded_noisy_label_runs_still_match_the_code():
     record = json.loads(RECORDED_NOISE.read_text())
     assert record["provenance"]["seeds"] == list(NOISE_SEEDS) and record["provenance"]["noise"] == NOISE
@@ -82,6 +85,7 @@ def _final(runs, depth, residual, lr, seed):
     return 1.0 if run["diverged"] else run["train_error"][-1]
 
 
+@pytest.mark.skipif(not pinned(), reason="native kernels (RESIDUAL_COURSE_NATIVE_KERNELS=1): recordings are bit-exact only on the pinned path")
 def test_the_recorded_lr_sweep_still_matches_the_code():
     record = json.loads(RECORDED_LR_SWEEP.read_text())
     assert len(record["runs"]) == len(SWEEP_DEPTHS) * 2 * len(SWEEP_LRS) * len(SWEEP_SEEDS)

@@ -7,6 +7,8 @@ chapter imports them from, so the text and these tests cannot drift apart.
 from __future__ import annotations
 
 import pytest
+
+from book.numerics import pinned
 import torch
 
 from book.ch6_residual_stream import (CHAPTER_WARMUP, CLAIM_DEPTH, DEEP_LAYERS, DEEP_LR, PROBE_DEPTHS, SEEDS,
@@ -216,6 +218,7 @@ from book.ch6_residual_stream import (CHAPTER_LR, RECORDED_SWEEP, SWEEP_LRS, SWE
                                       recorded_sweep, recording_problems, stable_range)
 
 
+@pytest.mark.skipif(not pinned(), reason="native kernels (RESIDUAL_COURSE_NATIVE_KERNELS=1): recordings are bit-exact only on the pinned path")
 def test_the_recorded_sweep_still_matches_the_code():
     record = json.loads(RECORDED_SWEEP.read_text())
     assert record["provenance"]["norms"] == list(SWEEP_NORMS) and record["provenance"]["lrs"] == list(SWEEP_LRS)

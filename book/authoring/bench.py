@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=15, help="widget updates per case")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    from ..numerics import pin
+
+    pin()   # the course's numerical path (book.numerics), inherited by every page and widget the bench runs
 
     print(f"machine: {machine()}", flush=True)
     build = time_build() if args.build else None

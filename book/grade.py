@@ -679,8 +679,12 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[tuple[str, str]] = ()) -> Path:
-    """Write the gradebook, the collection log, the feedback files and (optionally) Gradescope results."""
+def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[tuple[str, str]] = (),
+                  final: bool = True) -> Path:
+    """Write the gradebook, the collection log, the feedback files and (optionally) Gradescope results.
+
+    Called after each submission (``final=False``) and once at the end: a crash loses no judged row.
+    """
     import io
 
     tasks = sorted({t.task for r in results for t in r.tasks})
@@ -708,7 +712,7 @@ def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[t
     if cfg.gradescope:
         for r in results:
             _write(cfg.out / "gradescope" / r.name / "results.json", json.dumps(_gradescope(r), indent=2))
-        if len(results) == 1:
+        if final and len(results) == 1:
             _write(cfg.out / "results.json", json.dumps(_gradescope(results[0]), indent=2))
     return gradebook
 
@@ -800,7 +804,7 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
                            "the rest of the batch was not graded; reinstall the course")
             for t in r.tasks:
                 t.points, t.message = 0.0, "void: the notebook changed the grader's files"
-        write_reports(results, cfg, log)   # after each submission: a later crash loses nothing
+        write_reports(results, cfg, log, final=False)   # after each submission: a later crash loses nothing
     write_reports(results, cfg, log)
     return results
 
@@ -827,55 +831,90 @@ def _learner_can(how: str, path: Path) -> bool:
 # --------------------------------------------------------------------------- Gradescope
 
 _RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope runs this for each submission: /autograder/submission in, /autograder/results/results.json out.
+# Gradescope runs this for each submission, as root: /autograder/submission in, /autograder/results/results.json out.
+# The learner's notebook runs in bubblewrap where the image allows it, otherwise as the unprivileged user
+# book-learner (made by setup.sh); either way it never sees the hidden tests or this folder's results, and
+# every process of it is killed before results.json is written. results.json is always written.
 set -uo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-cd "$ROOT/source"
-PYTHON="${{AUTOGRADER_PYTHON:-python3}}"
-"$PYTHON" -m book.grade "$ROOT/submission" --out "$ROOT/results" --gradescope --quiet \\
-    --exercise {exercise} --hidden-tests "$ROOT/source/hidden-tests" {sandbox_flag}
+RESULTS="$ROOT/results"
+PYTHON="${{AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}}"
+fail() {{
+    mkdir -p "$RESULTS"
+    printf '{{"score": 0, "output": "Your notebook was not graded: the autograder could not start. This is not about your work: tell your instructor. For the instructor: %s"}}\\n' "$1" > "$RESULTS/results.json"
+    exit 0
+}}
+[ -x "$PYTHON" ] || fail "no Python at $PYTHON: did setup.sh run?"
+# private to root: the hidden tests, the submission (the grader copies it into the sandbox) and the results
+mkdir -p "$RESULTS"
+chown root:root "$RESULTS" && chmod 0755 "$RESULTS"
+chmod -R go-rwx "$ROOT/source/hidden-tests" "$ROOT/submission" 2>/dev/null
+cd /
+"$PYTHON" -m book.grade "$ROOT/submission" --out "$RESULTS" --gradescope --quiet \\
+    --sandbox "${{AUTOGRADER_SANDBOX:-auto}}" \\
+    --exercise {exercise} --hidden-tests "$ROOT/source/hidden-tests"
+status=$?
+[ -s "$RESULTS/results.json" ] || fail "the grader wrote no results.json (exit status $status)"
 """
 
 _SETUP = """#!/usr/bin/env bash
-# Gradescope runs this once, when it builds the autograder image.
+# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu).
 set -euo pipefail
+SOURCE="$(cd "$(dirname "$0")" && pwd)"
 apt-get update
-DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-pip python3-venv git bubblewrap
-python3 -m pip install --break-system-packages "git+{repository}@{commit}" nbclient nbformat ipykernel jupytext tqdm
+DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-venv python3-pip bubblewrap util-linux
+# the unprivileged user that runs learners' notebooks; it owns nothing
+id -u book-learner >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin book-learner
+python3 -m venv /autograder/venv
+/autograder/venv/bin/python -m pip install --upgrade pip
+# torch from its CPU wheel index (no CUDA download), then the course package shipped in this zip
+/autograder/venv/bin/python -m pip install --index-url https://download.pytorch.org/whl/cpu "torch=={torch}"
+/autograder/venv/bin/python -m pip install "$SOURCE/course" nbclient nbformat ipykernel tqdm
+/autograder/venv/bin/python -m ipykernel install --sys-prefix --name python3
+chmod -R go-rwx "$SOURCE/hidden-tests"
 """
 
 
 def write_gradescope_zip(zip_path: Path, exercise: str, hidden: Path = SOURCE_DIR, repository: str | None = None,
                          commit: str | None = None, sandbox: bool = True) -> Path:
-    """Write a Gradescope autograder zip for ``exercise``: ``setup.sh``, ``run_autograder`` and its hidden tests.
+    """Write a Gradescope autograder zip for ``exercise``: ``setup.sh``, ``run_autograder``, the course, its tests.
 
-    ``setup.sh`` installs the course pinned to ``commit`` (default: this checkout's ``HEAD``); the hidden
-    tests travel in the zip, so they can stay private.
+    The course package travels inside the zip (``course/``: ``pyproject.toml`` and ``book/``, as in this
+    checkout), so the image needs no access to a repository; ``setup.sh`` installs it into a virtual
+    environment with torch from the CPU wheel index, pinned to this environment's torch version. The hidden
+    tests travel in the zip too, so they can stay private. The zip has no unsafe mode: ``sandbox=False``
+    is refused (``repository`` and ``commit`` are accepted and ignored, for old callers).
     """
+    if not sandbox:
+        raise ValueError("a Gradescope zip always sandboxes learners' code: where bubblewrap cannot run it falls "
+                         "back to the unprivileged user book-learner; --unsafe-no-sandbox does not ship in a zip")
     known = _test_sources(hidden)
     matches = [k for k in known if k.startswith(exercise)]
     if len(matches) != 1:
         raise ValueError(f"unknown exercise {exercise!r}; known: {', '.join(sorted(known))}")
     name = matches[0]
-    root = Path(exercises.__file__).resolve().parent.parent
-    if commit is None:
-        import subprocess
+    package = Path(__file__).resolve().parent
+    root = package.parent
+    try:
+        from importlib.metadata import version
 
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-        commit = done.stdout.strip() or "main"
-    if repository is None:
-        from .colab import repository as configured
-
-        repository = configured()[0]
+        torch_version = version("torch").split("+")[0]
+    except Exception:
+        torch_version = "2.4.1"
     zip_path = Path(zip_path)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
-        for filename, text in (("setup.sh", _SETUP.format(repository=repository, commit=commit)),
-                               ("run_autograder", _RUN_AUTOGRADER.format(
-                                   exercise=name, sandbox_flag="" if sandbox else "--unsafe-no-sandbox"))):
+        for filename, text in (("setup.sh", _SETUP.format(torch=torch_version)),
+                               ("run_autograder", _RUN_AUTOGRADER.format(exercise=name))):
             info = zipfile.ZipInfo(filename)
             info.external_attr = 0o755 << 16
             z.writestr(info, text)
         z.write(known[name], f"hidden-tests/{name}.md")
+        z.write(root / "pyproject.toml", "course/pyproject.toml")
+        with contextlib.suppress(OSError):
+            z.write(root / "README.md", "course/README.md")   # pyproject's readme
+        for path in sorted(package.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                z.write(path, f"course/book/{path.relative_to(package)}")
     return zip_path
 
 
@@ -884,8 +923,8 @@ def _write_fatal_results(out: Path, message: str) -> None:
     with contextlib.suppress(OSError):
         _write(out / "results.json", json.dumps({
             "score": 0, "stdout_visibility": "visible",
-            "output": "Your notebook was not graded: the autograder could not run (this is not about your work; "
-                      "your instructor has been told what to fix). Reason for the instructor: " + message[:2000]},
+            "output": "Your notebook was not graded: the autograder could not run. This is not about your work: "
+                      "tell your instructor. For the instructor: " + message[:2000]},
             indent=2))
 
 

@@ -417,6 +417,37 @@ class Sandbox:
             self.limits_in_force.append(f"{lim.processes} processes of uid {self.user[0]} (RLIMIT_NPROC)")
         return args + ["--"]
 
+    def _reach(self, paths: list[Path]) -> list[str]:
+        """In "user" mode: a prefix that lets the learner user reach ``paths`` where a folder above them is private.
+
+        Root, in a private mount namespace, binds each such path aside, covers the private folder above it
+        (``/root`` for a pyenv Python) with an empty memory-backed folder, and binds the path back in place:
+        the learner sees the Python it needs and nothing else of that folder. Empty when nothing is private.
+        """
+        if self.user is None or self.work is None:
+            return []
+        blocked = []
+        for path in paths:
+            top = next((a for a in reversed(path.parents) if a != Path("/") and not os.stat(a).st_mode & 0o001), None)
+            if top is not None:
+                blocked.append((path, top))
+        if not blocked:
+            return []
+        lines, args = [], []
+        for n, (path, top) in enumerate(blocked):
+            stage = self.work / f"p{n}"
+            stage.mkdir(mode=0o755)
+            args += [str(path), str(stage)]
+            lines.append(f'mount --bind "${len(args) - 1}" "${len(args)}"')
+        for top in sorted({top for _, top in blocked}):
+            args.append(str(top))
+            lines.append(f'mount -t tmpfs -o mode=0755,size=1m book-grade "${len(args)}"')
+        for n, (path, _top) in enumerate(blocked):
+            i = 2 * n + 1
+            lines.append(f'mkdir -p "${i}" && mount --bind -o ro "${i + 1}" "${i}"')
+        script = " && ".join(lines) + f' && shift {len(args)} && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", *args]
+
     def _cgroups(self) -> list[Path]:
         lim = self.limits
         groups = []
@@ -486,7 +517,8 @@ class Sandbox:
             command += self._bwrap_args(env, notebook_fd, seccomp_fd, sources) + ["--", *argv]
             full_env, cwd = {"PATH": "/usr/bin:/bin"}, "/"
         else:
-            command = self._prlimit() + (_drop_privileges(self.user) if self.user else []) + argv
+            command = self._prlimit() + self._reach(python_paths()) + \
+                (_drop_privileges(self.user) if self.user else []) + argv
             full_env = {**env, "PATH": env.get("PATH", "/usr/bin:/bin")}
             cwd = self.work / "scratch"
         if self.cgroups:   # a shell joins the cgroups, then becomes the command (no preexec_fn in a threaded grader)

@@ -13,6 +13,7 @@ import csv
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -166,6 +167,66 @@ for path in ['HIDDEN_TESTS'] + walk('ex04_*.md'):
         pass
 raise ValueError('LEAK ' + repr(found) + secret + 'x' * 5000)
 """,
+    # the host: root-only files, /proc/sys, capabilities, privileged system calls, the runner's pipes, the
+    # scratch caps, a deep tree; the report comes back in one compact error (and tries to forge a heading)
+    "escape": r"""
+import ctypes, errno, glob, os
+r = {}
+def t(name, f):
+    try:
+        f(); r[name] = 'ok'
+    except OSError as e:
+        r[name] = {errno.EACCES: 'A', errno.EPERM: 'P', errno.EROFS: 'R', errno.ENOSPC: 'S'}.get(e.errno, str(e.errno))
+t('secret', lambda: open('SECRET_FILE').read())
+t('shadow', lambda: open('/etc/shadow').read())
+t('core', lambda: open('/proc/sys/kernel/core_pattern', 'w').write(open('/proc/sys/kernel/core_pattern').read()))
+t('setuid', lambda: os.setuid(0))
+libc = ctypes.CDLL(None, use_errno=True)
+def sc(name, *a):
+    def call():
+        if libc.syscall(*a) == -1:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+    t(name, call)
+runner = [int(p) for p in os.listdir('/proc') if p.isdigit() and
+          b'notebook_runner' in open(f'/proc/{p}/cmdline', 'rb').read()][0]
+sc('ptrace', 101, 16, runner, 0, 0)
+sc('unshare', 272, 0x10000000)
+sc('clone', 56, 0x10000000 | 17, 0, 0, 0, 0)
+sc('mount', 165, b'none', b'/tmp', b'tmpfs', 0, 0)
+sc('keyctl', 250, 0, 0, 0)
+sc('bpf', 321, 0, 0, 0)
+sc('perf', 298, 0, 0, -1, -1, 0)
+sc('module', 313, -1, b'', 0)
+t('stdin', lambda: open(f'/proc/{runner}/fd/0', 'wb'))
+t('chan', lambda: open(f'/proc/{runner}/fd/1', 'wb'))
+def fill(folder):
+    try:
+        for i in range(400):
+            with open(f'{folder}/fill{i}', 'wb') as f:
+                f.write(b'x' * 2**20)
+    finally:
+        for name in glob.glob(f'{folder}/fill*'):
+            os.remove(name)
+t('shm', lambda: fill('/dev/shm'))
+t('tmp', lambda: fill('/tmp'))
+def deep():
+    os.chdir(os.environ['HOME'])
+    for _ in range(1500):
+        os.mkdir('d')
+        os.chdir('d')
+t('deep', deep)
+caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0]
+raise ValueError('HOST ' + ' '.join(f'{k}={v}' for k, v in r.items()) + f' uid={os.getuid()} caps={caps}'
+                 + ' \n## Task 1 · forged ✓\n<img src=x>')
+""",
+    # a forged shortcut description whose padding would make the judge allocate most of the RAM
+    "forged_size": """
+import book.exercises.ex04 as ex04
+big = 2**40
+ex04._describe = lambda module: [{'type': 'Conv1d', 'weight': {'tensor': {'shape': [4, 4, 1], 'kind': 'float', 'data': [0.0] * 16}},
+                                  'bias': None, 'stride': [1], 'padding': [big]}]
+""",
 }
 
 # resource abuse next to a correct solution: the limits stop the abuse, the solution keeps its marks
@@ -219,14 +280,29 @@ def batch(tmp_path_factory):
     subs, out = base / "subs", base / "out"
     subs.mkdir()
     hidden = ROOT / "exercises" / "source" / "ex04_building_resnets.md"
+    secret = Path(sys.prefix) / "book-grade-secret.txt"   # a root-only file inside a folder the sandbox shows
+    secret.write_text("ROOT-ONLY-SECRET")
+    secret.chmod(0o600)
     for name, source in ATTACKS.items():
         source = source.replace("SUBS_DIR", str(subs)).replace("HIDDEN_TESTS", str(hidden))
+        source = source.replace("SECRET_FILE", str(secret))
         nbformat.write(_notebook([source]), subs / f"{name}.ipynb")
+    # file-level attacks that cost no kernel: a formula and a long multi-byte name, a FIFO, a 1,500-deep folder
+    nbformat.write(_notebook([]), subs / ("=1+2" + "漢" * 70 + ".ipynb"))
+    os.mkfifo(subs / "fifo.ipynb")
+    deep = subs / "deep"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(old)
+    os.close(fd)
     nbformat.write(_notebook([ABUSE], solved=True), subs / "abuse.ipynb")
     nbformat.write(_notebook([]), subs / "blank.ipynb")
     for name in ("honest", "victim"):
         nbformat.write(_notebook([], solved=True), subs / f"{name}.ipynb")
-    before = {p.name: p.read_bytes() for p in subs.iterdir()}
+    before = {p.name: p.read_bytes() for p in subs.iterdir() if p.is_file()}
     package = {p: p.read_bytes() for p in [*(ROOT / "book").glob("*.py"), *(ROOT / "book" / "exercises").glob("*.py")]
                if p.stem in ("grade", "sandbox", "notebook_runner") or p.parent.name == "exercises"}
     started = time.monotonic()
@@ -236,13 +312,82 @@ def batch(tmp_path_factory):
     seconds = time.monotonic() - started
     gradebook = (out / "gradebook.csv").read_text() if (out / "gradebook.csv").exists() else ""
     time.sleep(6)   # longer than forge_later's sleep
+    secret.unlink()
     return {"proc": proc, "out": out, "subs": subs, "before": before, "package": package, "gradebook": gradebook,
             "seconds": seconds}
 
 
+LONG = "1_2" + "漢" * 25      # the long name, cut at 80 bytes in UTF-8 (3 per character)
+
+
 def test_the_batch_completes(batch):
     assert batch["proc"].returncode == 0, batch["proc"].stderr[-3000:]
-    assert set(_rows(batch["out"])) == set(ATTACKS) | {"abuse", "blank", "honest", "victim"}
+    assert set(_rows(batch["out"])) == set(ATTACKS) | {"abuse", "blank", "honest", "victim", LONG, "deep"}
+
+
+def _host_report(batch) -> dict[str, str]:
+    details = _rows(batch["out"])["escape"]["details"]
+    words = details[details.index("HOST"):].split()
+    return dict(w.split("=", 1) for w in words[1:] if "=" in w)
+
+
+def test_the_learner_is_not_root_on_the_host(batch):
+    """The grader runs as root here (as in a container or on Gradescope); the notebook's code does not."""
+    report = _host_report(batch)
+    # A: EACCES, P: EPERM, R: EROFS, S: ENOSPC
+    assert report["secret"] == "A" and report["shadow"] == "A", report      # root-only files
+    assert report["core"] in ("R", "A"), report                               # /proc/sys read-only
+    assert report["setuid"] == "P" and report["caps"] == "0000000000000000", report
+    assert report["uid"] != "0"
+    assert "ROOT-ONLY-SECRET" not in (batch["out"] / "feedback" / "escape.md").read_text()
+
+
+def test_privileged_system_calls_are_refused(batch):
+    report = _host_report(batch)
+    for call in ("ptrace", "unshare", "clone", "mount", "keyctl", "bpf", "perf", "module"):
+        assert report[call] == "P", (call, report)
+
+
+def test_the_kernel_cannot_reach_the_runners_pipes(batch):
+    report = _host_report(batch)
+    assert report["stdin"] == "A" and report["chan"] == "A", report
+
+
+def test_scratch_space_is_capped_and_leaves_nothing(batch):
+    report = _host_report(batch)
+    assert report["shm"] == "S" and report["tmp"] == "S", report
+    assert report["deep"] == "ok"                      # allowed, in memory, and gone with the sandbox
+    assert not list(Path(tempfile.gettempdir()).glob("book-grade-*/**/d/d/d"))
+
+
+def test_learner_text_cannot_forge_report_structure(batch):
+    feedback = (batch["out"] / "feedback" / "escape.md").read_text()
+    assert "\n## Task 1 · forged" not in feedback
+    assert "<img" not in feedback and "&lt;img" in feedback
+
+
+def test_a_forged_size_is_refused_before_the_judge_computes(batch):
+    row = _rows(batch["out"])["forged_size"]
+    assert row["total"] == "0" and row["status"] != "grader-error"
+
+
+def test_names_fifos_formulas_and_deep_folders(batch):
+    rows = _rows(batch["out"])
+    assert len(LONG.encode()) <= 80 and rows[LONG]["original_path"].startswith("'=1+2")   # a formula, neutralized
+    assert (batch["out"] / "feedback" / f"{LONG}.md").exists()
+    assert rows["deep"]["status"] == "no-notebook"
+    with open(batch["out"] / "collection.csv", newline="") as f:
+        log = {row["path"]: row["what the grader did"] for row in csv.DictReader(f)}
+    assert log["fifo.ipynb"].startswith("ignored: not a regular file")
+    for cell in [*rows[LONG].values(), *log]:
+        assert cell[:1] not in ("=", "+", "-", "@"), cell
+
+
+def test_the_gradebook_states_the_limits_in_force(batch):
+    limits = _rows(batch["out"])["honest"]["limits"]
+    assert "sandbox: bwrap" in limits and "seccomp" in limits and "prlimit" in limits
+    if os.geteuid() == 0:
+        assert "as uid" in limits and ("cgroup" in limits or "RLIMIT_NPROC" in limits)
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
@@ -268,7 +413,7 @@ def test_resource_abuse_is_stopped(batch):
 
 def test_nothing_outside_the_sandbox_changed(batch):
     subs = batch["subs"]
-    assert {p.name: p.read_bytes() for p in subs.iterdir()} == batch["before"], "a submission was changed"
+    assert {p.name: p.read_bytes() for p in subs.iterdir() if p.is_file()} == batch["before"], "a submission was changed"
     assert {p: p.read_bytes() for p in batch["package"]} == batch["package"], "the grader was changed"
     assert not (Path(sys.prefix) / "tampered.pth").exists()
     assert not Path("/outside.txt").exists()
@@ -330,3 +475,79 @@ def test_unsafe_mode_still_judges_outside_the_kernel(tmp_path):
     assert grading.main([str(subs), "--out", str(out), "--quiet", "--unsafe-no-sandbox", *LIMITS]) == 0
     rows = _rows(out)
     assert rows["cheat"]["total"] == "0" and rows["honest"]["total"] == "7"
+
+
+# --------------------------------------------------------------------------- the grader's own limits, unit by unit
+
+def test_a_write_to_a_sandbox_that_stops_reading_ends_at_its_deadline():
+    read, write = os.pipe()
+    stream = os.fdopen(write, "wb")
+    started = time.monotonic()
+    assert grading._write_with_deadline(stream, b"x" * 10_000_000, started + 1) is False
+    assert time.monotonic() - started < 3
+    stream.close(), os.close(read)
+
+
+def test_the_reader_holds_a_bounded_number_of_lines():
+    read, write = os.pipe()
+    lines = grading._Lines(os.fdopen(read, "rb"))
+    writer = os.fdopen(write, "wb")
+    import threading
+
+    threading.Thread(target=lambda: [writer.write(b'{"n": 1}\n' * 1000), writer.flush()], daemon=True).start()
+    time.sleep(0.5)
+    assert lines.queue.qsize() <= 4            # the sandbox waits; the grader's memory does not grow
+    assert lines.get(time.monotonic() + 1) == {"n": 1}
+    lines.close()
+
+
+def test_a_forged_padding_is_refused_before_any_allocation():
+    from book.exercises import ex04
+    import torch
+
+    x = torch.zeros(8, 4, 40)
+    conv = {"type": "Conv1d", "weight": {"tensor": {"shape": [4, 4, 1], "kind": "float", "data": [0.0] * 16}}, "bias": None,
+            "stride": [1]}
+    for padding in ([2**40], [-1], ["same"], [1.5], 2**40):
+        assert ex04._rebuild_shortcut([dict(conv, padding=padding)], x) is None
+    assert ex04._rebuild_shortcut([dict(conv, stride=[10**9], padding=[0])], x) is None
+    assert ex04._rebuild_shortcut([dict(conv, padding=[0])], x).shape == (8, 4, 40)
+
+
+def test_a_deep_tree_is_removed_without_recursion(tmp_path):
+    from book.sandbox import remove_tree
+
+    fd = os.open(tmp_path, os.O_RDONLY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(old)
+    os.close(fd)
+    remove_tree(tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+
+
+def test_each_report_is_written_as_soon_as_it_is_judged(tmp_path, monkeypatch):
+    """When the grader itself dies on the second submission, the first one's row and feedback are on disk."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    for name in ("a", "b"):
+        nbformat.write(_notebook([]), subs / f"{name}.ipynb")
+    calls = []
+
+    def fake(sub, *args, **kwargs):
+        calls.append(sub.name)
+        if len(calls) == 2:
+            raise SystemExit("the grader died")         # not an Exception: the batch really stops
+        return grading.SubmissionResult(sub.name, sub.original, "ex04_building_resnets", "ok")
+
+    monkeypatch.setattr(grading, "grade_submission", fake)
+    with pytest.raises(SystemExit):
+        grading.grade_folder(subs, grading.GradeConfig(out=out, exercise="ex04", progress=False, sandbox=False))
+    assert set(_rows(out)) == {"a"} and (out / "feedback" / "a.md").exists()
+
+
+def test_names_are_cut_in_bytes():
+    name = grading._safe("=" + "漢" * 62 + "x" * 40)
+    assert len(name.encode()) <= grading.NAME_BYTES and name.startswith("漢")
+    assert grading._cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and grading._cell("@SUM(1)") == "'@SUM(1)"

@@ -69,7 +69,7 @@ def test_in_the_book_build_values_go_to_myst_nb_as_python_numbers(monkeypatch):
 def test_the_sphinx_extension_marks_the_build_for_its_kernels(monkeypatch):
     from book.authoring import sphinx_assets
 
-    monkeypatch.delenv(book.BOOK_BUILD, raising=False)
+    monkeypatch.setenv(book.BOOK_BUILD, "")      # restored (unset) after the test: setup() writes os.environ
     app = types.SimpleNamespace(connect=lambda *a, **k: None)
     sphinx_assets.setup(app)
     import os

@@ -60,7 +60,8 @@ Grading foundations (used by the grader; they import nothing from the course)
     - :mod:`book.notebook_runner`  runs a notebook inside the sandbox and answers the grader's requests with plain data
 
 Authoring (:mod:`book.authoring`, build-only: no module above imports it)
-    - :mod:`book.authoring.notebooks`      pairing sync of the chapters' ``.md`` and ``.ipynb``
+    - :mod:`book.authoring.notebooks`      the chapters' ``.ipynb`` for Colab and Jupyter, rendered from the ``.md`` and a build
+    - :mod:`book.authoring.jupyter_markdown` MyST Markdown to the plain Markdown that Jupyter and Colab render
     - :mod:`book.authoring.exercise_pages` exercise pages and student notebooks from their sources
     - :mod:`book.authoring.site_check`     headless-Chromium checks of the built site
     - :mod:`book.authoring.sphinx_assets`  a Sphinx extension for the built pages

@@ -48,21 +48,21 @@ if "google.colab" in sys.modules:
     pip = subprocess.Popen([sys.executable, "-m", "pip", "install", "--progress-bar", "off", "git+{url}@{branch}"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = []
-    for line in pip.stdout:
+    for line in pip.stdout:  # pip's main steps, as they happen
         log.append(line)
         if line.startswith(("Collecting", "Building", "Successfully", "ERROR")):
-            print("  " + line.rstrip(), flush=True)
+            print(" ", line.rstrip(), flush=True)
     if pip.wait():
-        print("".join(log[-15:]))
-        raise RuntimeError("The install failed (pip's last lines are above). Check the runtime is connected, then "
-                           "run this cell again; if it fails again, use Runtime → Disconnect and delete runtime, "
-                           "and report pip's lines at {url}/issues.")
+        raise RuntimeError("".join(log[-12:]) + "\\nThe install failed (pip's last lines are above). Check that the "
+                           "runtime is connected and run this cell again; if it fails again, use Runtime → Disconnect "
+                           "and delete runtime, or report pip's lines at {url}/issues.")
 try:
     from book.numerics import pin
 except ImportError:
     raise ImportError("The course package `book` is not installed in this kernel's environment. From a clone of "
                       "{url} run `pip install -e .` (or `make lab`), then restart the kernel.") from None
-pin()  # the same CPU kernels everywhere, before torch computes (see book/numerics.py)"""
+if not pin():  # the same CPU kernels everywhere, set before torch computes (book/numerics.py)
+    print("RESIDUAL_COURSE_NATIVE_KERNELS is set: torch uses this CPU's fastest kernels.")"""
 
 
 def colab_url(notebook_path: str, root: Path | None = None) -> str:

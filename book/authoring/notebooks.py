@@ -78,24 +78,19 @@ def site_url(root: Path = ROOT) -> str:
 # -- glued values -------------------------------------------------------------------------------------
 
 def glue_from_build(md_path: Path, root: Path = ROOT, build: Path | None = None) -> dict[str, str]:
-    """``{name: text/plain}`` of every value glued by the executed page in a book build."""
-    import nbformat
-
+    """``{name: text/plain}`` of every value glued by the executed page in a book build (myst-nb keeps them
+    in ``_build/jupyter_execute/<page>.glue.json``)."""
     build = build or root / "_build"
-    executed = build / "jupyter_execute" / md_path.relative_to(root).with_suffix(".ipynb")
-    if not executed.exists():
-        raise FileNotFoundError(f"{executed.relative_to(root) if executed.is_relative_to(root) else executed} "
-                                "is missing: build the book first (`make book`)")
+    record = build / "jupyter_execute" / md_path.relative_to(root).with_suffix(".glue.json")
+    if not record.exists():
+        raise FileNotFoundError(f"{record} is missing: build the book first (`make book`)")
     values = {}
-    for cell in nbformat.read(executed, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            meta = output.get("metadata", {}).get("scrapbook")
-            if not meta:
-                continue
-            prefix = meta.get("mime_prefix", "")
-            data = {k[len(prefix):]: v for k, v in output.get("data", {}).items()}
-            if "text/plain" in data:
-                values[meta["name"]] = data["text/plain"]
+    for name, output in json.loads(record.read_text()).items():
+        prefix = output.get("metadata", {}).get("scrapbook", {}).get("mime_prefix", "")
+        data = {k.removeprefix(prefix): v for k, v in output.get("data", {}).items()}
+        if "text/plain" in data:
+            text = data["text/plain"]
+            values[name] = "".join(text) if isinstance(text, list) else text
     return values
 
 
@@ -297,15 +292,19 @@ def install_problems(root: Path = ROOT) -> list[str]:
     return problems
 
 
-def sync(root: Path = ROOT) -> list[Path]:
-    """Install cells into the sources, then every notebook with the numbers it holds; returns the paths written."""
-    written = []
+def sync(root: Path = ROOT) -> tuple[list[Path], list[str]]:
+    """Install cells into the sources, then every notebook with the numbers it holds.
+
+    Returns the paths written and the notebooks that need a build first (a glued name they do not hold)."""
+    written = [md for md in sources(root) if fix_install_cell(md, root)]
+    need_build = []
     for md in sources(root):
-        if fix_install_cell(md, root):
-            written.append(md)
-        if (p := _write(md, stored_glue(md.with_suffix(".ipynb")), root)):
-            written.append(p)
-    return written
+        try:
+            if (p := _write(md, stored_glue(md.with_suffix(".ipynb")), root)):
+                written.append(p)
+        except KeyError as err:
+            need_build.append(str(err).strip("\"'"))
+    return written, need_build
 
 
 def check(root: Path = ROOT) -> list[str]:
@@ -360,11 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv else "check"
     if command in ("colab", "sync"):
-        written = colab() if command == "colab" else sync()
+        written, need_build = (colab(), []) if command == "colab" else sync()
         for path in written:
             print(f"wrote {path.relative_to(ROOT)}")
+        for problem in need_build:
+            print(problem)
         print(f"{len(sources())} notebook(s); {len(written)} file(s) updated")
-        return 0
+        return 1 if need_build else 0
     if command in ("check", "check-install"):
         problems = check() if command == "check" else install_problems()
         for p in problems:

@@ -313,6 +313,9 @@ def batch(tmp_path_factory):
     gradebook = (out / "gradebook.csv").read_text() if (out / "gradebook.csv").exists() else ""
     time.sleep(6)   # longer than forge_later's sleep
     secret.unlink()
+    from book.sandbox import remove_tree
+
+    remove_tree(deep / "d")   # pytest's own clean-up of old temporary folders would recurse 1,500 deep
     return {"proc": proc, "out": out, "subs": subs, "before": before, "package": package, "gradebook": gradebook,
             "seconds": seconds}
 

@@ -225,7 +225,8 @@ def test_an_executed_colab_notebook_shows_its_figures_and_numbers(colab, execute
             pytest.fail("headless Chromium not installed — CI must run the browser tests")
         pytest.skip("headless Chromium not installed (/usr/bin/chromium; apt-get install chromium)")
     executed = nbformat.read(_execute(RENDERED, executed_dir), as_version=4)
-    html, _ = HTMLExporter(template_name="lab", theme=theme).from_notebook_node(executed)
+    mathjax = (ROOT / "_assets" / "vendor" / "mathjax" / "tex-mml-chtml.js").as_uri()      # offline, as the site
+    html, _ = HTMLExporter(template_name="lab", theme=theme, mathjax_url=mathjax).from_notebook_node(executed)
     page = executed_dir / f"{RENDERED.stem}.{theme}.html"
     page.write_text(html)
     glued_figures = len(_web_figures(RENDERED.with_suffix(".md")))

@@ -53,16 +53,13 @@ def check_basic_block(BasicBlock, thorough: bool = False) -> str:
         x = torch.randn(8, c_in, 40)
         changes = stride != 1 or c_in != c_out
         has_params = any(p.requires_grad for p in shortcut.parameters())
-        calls: list = []
-        handle = shortcut.register_forward_hook(lambda m, i, o: calls.append(o))
         try:
-            y = _run(f"BasicBlock({c_in}, {c_out}, stride={stride}) on an input of shape {_shape(x)}", block, x)
+            y, calls, used, leaves = _traced_forward(block, shortcut, x, lambda: _run(
+                f"BasicBlock({c_in}, {c_out}, stride={stride}) on an input of shape {_shape(x)}", block, x))
         except _Fail as fail:
             if changes and not has_params:  # the usual cause: an identity shortcut where the shape changes
                 raise _Fail(_needs_projection(fail, c_in, c_out, stride)) from None
             raise
-        finally:
-            handle.remove()
         want = _check_block_output(y, x, c_in, c_out, stride)
         if not calls:
             raise _Fail(f"your block never calls self.shortcut, so it has no shortcut: for BasicBlock({c_in}, {c_out}, "
@@ -97,6 +94,9 @@ def check_basic_block(BasicBlock, thorough: bool = False) -> str:
         if not _close(y0, torch.relu(s)):
             raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not: "
                         "add the shortcut to the branch's output and apply the ReLU after the sum.")
+        # The block's real output, recomputed from its modules as the forward called them.
+        sc = _rebuild_shortcut(used, x)
+        _branch_verdict(y.detach(), x, calls[0].detach() if sc is None else sc, leaves, c_in, c_out, stride)
     return "identity shortcut when the shape stays, a 1×1 projection when it changes, and relu(F(x) + shortcut(x))."
 
 
@@ -182,27 +182,91 @@ def _block_input(c_in, s):
     return torch.randn(8, c_in, 40, generator=torch.Generator().manual_seed(s))
 
 
-def _describe(module) -> list:
-    """The leaf modules of a shortcut, with what the grader needs to recompute it (in the sandbox)."""
+def _describe_leaf(m) -> dict:
+    """One leaf module, with what the grader needs to recompute it (in the sandbox, or in the self-check)."""
     from torch import nn
 
-    leaves = []
-    for m in module.modules():
-        if list(m.children()):
-            continue
-        if isinstance(m, nn.Conv1d):
-            leaves.append({"type": "Conv1d", "weight": _plain(m.weight.detach()),
-                           "bias": None if m.bias is None else _plain(m.bias.detach()),
-                           "stride": list(m.stride), "padding": list(m.padding) if not isinstance(m.padding, str) else m.padding})
-        elif isinstance(m, nn.BatchNorm1d):
-            leaves.append({"type": "BatchNorm1d", "eps": float(m.eps),
-                           "weight": None if m.weight is None else _plain(m.weight.detach()),
-                           "bias": None if m.bias is None else _plain(m.bias.detach())})
-        elif isinstance(m, nn.Identity):
-            leaves.append({"type": "Identity"})
-        else:
-            leaves.append({"type": type(m).__name__[:60]})
-    return leaves
+    if isinstance(m, nn.Conv1d):
+        return {"type": "Conv1d", "weight": _plain(m.weight.detach()),
+                "bias": None if m.bias is None else _plain(m.bias.detach()),
+                "stride": list(m.stride), "padding": list(m.padding) if not isinstance(m.padding, str) else m.padding}
+    if isinstance(m, nn.BatchNorm1d):
+        return {"type": "BatchNorm1d", "eps": float(m.eps),
+                "weight": None if m.weight is None else _plain(m.weight.detach()),
+                "bias": None if m.bias is None else _plain(m.bias.detach())}
+    return {"type": type(m).__name__[:60]}
+
+
+def _describe(module) -> list:
+    """The leaf modules of a shortcut, with what the grader needs to recompute it (in the sandbox)."""
+    return [_describe_leaf(m) for m in module.modules() if not list(m.children())]
+
+
+def _traced_forward(block, shortcut, x, run) -> tuple:
+    """``run()`` (the block's forward on ``x``) with hooks: ``(y, shortcut outputs, shortcut as called, branch leaves)``.
+
+    The branch leaves are the block's leaf modules outside the shortcut, in the order the forward called them,
+    each described as it was before the forward (a forward that zeroes or rescales its own weights shows): the
+    grader recomputes ``relu(F(x) + shortcut(x))`` from them and compares it with the block's real output.
+    """
+    in_shortcut = {id(m) for m in shortcut.modules()}
+    outputs, called, leaves = [], [], []
+    as_built = _describe(shortcut)          # weights as they were before the forward could change them
+    handles = [shortcut.register_forward_hook(lambda m, i, o: outputs.append(o)),
+               shortcut.register_forward_pre_hook(lambda m, i: None if called else called.append(as_built))]
+    for m in block.modules():
+        if id(m) not in in_shortcut and not list(m.children()):
+            before = _describe_leaf(m)
+            handles.append(m.register_forward_pre_hook(
+                lambda mod, i, before=before: leaves.append(before) if len(leaves) < 12 else None))
+    try:
+        y = run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return y, outputs, (called[0] if called else None), leaves
+
+
+def _rebuild_branch(leaves, x):
+    """Recompute the branch conv → BatchNorm1d → ReLU → conv → BatchNorm1d from its leaves as called (in the grader)."""
+    import torch
+
+    if type(leaves) is not list or len(leaves) > 12 or any(type(leaf) is not dict for leaf in leaves):
+        return None
+    layers = [leaf for leaf in leaves if leaf.get("type") != "ReLU"]
+    if [leaf.get("type") for leaf in layers] != ["Conv1d", "BatchNorm1d", "Conv1d", "BatchNorm1d"]:
+        return None
+    h = x
+    for i, leaf in enumerate(layers):
+        h = _rebuild_shortcut([leaf], h)
+        if h is None:
+            return None
+        if i == 1:
+            h = torch.relu(h)
+    return h
+
+
+def _branch_verdict(y, x, sc, leaves, c_in: int, c_out: int, stride: int) -> None:
+    """That the block's real output ``y`` is relu(F(x) + shortcut(x)), recomputed from its own modules as called."""
+    import torch
+
+    branch = _rebuild_branch(leaves, x)
+    kinds = [leaf.get("type") for leaf in leaves if type(leaf) is dict] if type(leaves) is list else []
+    if branch is None or branch.shape != sc.shape:
+        if _close(y, torch.relu(sc), 1e-4):
+            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}) returns relu(shortcut(x)): its branch F "
+                        "never reaches the output. Return relu(F(x) + self.shortcut(x)).")
+        raise _Fail(f"outside its shortcut, your block's forward called {', '.join(kinds) or 'no module'}; the "
+                    "branch is conv (3, stride) → BatchNorm1d → ReLU → conv (3) → BatchNorm1d, called once each.")
+    want = torch.relu(branch + sc)
+    if not _close(y, want, 1e-4):
+        if _close(y, torch.relu(sc), 1e-4):
+            raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}) returns relu(shortcut(x)): its branch F "
+                        "never reaches the output. Return relu(F(x) + self.shortcut(x)).")
+        gap = (y - want).abs().max().item() if _is_tensor(y) and y.shape == want.shape else float("inf")
+        raise _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride})'s output differs by up to {gap:.3g} from "
+                    "relu(F(x) + shortcut(x)) computed from its own modules: return relu(self.branch(x) + "
+                    "self.shortcut(x)), with nothing else added or scaled.")
 
 
 def _rebuild_shortcut(leaves, x):
@@ -260,13 +324,9 @@ def _probe_basic_block(BasicBlock, seed, thorough, answers):
         if not (report["is_module"] and report["shortcut"]):
             return
         x = _block_input(c_in, s)
-        calls: list = []
-        handle = shortcut.register_forward_hook(lambda m, i, o: calls.append(tuple(o.shape)))
-        try:
-            y = _record(answers, block, x)
-        finally:
-            handle.remove()
-        report = answers[-1]["report"] = {"shortcut_calls": [list(c) for c in calls]}
+        y, calls, used, leaves = _traced_forward(block, shortcut, x, lambda: _record(answers, block, x))
+        report = answers[-1]["report"] = {"shortcut_calls": [list(c.shape) for c in calls if _is_tensor(c)],
+                                          "shortcut_used": used, "branch": leaves}
         if not isinstance(y, torch.Tensor):
             return
         probe = _record(answers, lambda: copy.deepcopy(block).train())
@@ -308,7 +368,8 @@ def _judge_basic_block(answers, seed, thorough) -> str:
             if changes and not has_params:  # the usual cause: an identity shortcut where the shape changes
                 raise _Fail(_needs_projection(fail, c_in, c_out, stride)) from None
             raise
-        calls = report().get("shortcut_calls")
+        traced = report()
+        calls = traced.get("shortcut_calls")
         want = _check_block_output(y, x, c_in, c_out, stride)
         if type(calls) is not list or not calls:
             raise _Fail(f"your block never calls self.shortcut, so it has no shortcut: for BasicBlock({c_in}, {c_out}, "
@@ -345,6 +406,13 @@ def _judge_basic_block(answers, seed, thorough) -> str:
         if not _close(y0, torch.relu(sc)):
             raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not: "
                         "add the shortcut to the branch's output and apply the ReLU after the sum.")
+        # The block's real output, recomputed here from its modules as its forward called them: a block whose
+        # output ignores its branch, or that changes its modules during the forward, is caught here.
+        sc_used = _rebuild_shortcut(traced.get("shortcut_used"), x)
+        if sc_used is None or sc_used.shape != sc.shape:
+            raise _Fail("the grader could not recompute your shortcut as the forward called it: build it from "
+                        "nn.Identity(), or from a 1×1 nn.Conv1d followed by nn.BatchNorm1d, as the task asks.")
+        _branch_verdict(y, x, sc_used, traced.get("branch"), c_in, c_out, stride)
     return "identity shortcut when the shape stays, a 1×1 projection when it changes, and relu(F(x) + shortcut(x))."
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable
 
 from .core import (
     NOT_DONE, _Fail, _Replay, _Unreadable, _checker, _close, _is_tensor, _one_number,
-    _load_state, _plain, _record, _replay_judge, _replay_probe, _rng,
+    _record, _replay_judge, _replay_probe, _rng,
     _run, _seeded,
 )
 
@@ -21,6 +22,7 @@ def _stream_case(cls, d_model: int, seed: int):
 
     torch.manual_seed(seed)
     sublayer = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+    given = copy.deepcopy(sublayer)   # the weights the block is given: a forward that changes them is judged by these
     block = _run(f"{cls.__name__}({d_model}, sublayer)", cls, d_model, sublayer)
     if not isinstance(block, nn.Module):
         raise _Fail(f"{cls.__name__}(d_model, sublayer) should create an nn.Module.")
@@ -30,6 +32,7 @@ def _stream_case(cls, d_model: int, seed: int):
     with torch.no_grad():  # a learned γ, β that are not 1 and 0, so a missing norm shows
         norm.weight.uniform_(0.5, 1.5)
         norm.bias.uniform_(-0.5, 0.5)
+    norm = copy.deepcopy(norm)   # γ and β as set here, whatever the forward does to the block's own
     x = 3 * torch.randn(2, 5, d_model) + 1
     x_before = x.clone()
     y = _run(f"{cls.__name__}'s forward", block, x)
@@ -38,7 +41,7 @@ def _stream_case(cls, d_model: int, seed: int):
     if not torch.equal(x, x_before):
         raise _Fail("forward changed its input in place (x += ...); write x = x + ... so the stream's earlier values stay intact.")
     with torch.no_grad():
-        f = block.sublayer if isinstance(getattr(block, "sublayer", None), nn.Module) else sublayer
+        f = given
         variants = {
             "pre": x + f(norm(x)),
             "post": norm(x + f(x)),
@@ -180,8 +183,7 @@ def _probe_stream(cls, seed, thorough, answers):
             norm.bias.copy_(beta)
         before = x.clone()
         _record(answers, block, x)
-        answers[-1]["report"] = {"input_changed": not torch.equal(x, before),
-                                 "sublayer_state": {k: _plain(v) for k, v in sublayer.state_dict().items()}}
+        answers[-1]["report"] = {"input_changed": not torch.equal(x, before)}
 
 
 def _judge_stream(answers, seed, thorough, cls_name):
@@ -207,7 +209,9 @@ def _judge_stream(answers, seed, thorough, cls_name):
         if r2.get("input_changed") is not False:
             raise _Fail("forward changed its input in place (x += ...); write x = x + ... so the stream's earlier "
                         "values stay intact.")
-        if type(eps) is not float or not _load_state(sublayer, r2.get("sublayer_state")):
+        # The sublayer is the grader's own, drawn from the seed as the sandbox drew it before the block existed:
+        # a forward that zeroes or rescales its sublayer is judged against the weights it was given.
+        if type(eps) is not float or not 0 < eps < 1:
             raise _Unreadable("a malformed answer")
         with torch.no_grad():
             def norm(t):

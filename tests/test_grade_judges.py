@@ -1,0 +1,107 @@
+"""Judges that cannot be talked round: each weak spot of issue 25 tried by a tiny submission, in process.
+
+Each test runs the learner's code as the sandbox would (``probe``, then the answer through JSON) and judges it
+as the grader does (``judge``), and runs the learner-side self-check on the same code: the attack earns nothing
+from either, and a correct answer still passes both. No kernel and no sandbox: a few seconds in all.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import torch
+from torch import nn
+
+import book.exercises as ex
+
+
+def _graded(check: str, namespace: dict, *names: str, thorough: bool = True, seed: int | None = None):
+    """The grader's verdict on ``namespace``'s ``names`` for ``check``, with a freshly drawn seed."""
+    request = {"check": check, "names": list(names), "thorough": thorough,
+               "seed": secrets.randbits(62) if seed is None else seed}
+    reply = ex.probe(json.loads(json.dumps(request)), namespace)
+    return ex.judge(request, reply, "t")
+
+
+# --------------------------------------------------------------------------- Exercise 4, Task 1
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__()
+        self.branch = nn.Sequential(nn.Conv1d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                                    nn.BatchNorm1d(c_out), nn.ReLU(),
+                                    nn.Conv1d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm1d(c_out))
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm1d(c_out))
+
+    def forward(self, x):
+        return torch.relu(self.branch(x) + self.shortcut(x))
+
+
+class NoBranch(BasicBlock):
+    """The attack: a branch that exists (so that zeroing its norms changes nothing) but never reaches the output."""
+
+    def forward(self, x):
+        return torch.relu(self.shortcut(x))
+
+
+class HalfBranch(BasicBlock):
+    def forward(self, x):
+        return torch.relu(0.5 * self.branch(x) + self.shortcut(x))
+
+
+class ZeroesItsBranch(BasicBlock):
+    def forward(self, x):
+        with torch.no_grad():
+            self.branch[1].weight.zero_()
+        return torch.relu(self.branch(x) + self.shortcut(x))
+
+
+def test_basic_block_judge_recomputes_the_real_output():
+    assert ex.check_basic_block(BasicBlock, thorough=True)
+    assert _graded("check_basic_block", {"BasicBlock": BasicBlock}, "BasicBlock")
+    for attack, phrase in ((NoBranch, "never reaches the output"), (HalfBranch, "differs by up to"),
+                           (ZeroesItsBranch, "")):
+        own, graded = ex.check_basic_block(attack), _graded("check_basic_block", {"BasicBlock": attack}, "BasicBlock")
+        assert not own and not graded, (attack.__name__, own, graded)
+        assert phrase in own.message and phrase in graded.message, (own.message, graded.message)
+
+
+# --------------------------------------------------------------------------- Exercise 6, Task 1
+
+class PreNormBlock(nn.Module):
+    def __init__(self, d_model, sublayer):
+        super().__init__()
+        self.norm, self.sublayer = nn.LayerNorm(d_model), sublayer
+
+    def forward(self, x):
+        return x + self.sublayer(self.norm(x))
+
+
+class PostNormBlock(PreNormBlock):
+    def forward(self, x):
+        return self.norm(x + self.sublayer(x))
+
+
+def _silenced(cls, then):
+    """The attack: zero the sublayer's weights during the forward, then return ``then(self, x)``."""
+
+    class Silenced(cls):
+        def forward(self, x):
+            with torch.no_grad():
+                for p in self.sublayer.parameters():
+                    p.zero_()
+            return then(self, x)
+
+    return Silenced
+
+
+def test_norm_block_judges_use_the_sublayer_as_given():
+    for check, right in (("check_pre_norm_block", PreNormBlock), ("check_post_norm_block", PostNormBlock)):
+        name = right.__name__
+        assert getattr(ex, check)(right, thorough=True) and _graded(check, {name: right}, name)
+        for then in (lambda self, x: x, lambda self, x: self.norm(x), lambda self, x: right.forward(self, x)):
+            attack = _silenced(right, then)
+            own, graded = getattr(ex, check)(attack, thorough=True), _graded(check, {name: attack}, name)
+            assert not own and not graded, (check, own, graded)

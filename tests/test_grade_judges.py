@@ -105,3 +105,37 @@ def test_norm_block_judges_use_the_sublayer_as_given():
             attack = _silenced(right, then)
             own, graded = getattr(ex, check)(attack, thorough=True), _graded(check, {name: attack}, name)
             assert not own and not graded, (check, own, graded)
+
+
+# --------------------------------------------------------------------------- Exercise 3, Task 2
+
+class Liar(torch.Tensor):
+    """A tensor whose statistics lie: its square is 300 times too large, and it equals nothing."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.equal, torch.Tensor.equal):
+            return False
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        return out * 300 if func in (torch.Tensor.pow, torch.pow) else out
+
+
+def _lying_init(layer):
+    """The attack: the weights stay as PyTorch made them; only what their statistics say changes."""
+    layer.weight = nn.Parameter(layer.weight.detach().as_subclass(Liar))
+    layer.bias = nn.Parameter(layer.bias.detach().as_subclass(Liar))
+
+
+def test_init_judge_computes_statistics_from_raw_weights():
+    def kaiming(layer):
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        nn.init.zeros_(layer.bias)
+
+    def graded(init_linear):   # one case of three (each reads back 5 MB of raw weights)
+        return _graded("check_init_linear", {"init_linear": init_linear}, "init_linear", thorough=False)
+
+    assert ex.check_init_linear(kaiming) and graded(kaiming)
+    for attack in (_lying_init, lambda layer: None):
+        own, graded_attack = ex.check_init_linear(attack), graded(attack)
+        assert not own and not graded_attack, (own, graded_attack)
+        assert "left the weights" in own.message and "left the weights" in graded_attack.message

@@ -110,41 +110,117 @@ def predicted_activation_stds(layers, input_var: float = 1.0) -> list[float]:
     return stds
 
 
-@_checker("Task 2 · an initialization for 100 plain ReLU layers")
-def check_init_linear(init_linear: Callable, thorough: bool = False) -> str:
-    """``init_linear(layer)``: the predicted activation std of a 100-layer plain ReLU stack stays in [0.5, 2]."""
+INIT_DEPTH, INIT_WIDTH = 100, 128      # Task 2's plain stack
+
+
+def _init_layers(seed: int):
+    """Task 2's 100 layers as PyTorch creates them, right after torch.manual_seed(seed) (in the sandbox and the grader)."""
     import torch
     from torch import nn
 
-    depth, width = 100, 128
+    torch.manual_seed(seed)
+    return [nn.Linear(INIT_WIDTH, INIT_WIDTH) for _ in range(INIT_DEPTH)]
+
+
+def _raw_bytes(t, dtype) -> bytes:
+    """The numbers a tensor holds, as little-endian bytes of ``dtype``: read through torch.Tensor's own methods with
+    __torch_function__ off, so that neither a subclass's overrides nor its __torch_function__ can change them."""
+    import torch
+
+    with torch._C.DisableTorchFunctionSubclass():
+        plain = torch.Tensor.contiguous(torch.Tensor.to(torch.Tensor.detach(t), "cpu", dtype))
+        return bytes(torch.Tensor.numpy(plain).tobytes())
+
+
+def _encoded(tensors, dtype) -> str:
+    import base64
+
+    return base64.b64encode(b"".join(_raw_bytes(t, dtype) for t in tensors)).decode("ascii")
+
+
+def _decoded(text, dtype, shape):
+    """The tensor ``_encoded`` wrote, of exactly ``shape`` (in the grader: untrusted text)."""
+    import base64
+    import binascii
+
+    import torch
+
+    size = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
+    if type(text) is not str or len(text) > 4 * size // 3 + 8:
+        raise _Unreadable("a malformed answer")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Unreadable("a malformed answer") from None
+    if len(data) != size:
+        raise _Unreadable("a malformed answer")
+    return torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape).double()
+
+
+def _init_report(layers, seed: int) -> dict:
+    """What the grader needs to judge Task 2: the raw numbers (every weight in half precision, every bias); the
+    grader computes every statistic itself."""
+    import torch
+
+    weights = [getattr(m, "weight", None) for m in layers]
+    biases = [getattr(m, "bias", None) for m in layers]
+    if not all(_is_tensor(w) and tuple(w.shape) == (INIT_WIDTH, INIT_WIDTH) for w in weights) or \
+            not all(b is None or (_is_tensor(b) and tuple(b.shape) == (INIT_WIDTH,)) for b in biases):
+        return {"shapes": False}
+    return {"shapes": True, "weights": _encoded(weights, torch.float16),
+            "biases": _encoded([torch.zeros(INIT_WIDTH) if b is None else b for b in biases], torch.float32)}
+
+
+def _init_verdict(report, seed: int) -> str:
+    """Task 2's verdict from raw numbers (self-check and grader alike); the success message, or ``_Fail``."""
+    import torch
+
+    if type(report) is not dict:
+        raise _Unreadable("a malformed answer")
+    if report.get("shapes") is not True:
+        raise _Fail("init_linear changed the layers' weights or biases into something that is not a tensor of "
+                    "their shape; re-initialize layer.weight in place (e.g. with a function from torch.nn.init).")
+    weights = _decoded(report.get("weights"), torch.float16, (INIT_DEPTH, INIT_WIDTH, INIT_WIDTH))
+    biases = _decoded(report.get("biases"), torch.float32, (INIT_DEPTH, INIT_WIDTH))
+    created = _init_layers(seed)     # the weights as PyTorch made them: the grader's own
+    if all(torch.equal(w, m.weight.detach().half().double()) for w, m in zip(weights, created)):
+        raise _Fail("init_linear left the weights as PyTorch created them. Re-initialize layer.weight "
+                    "(e.g. with a function from torch.nn.init).")
+    if not torch.isfinite(weights).all():
+        raise _Fail("init_linear put infinite or NaN values in the weights (or values beyond half precision).")
+    first = weights[0]
+    if abs(first.mean().item()) > 0.1 * math.sqrt(first.pow(2).mean().item()):
+        raise _Fail(f"your weights are not centred on zero (their mean is {first.mean().item():.3g}). The variance "
+                    "argument, and a healthy network, need weights drawn symmetrically around 0.")
+    weight_ms, bias_ms = weights.pow(2).mean(dim=(1, 2)).tolist(), biases.pow(2).mean(dim=1).tolist()
+    # He et al.'s recursion (predicted_activation_stds), with E[w²] estimated from each layer's sample
+    q, stds = 1.0, []
+    for i in range(INIT_DEPTH):
+        q = INIT_WIDTH * weight_ms[i] * (q if i == 0 else q / 2) + bias_ms[i]
+        stds.append(math.sqrt(q) if math.isfinite(q) and q >= 0 else float("inf"))
+    bad = next((i for i, sd in enumerate(stds) if not (0.5 <= sd <= 2)), None)
+    if bad is None:
+        return (f"the activation std stays within [0.5, 2] through all {INIT_DEPTH} layers (predicted "
+                f"{stds[-1]:.2f} at the last).")
+    per_layer = (stds[bad] / stds[0]) ** (1 / bad) if bad and 0 < stds[0] < float("inf") and stds[bad] > 0 else float("nan")
+    direction = "shrinks" if stds[bad] < 0.5 else "grows"
+    hint = ("Your weights are too small: ReLU zeroes about half of each layer's input, so the weight variance "
+            "must be 2 / fan_in to keep the signal's size (He et al. 2015)." if direction == "shrinks" else
+            "Your weights are too large: aim for a weight variance of 2 / fan_in (He et al. 2015).")
+    factor = f" (×{per_layer:.3g} per layer)" if math.isfinite(per_layer) and per_layer > 0 else ""
+    raise _Fail(f"with your initialization the activations' standard deviation {direction} to {stds[bad]:.3g} "
+                f"by layer {bad + 1}{factor}, outside [0.5, 2]. {hint}")
+
+
+@_checker("Task 2 · an initialization for 100 plain ReLU layers")
+def check_init_linear(init_linear: Callable, thorough: bool = False) -> str:
+    """``init_linear(layer)``: the predicted activation std of a 100-layer plain ReLU stack stays in [0.5, 2]."""
     for seed in ([0, 1, 2] if thorough else [0]):
-        torch.manual_seed(seed)
-        layers = [nn.Linear(width, width) for _ in range(depth)]
-        before = [m.weight.detach().clone() for m in layers]
+        layers = _init_layers(seed)
         for m in layers:
             _run("init_linear(layer)", init_linear, m)
-        if all(torch.equal(m.weight.detach(), b) for m, b in zip(layers, before)):
-            raise _Fail("init_linear left the weights as PyTorch created them. Re-initialize layer.weight "
-                        "(e.g. with a function from torch.nn.init).")
-        w = layers[0].weight.detach()
-        if not torch.isfinite(w).all():
-            raise _Fail("init_linear put infinite or NaN values in the weights.")
-        if abs(w.mean().item()) > 0.1 * math.sqrt(w.pow(2).mean().item()):
-            raise _Fail(f"your weights are not centred on zero (their mean is {w.mean().item():.3g}). The variance "
-                        "argument, and a healthy network, need weights drawn symmetrically around 0.")
-        stds = predicted_activation_stds(layers)
-        bad = next((i for i, s in enumerate(stds) if not (0.5 <= s <= 2)), None)
-        if bad is None:
-            continue
-        per_layer = (stds[bad] / stds[0]) ** (1 / bad) if bad and 0 < stds[0] < float("inf") and stds[bad] > 0 else float("nan")
-        direction = "shrinks" if stds[bad] < 0.5 else "grows"
-        hint = ("Your weights are too small: ReLU zeroes about half of each layer's input, so the weight variance "
-                "must be 2 / fan_in to keep the signal's size (He et al. 2015)." if direction == "shrinks" else
-                "Your weights are too large: aim for a weight variance of 2 / fan_in (He et al. 2015).")
-        factor = f" (×{per_layer:.3g} per layer)" if math.isfinite(per_layer) and per_layer > 0 else ""
-        raise _Fail(f"with your initialization the activations' standard deviation {direction} to {stds[bad]:.3g} "
-                    f"by layer {bad + 1}{factor}, outside [0.5, 2]. {hint}")
-    return f"the activation std stays within [0.5, 2] through all {depth} layers (predicted {stds[-1]:.2f} at the last)."
+        message = _init_verdict(_init_report(layers, seed), seed)
+    return message
 
 
 def _init_cases(seed, thorough):
@@ -152,63 +228,23 @@ def _init_cases(seed, thorough):
 
 
 def _probe_init_linear(init_linear, seed, thorough, answers):
-    import torch
-    from torch import nn
-
     for s in _init_cases(seed, thorough):
-        torch.manual_seed(s)
-        layers = [nn.Linear(128, 128) for _ in range(100)]
-        before = [m.weight.detach().clone() for m in layers]
+        layers = _init_layers(s)
         for m in layers:
             _record(answers, init_linear, m)
-        answers.append({"report": {
-            "unchanged": all(torch.equal(m.weight.detach(), b) for m, b in zip(layers, before)),
-            "first": _plain(layers[0].weight.detach()),
-            "weight_ms": [m.weight.detach().double().pow(2).mean().item() for m in layers],
-            "bias_ms": [m.bias.detach().double().pow(2).mean().item() if m.bias is not None else 0.0 for m in layers],
-            "fan_in": [m.weight.shape[1] for m in layers]}})
+        answers.append({"report": _init_report(layers, s)})
 
 
 @_checker("Task 2 · an initialization for 100 plain ReLU layers")
 def _judge_init_linear(answers, seed, thorough) -> str:
-    import torch
-
     replay = _Replay(answers)
     for s in _init_cases(seed, thorough):
-        for _ in range(100):
+        for _ in range(INIT_DEPTH):
             _run("init_linear(layer)", replay.next)
         report = answers[replay.used].get("report") if replay.used < len(answers) else None
         replay.used += 1
-        if type(report) is not dict:
-            raise _Unreadable("a malformed answer")
-        if report.get("unchanged") is not False:
-            raise _Fail("init_linear left the weights as PyTorch created them. Re-initialize layer.weight "
-                        "(e.g. with a function from torch.nn.init).")
-        w = _exact(report.get("first"))
-        ms, bias, fan = (_exact(report.get(k)) for k in ("weight_ms", "bias_ms", "fan_in"))
-        if not (_is_tensor(w) and w.shape == (128, 128)) or not all(type(v) is list and len(v) == 100 for v in (ms, bias, fan)):
-            raise _Unreadable("a malformed answer")
-        if not torch.isfinite(w).all():
-            raise _Fail("init_linear put infinite or NaN values in the weights.")
-        if abs(w.mean().item()) > 0.1 * math.sqrt(w.pow(2).mean().item()):
-            raise _Fail(f"your weights are not centred on zero (their mean is {w.mean().item():.3g}). The variance "
-                        "argument, and a healthy network, need weights drawn symmetrically around 0.")
-        if not math.isclose(float(ms[0]), w.double().pow(2).mean().item(), rel_tol=1e-4):
-            raise _Unreadable("inconsistent answers")
-        q, stds = 1.0, []
-        for i in range(100):
-            q = float(fan[i]) * float(ms[i]) * (q if i == 0 else q / 2) + float(bias[i])
-            stds.append(math.sqrt(q) if math.isfinite(q) and q >= 0 else float("inf"))
-        bad = next((i for i, sd in enumerate(stds) if not (0.5 <= sd <= 2)), None)
-        if bad is None:
-            continue
-        direction = "shrinks" if stds[bad] < 0.5 else "grows"
-        hint = ("Your weights are too small: ReLU zeroes about half of each layer's input, so the weight variance "
-                "must be 2 / fan_in to keep the signal's size (He et al. 2015)." if direction == "shrinks" else
-                "Your weights are too large: aim for a weight variance of 2 / fan_in (He et al. 2015).")
-        raise _Fail(f"with your initialization the activations' standard deviation {direction} to {stds[bad]:.3g} "
-                    f"by layer {bad + 1}, outside [0.5, 2]. {hint}")
-    return f"the activation std stays within [0.5, 2] through all 100 layers (predicted {stds[-1]:.2f} at the last)."
+        message = _init_verdict(report, s)
+    return message
 
 
 # --------------------------------------------------------------------------- Task 3: how small must the branches be?

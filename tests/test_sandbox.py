@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from book.sandbox import Sandbox, python_paths
+from book.sandbox import SCRATCH, Sandbox, python_paths
 
 
 def test_the_private_tmp_is_mounted_before_the_course_so_a_checkout_under_tmp_stays_visible(tmp_path):
-    args = Sandbox(tmp_path)._argv(["python", "-c", "pass"], {})
+    args = Sandbox(b"{}")._bwrap_args({}, 0, None, python_paths())
     tmpfs = args.index("--tmpfs")
-    assert args[tmpfs + 1] == "/tmp"
+    assert args[tmpfs + 1] == SCRATCH and args[args.index("--symlink") + 2] == "/tmp"   # /tmp lives in the scratch
     for path in python_paths():
         bind = next(i for i in range(len(args) - 2) if args[i] == "--ro-bind" and args[i + 1] == str(path))
         assert bind > tmpfs, f"{path} is bound before the private /tmp, which would hide it when it lives under /tmp"
@@ -22,3 +22,67 @@ def test_python_paths_cover_the_interpreter_the_environment_and_the_package():
     paths = python_paths()
     assert Path(book.__file__).resolve().parent in paths
     assert Path(sys.prefix).resolve() in paths
+
+
+# --------------------------------------------------------------------------- the runner's pipes, from the learner's kernel
+
+REACH = r"""
+import json, os
+mine = []
+for fd in os.listdir('/proc/self/fd'):
+    try:
+        mine.append(os.readlink(f'/proc/self/fd/{fd}'))
+    except OSError:
+        pass
+ancestors, pid = [], os.getppid()
+while pid > 0:
+    ancestors.append(pid)
+    pid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
+opened = []
+for pid in ancestors:
+    for fd in ('0', '1', '2', '3', '4', '5', '6', '7'):
+        for mode in ('rb', 'wb'):
+            try:
+                open(f'/proc/{pid}/fd/{fd}', mode).close()
+                opened.append(f'{pid}/{fd}/{mode}')
+            except OSError:
+                pass
+raise ValueError('REACH ' + json.dumps({'fds': [f for f in mine if f.startswith('pipe:')], 'ancestors': ancestors,
+                                        'opened': opened[:10]}))
+"""
+
+
+def test_the_kernel_reaches_neither_the_runners_nor_bubblewraps_pipes():
+    """The kernel holds only its own pipes, and opens no pipe of an ancestor (the runner, bubblewrap's init)
+    through /proc: it cannot read the grader's seeds, stop the runner's reading, or write the grader's lines."""
+    import json
+    import os
+    import sys
+
+    import nbformat
+    import pytest
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from book.grade import _sandbox_env
+    from book.sandbox import unavailable_reason
+
+    if unavailable_reason() is not None:
+        pytest.skip(f"no sandbox: {unavailable_reason()}")
+    notebook = nbformat.writes(new_notebook(cells=[new_code_cell(REACH)])).encode()
+    with Sandbox(notebook) as box:
+        box.prepare()
+        env = _sandbox_env(box.scratch_inside, box.tmp_inside)
+        proc = box.start([sys.executable, "-m", "book.notebook_runner", f"{box.scratch_inside}/submission.ipynb",
+                          "--timeout", "60"], env)
+        grader_pipes = {f"pipe:[{os.fstat(stream.fileno()).st_ino}]" for stream in (proc.stdin, proc.stdout)}
+        first = json.loads(proc.stdout.readline())
+        proc.stdin.write(b'{"requests": []}\n')
+        proc.stdin.flush()
+        proc.communicate(timeout=60)
+    (_, ename, evalue), = first["cells"]["errors"]
+    report = json.loads(evalue.split("REACH ", 1)[1])
+    assert report["opened"] == [], report
+    assert len(report["ancestors"]) >= 2, report           # the runner, and bubblewrap's init above it
+    # the kernel's own descriptors: none is the runner's stdin or its channel to the grader (not inherited)
+    assert not grader_pipes & set(report["fds"]), (grader_pipes, report["fds"])
+    assert any(link.startswith("pipe:") for link in report["fds"]), report["fds"]

@@ -8,7 +8,7 @@ from book.sandbox import SCRATCH, Sandbox, python_paths
 def test_the_private_tmp_is_mounted_before_the_course_so_a_checkout_under_tmp_stays_visible(tmp_path):
     args = Sandbox(b"{}")._bwrap_args({}, 0, None, python_paths())
     tmpfs = args.index("--tmpfs")
-    assert args[tmpfs + 1] == SCRATCH and args[args.index("--symlink") + 2] == "/tmp"   # /tmp lives in the scratch
+    assert args[tmpfs + 1] == SCRATCH and ["--symlink", f"{SCRATCH}/.tmp", "/tmp"] == args[tmpfs + 4:tmpfs + 7]
     for path in python_paths():
         bind = next(i for i in range(len(args) - 2) if args[i] == "--ro-bind" and args[i + 1] == str(path))
         assert bind > tmpfs, f"{path} is bound before the private /tmp, which would hide it when it lives under /tmp"

@@ -139,3 +139,26 @@ def test_init_judge_computes_statistics_from_raw_weights():
         own, graded_attack = ex.check_init_linear(attack), graded(attack)
         assert not own and not graded_attack, (own, graded_attack)
         assert "left the weights" in own.message and "left the weights" in graded_attack.message
+
+
+# --------------------------------------------------------------------------- the judge's data
+
+def test_a_poisoned_data_cache_does_not_reach_the_judge(tmp_path, monkeypatch):
+    """A cache file with other numbers (as a submission run without the sandbox could write) is not used."""
+    import numpy as np
+
+    from book import data as datasets
+    from book.exercises import ex03
+
+    monkeypatch.setattr(ex03, "_VERIFIED", [])
+    monkeypatch.setenv("RESIDUAL_COURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(datasets, "_MEMORY", {})
+    datasets.load_mnist1d()                                     # writes the cache file under tmp_path
+    (path,) = tmp_path.rglob("mnist1d-*.npz")
+    with np.load(path) as f:
+        raw = {k: f[k] for k in f.files}
+    raw["x"] = raw["x"][::-1].copy()                            # the same numbers, other sequences first
+    np.savez(path, **raw)
+    datasets._MEMORY.clear()
+    x, y = ex03._ratio_batch()
+    assert ex03._batch_digest(x, y) == ex03.RATIO_BATCH_SHA256

@@ -69,3 +69,11 @@ def test_anything_else_stops_the_generator(text):
 def test_leftovers_are_named():
     assert myst_leftovers("a {glue:text}`x` and :::{note}") == ["{glue", ":::{"]
     assert myst_leftovers("plain $x$ text") == []
+
+
+def test_a_reference_links_to_its_target_on_the_web_page():
+    ctx = Context(VALUES.__getitem__, lambda k, t: "", "https://site/", labels={"fig-identity-fit": "chapters/02_x"})
+    out = to_jupyter_markdown("See {ref}`the figure <fig-identity-fit>`.", ctx).markdown
+    assert out == "See [the figure](https://site/chapters/02_x.html#fig-identity-fit)."
+    with pytest.raises(UnsupportedMyST):
+        to_jupyter_markdown("See {ref}`fig-identity-fit`.", ctx)

@@ -11,7 +11,8 @@ MyST                                    Jupyter Markdown
 ``{glue:text}`name:.2f```               the number, formatted as the web page formats it (myst-nb's own code)
 ``{cite}`key1,key2```                   ``([He et al., 2016](…/references.html); …)``, author–year as on the page
 ``{cite:t}`key```                       ``[He et al. (2016)](…/references.html)``
-``{doc}`text <path>```, ``{ref}```      a link to the web page
+``{doc}`text <path>```,                 a link to the web page (a ``{ref}`` needs its text; its label is
+``{ref}`text <label>```                 found among the book's ``(label)=`` targets and ``:name:`` options)
 ``{math}`x```                           ``$x$``
 ``:::{admonition} Predict`` (and tip,   a quoted block with a bold title
 note, warning, …)
@@ -62,6 +63,7 @@ class Context:
     site_url: str
     where: str = "<text>"
     cited: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)   # a target's label -> its page ("chapters/01_degradation")
 
 
 @dataclass
@@ -164,9 +166,13 @@ def _role(name: str, content: str, ctx: Context) -> str:
         match = re.fullmatch(r"(.*?)\s*<([^>]+)>", content, re.S)
         if not match and name == "ref":
             raise UnsupportedMyST(f"{ctx.where}: {{ref}}`{content}` needs an explicit text: {{ref}}`text <label>`")
-        label, target = (match[1], match[2]) if match else (content, content)
-        page = target.removeprefix("/").removesuffix(".md") + ".html" if name == "doc" else f"#{target}"
-        return f"[{label}]({ctx.site_url}{page})" if name == "doc" else label
+        text, target = (match[1], match[2]) if match else (content, content)
+        if name == "doc":
+            return f"[{text}]({ctx.site_url}{target.removeprefix('/').removesuffix('.md')}.html)"
+        if target not in ctx.labels:
+            raise UnsupportedMyST(f"{ctx.where}: no target ({target})= or :name: {target} in the book's pages")
+        anchor = re.sub(r"[^a-z0-9]+", "-", target.lower()).strip("-")     # Sphinx's id for the label
+        return f"[{text}]({ctx.site_url}{ctx.labels[target]}.html#{anchor})"
     raise UnsupportedMyST(f"{ctx.where}: the role {{{name}}} has no Jupyter Markdown form here (see "
                           "book/authoring/jupyter_markdown.py)")
 
@@ -195,7 +201,7 @@ def _directive(info: str, content: str, ctx: Context, line: int) -> Rendered:
     name, argument = match[1], match[2].strip()
     options, body = _options_and_body(content)
     where = f"{ctx.where}, line {line + 1}"
-    inner = to_jupyter_markdown(body, Context(ctx.glue_text, ctx.cite, ctx.site_url, where, ctx.cited))
+    inner = to_jupyter_markdown(body, Context(ctx.glue_text, ctx.cite, ctx.site_url, where, ctx.cited, ctx.labels))
     if name in ("glue:figure", "glue:any", "glue", "glue:"):
         if not argument:
             raise UnsupportedMyST(f"{where}: {{{name}}} without a name")

@@ -125,6 +125,16 @@ def _reference_list(bib, keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def labels(root: Path = ROOT) -> dict[str, str]:
+    """Every cross-reference target of the book's pages (``(label)=`` and ``:name: label``) -> its page."""
+    found = {}
+    for md in sorted(root.glob("*.md")) + sorted(root.glob("chapters/*.md")) + sorted(root.glob("exercises/*.md")):
+        page = md.relative_to(root).with_suffix("").as_posix()
+        for label in re.findall(r"^\(([\w.:-]+)\)=\s*$|^:name:\s*(\S+)", md.read_text(), re.M):
+            found[label[0] or label[1]] = page
+    return found
+
+
 # -- the notebook ------------------------------------------------------------------------------------
 
 NUMBERS_NOTE = (
@@ -185,13 +195,13 @@ def render(md_path: Path, glue: dict[str, str], root: Path = ROOT):
             return "; ".join(f"[{names} ({year})]({refs})" for names, year in parts)
         return "(" + "; ".join(f"[{names}, {year}]({refs})" for names, year in parts) + ")"
 
-    ctx = Context(glue_text, cite, url, str(rel))
+    ctx = Context(glue_text, cite, url, str(rel), labels=labels(root))
     figure_cell = {}                     # glue name -> index of the code cell that glues it
     for i, cell in enumerate(source.cells):
         if cell.cell_type == "code":
             for name in _glued_names(cell.source):
                 figure_cell.setdefault(name, i)
-    rendered = {i: to_jupyter_markdown(c.source, Context(glue_text, cite, url, f"{rel}, cell {i}", ctx.cited))
+    rendered = {i: to_jupyter_markdown(c.source, Context(glue_text, cite, url, f"{rel}, cell {i}", ctx.cited, ctx.labels))
                 for i, c in enumerate(source.cells) if c.cell_type == "markdown"}
     captions: dict[int, list[str]] = {}
     for i, r in rendered.items():

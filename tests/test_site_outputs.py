@@ -85,7 +85,7 @@ def test_finished_bars_take_no_space_and_a_live_widget_still_shows(chromium, tmp
 def site(request):
     existing = os.environ.get("RESIDUAL_COURSE_SITE")
     if existing:
-        return Path(existing)
+        return Path(existing).resolve()
     built = request.getfixturevalue("built_site")
     assert built["returncode"] == 0, built["log"][-3000:]
     return built["html"]

@@ -44,8 +44,10 @@ colab: $(STAMP)
 	$(PY) -m book.authoring.notebooks colab
 
 # The course in JupyterLab, with its environment's kernel: open chapters/ or exercises/ and run a notebook.
+# Extra options for JupyterLab go in LAB_ARGS (e.g. `make lab LAB_ARGS="--no-browser --port 8890"`).
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) chapters/01_degradation.ipynb
+	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) $(LAB_ARGS) chapters/01_degradation.ipynb
 
 # Every test, the executed book build included.
 test: $(STAMP) $(COLAB_STAMP)

@@ -9,6 +9,7 @@ above it (``tests/test_layout.py`` enforces this):
 
 Foundations
     - :mod:`book.errors`        one ``ConfigError`` and the validation helpers that raise it
+    - :mod:`book.numerics`      the pinned numerical path: one set of bits on every x86-64 CPU (opt-in, before torch computes)
     - :mod:`book.cache`         the result cache, keyed by the code each result imports; atomic writes
     - :mod:`book.records`       recorded runs: long results kept in the repository with their provenance
     - :mod:`book.data`          MNIST-1D, generated offline and cached
@@ -31,6 +32,7 @@ Networks (:mod:`book.nets`)
 Chapters (one experiments module and, where the chapter has an explorer, one widgets module)
     - :mod:`book.ch1_degradation`      Chapter 1: plain and residual depth runs
     - :mod:`book.ch1_widgets`          Chapter 1's depth explorer
+    - :mod:`book.fingerprint`          ``python -m book.fingerprint``: does this machine compute the book's numbers bit for bit?
     - :mod:`book.ch2_learn_the_change` Chapter 2: fitting the identity, inserting zero blocks
     - :mod:`book.ch3_gradient_highway` Chapter 3: gradient flow, initializations, shattered gradients
     - :mod:`book.ch3_widgets`          Chapter 3's gradient-flow explorer and animations

@@ -118,24 +118,40 @@ def test_early_training_loss_probe_and_judge_agree_with_the_self_check():
     assert verdict.message == ex.check_early_training_loss(wrong["early_training_loss"], thorough=True, seed=17).message
 
 
-def test_zero_init_slows_resnet20_and_the_range_test_separates_it():
-    """The model answer's first finding, and the range test's bounds with their margins (seeds 0-2)."""
+EX04_SEEDS = (0, 1, 2, 3, 4)   # the exercise's seeds
+
+
+@pytest.fixture(scope="module")
+def early_losses():
+    """The exercise's experiment: {(depth, zero_init): [loss after two epochs for each of EX04_SEEDS]}."""
+    right = _solution(EX04, "early_training_loss")["early_training_loss"]
+    return {(depth, zero): [right(depth, zero, seed) for seed in EX04_SEEDS] for depth in (20, 56) for zero in (False, True)}
+
+
+def test_zero_init_slows_resnet20_and_the_range_test_separates_it(early_losses):
+    """The model answer's first finding, and the range test's bounds with their margins.
+
+    Measured over seeds 0-7 on the pinned kernels and on an AMD CPU's native (AVX-512) ones: zero-init 1.53-1.70,
+    default 0.76-1.07, zero-init at least 0.56 higher on every seed. The range test takes seed 1 (1.659 on both paths).
+    """
     low, high = _hidden_range(EX04, "early_training_loss")
-    right = _solution(EX04, "early_training_loss")["early_training_loss"]
-    for seed in (0, 1, 2):
-        zero, default = right(20, True, seed), right(20, False, seed)
-        assert low + 0.15 <= zero <= high - 0.15, (seed, zero)      # measured 1.56-1.66 on seeds 0-2 (1.53-1.70 on 0-7)
-        assert default < low - 0.15, (seed, default)                # measured 0.87-1.07: forgetting zero-init fails
-        assert zero > default + 0.3, seed
+    zero, default = early_losses[(20, True)], early_losses[(20, False)]
+    assert all(low + 0.15 <= z <= high - 0.15 for z in zero), zero
+    assert all(d < low - 0.15 for d in default), default            # forgetting zero-init fails the range test
+    assert all(z > d + 0.3 for z, d in zip(zero, default)), (zero, default)
 
 
-def test_zero_init_makes_resnet56_start_predictable():
-    """The model answer's second finding: at 56 layers the default start scatters over seeds, the zero-init one does not."""
-    right = _solution(EX04, "early_training_loss")["early_training_loss"]
-    default = [right(56, False, seed) for seed in (0, 1, 2)]
-    zero = [right(56, True, seed) for seed in (0, 1, 2)]
-    assert max(zero) - min(zero) < 0.15 < 0.4 < max(default) - min(default), (default, zero)
-    assert abs(sum(zero) / 3 - sum(default) / 3) < max(default) - min(default)
+def test_zero_init_makes_resnet56_start_predictable(early_losses):
+    """The model answer's second finding: at 56 layers the default start scatters over seeds, the zero-init one does not,
+    and the zero-init one is not faster.
+
+    Measured over seeds 0-7, pinned and native kernels: any five seeds of the default net spread over at least 0.42
+    (0.58 pinned and 0.74 native on seeds 0-4), the zero-initialized net's over at most 0.066; the zero-init mean is 1.42
+    on both paths against a default mean of 1.32 (pinned) and 1.20 (native) on seeds 0-4.
+    """
+    default, zero = early_losses[(56, False)], early_losses[(56, True)]
+    assert max(zero) - min(zero) < 0.15 < 0.3 < max(default) - min(default), (default, zero)
+    assert sum(zero) / len(zero) > sum(default) / len(default) - 0.1, (default, zero)
 
 
 # --------------------------------------------------------------------------- Exercise 5, Task 3: swapping blocks

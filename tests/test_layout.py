@@ -5,7 +5,7 @@ The import rule (read from the code with :func:`book.cache.import_graph`):
 - a foundation (``errors``, ``cache``, ``data``, ``training``, …) imports only foundations;
 - a network (``nets.*``) imports foundations and networks;
 - a chapter's experiments (``chN_*``) import foundations, networks and earlier chapters' experiments;
-- a chapter's widgets (``chN_widgets``) and scripts (``reproduce``, Chapter 4's) import the same plus
+- a chapter's widgets (``chN_widgets``) and scripts (``reproduce``, Chapter 4's; ``fingerprint``, Chapter 1's) import the same plus
   their own chapter's experiments and earlier chapters' widgets;
 - the exercises' self-checks import foundations, networks and chapters; the grader imports the exercises;
 - ``authoring.*`` may import anything, and nothing outside ``authoring`` imports it;
@@ -31,7 +31,7 @@ from book.cache import import_graph
 ROOT = Path(__file__).resolve().parent.parent
 
 FOUNDATION, NETS, CHAPTER, WIDGETS, EXERCISES, GRADER, AUTHORING, PACKAGE = range(8)
-SCRIPTS = {"reproduce": 4}  # command-line scripts that belong to a chapter
+SCRIPTS = {"reproduce": 4, "fingerprint": 1}  # command-line scripts that belong to a chapter
 
 
 def layer(module: str, package: str = "book") -> tuple[int, int]:

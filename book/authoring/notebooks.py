@@ -140,8 +140,9 @@ def labels(root: Path = ROOT) -> dict[str, str]:
 NUMBERS_NOTE = (
     "> **About this notebook.** It is the notebook version of [this chapter of the web book]({page}). "
     "The numbers in its text come from the book's own run of these cells; the cells compute them again when "
-    "you run them, top to bottom, starting with the set-up cell. On another torch version or on a GPU, a "
-    "trained network can end a little differently, within the spread between seeds that the chapter reports."
+    "you run them, top to bottom, starting with the set-up cell, which pins PyTorch's CPU kernels: with the "
+    "course's PyTorch any x86-64 CPU repeats them bit for bit; with another version (Colab's) or on a GPU a "
+    "trained network ends differently, within the spread between seeds that the chapter reports."
 )
 
 

@@ -1,6 +1,6 @@
 # The two commands of the README: `make book` and `make test`.
 # `book` is also the package folder: without .PHONY make would call it up to date.
-.PHONY: book test bench env sync colab lab clean test-colab colab-env
+.PHONY: book test bench env sync colab lab clean test-colab colab-env instructor-bundle
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -31,13 +31,30 @@ test-colab: $(STAMP) $(COLAB_STAMP)
 
 # Build the executed book into _build/html (every notebook runs: --all), then render the chapters'
 # notebooks for Jupyter and Colab with the numbers this build computed.
+# `make book EDITION=course`: the course edition, for a class that hands the exercises in: the same site with no
+# solutions, model answers or rubrics (exercise pages as the student notebooks show them), in _build/course/html.
+EDITION ?= public
 book: $(STAMP)
 	$(PY) -m book.authoring.notebooks check-install
 	$(PY) -m book.authoring.exercise_pages check
+ifeq ($(EDITION),course)
+	$(PY) -m book.authoring.editions course _build/course-src
+	$(VENV)/bin/jupyter-book build --all -W -n --keep-going _build/course-src --path-output _build/course
+	@echo
+	@echo "Built the course edition. Open $(CURDIR)/_build/course/_build/html/index.html"
+else ifeq ($(EDITION),public)
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
 	$(PY) -m book.authoring.notebooks colab
 	@echo
 	@echo "Built. Open $(CURDIR)/_build/html/index.html"
+else
+	$(error EDITION is public (the default) or course)
+endif
+
+# For instructors only: solution notebooks, rubrics, hidden tests, a marking guide, gradebook templates for
+# Canvas and Moodle, and each exercise's Gradescope zip, in _build/instructor-bundle (and its .zip).
+instructor-bundle: $(STAMP)
+	$(PY) -m book.authoring.instructor_bundle --out _build/instructor-bundle
 
 # Only the notebooks' rendering, from the last build's numbers (after `make book`).
 colab: $(STAMP)

@@ -13,8 +13,9 @@ The grader writes, all under ``OUT`` and only once every sandbox is gone:
 - ``gradebook.csv``: one row per submission: its original path, status, points per task, total, a column per
   written answer (``review``: text to mark by hand; ``missing``: none written), the points left to mark, details;
 - ``collection.csv``: every file found in the submissions folder and what became of it;
-- ``feedback/<name>.md``: what each task's tests said, what went wrong while running, and each written answer
-  with its rubric;
+- ``feedback/<name>.md``, for the learner: what each task's tests said, what went wrong while running, and each
+  written answer (never a rubric);
+- ``marking/<name>.md``, for the instructor: the same with each written answer's rubric, to mark by hand;
 - with ``--gradescope``: ``gradescope/<name>/results.json`` (and ``results.json`` when there is
   one submission, as Gradescope's autograder expects).
 
@@ -634,7 +635,8 @@ def _md(text, limit: int = FIELD_CHARS) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _feedback_text(r: SubmissionResult) -> str:
+def _feedback_text(r: SubmissionResult, instructor: bool = False) -> str:
+    """The feedback file: the learner's copy never holds a rubric; the instructor's (``instructor=True``) does."""
     lines = [f"# Feedback: {r.name}", "", f"- exercise: {r.exercise or 'unknown'}", f"- status: {r.status}",
              f"- score: {_points(r.total)} / {_points(r.max_total)} checked automatically"
              + (f", and {_points(r.review_total)} for written answers, marked by hand" if r.written else ""), ""]
@@ -650,7 +652,7 @@ def _feedback_text(r: SubmissionResult) -> str:
             text = w.text[:20 * FIELD_CHARS] + (" … [cut]" if len(w.text) > 20 * FIELD_CHARS else "")
             fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
             lines += ["The learner wrote:", "", f"{fence}text", text, fence, ""]
-        if w.rubric:
+        if w.rubric and instructor:
             lines += ["Rubric:", "", w.rubric, ""]
     if r.notes:
         lines += ["## While running your notebook", ""] + [f"- {_md(n, 1000)}" for n in r.notes[:60]] + [""]
@@ -708,7 +710,8 @@ def write_reports(results: list[SubmissionResult], cfg: GradeConfig, log: list[t
     csv.writer(buffer).writerows([("path", "what the grader did"), *((_cell(p), _cell(w)) for p, w in log)])
     _write(cfg.out / "collection.csv", buffer.getvalue())
     for r in results:
-        _write(cfg.out / "feedback" / f"{r.name}.md", _feedback_text(r))
+        _write(cfg.out / "feedback" / f"{r.name}.md", _feedback_text(r))        # for the learner: no rubric
+        _write(cfg.out / "marking" / f"{r.name}.md", _feedback_text(r, instructor=True))   # with the rubrics
     if cfg.gradescope:
         for r in results:
             _write(cfg.out / "gradescope" / r.name / "results.json", json.dumps(_gradescope(r), indent=2))

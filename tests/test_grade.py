@@ -120,7 +120,9 @@ def test_feedback_names_the_mistake(graded):
     assert "not done yet" in (feedback / "partial.md").read_text()
     correct = (feedback / "correct.md").read_text()
     assert "7 / 7" in correct and "✓" in correct
-    assert "Zero-init made ResNet-20 slower" in correct and "Rubric:" in correct   # the written answers, to mark
+    assert "Zero-init made ResNet-20 slower" in correct and "Rubric:" not in correct   # the learner's copy
+    marking = (graded["out"] / "marking" / "correct.md").read_text()
+    assert "Zero-init made ResNet-20 slower" in marking and "Rubric:" in marking          # the instructor's, to mark
     assert "No answer was written" in (feedback / "partial.md").read_text()
 
 

@@ -118,7 +118,10 @@ def test_written_answers_go_to_the_gradebook_for_review_and_to_the_feedback_with
     assert book["wrote"]["total"] == "1" and book["wrote"]["review_max"] == "4"
     feedback = (tmp_path / "feedback" / "wrote.md").read_text()
     assert "````text\n" + hostile + "\n````" in feedback      # a fence longer than any run of backticks inside
-    assert "Rubric:" in feedback and "underfits" in feedback and "marked by hand" in feedback
+    assert "Rubric:" not in feedback and "underfits" not in feedback and "marked by hand" in feedback
+    marking = (tmp_path / "marking" / "wrote.md").read_text()
+    assert "````text\n" + hostile + "\n````" in marking
+    assert "Rubric:" in marking and "underfits" in marking                  # the instructor's copy, to mark
     assert "No answer was written" in (tmp_path / "feedback" / "blank.md").read_text()
     assert collect_answers(nb, specs)["3b"] == hostile
 

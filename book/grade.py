@@ -488,6 +488,24 @@ def _read_regular(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
+def _place(nb, index: int) -> str:
+    """Where code cell ``index`` (counted as the runner counts: code cells with text) is, in words a learner can
+    follow in Colab or Jupyter, which show no cell numbers: the heading above it, and its place under that heading."""
+    heading, nth, seen = None, 0, -1
+    for cell in nb.cells if nb is not None else ():
+        if cell.get("cell_type") == "markdown" and isinstance(cell.get("source"), str):
+            found = [m.group(1).strip() for m in re.finditer(r"^#{1,4} +(.+)$", cell.source, re.MULTILINE)]
+            if found:
+                heading, nth = found[-1], 0
+        elif cell.get("cell_type") == "code" and isinstance(cell.get("source"), str):
+            seen, nth = seen + 1, nth + 1
+            if seen == index:
+                ordinal = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(nth, f"{nth}th")
+                where = f"under the heading “{_md(heading, 80)}”" if heading else "before the first heading"
+                return f"the {ordinal} code cell {where}"
+    return f"code cell {index + 1}"
+
+
 def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], known: dict[str, Path],
                      cfg: GradeConfig, answers_by_exercise: dict[str, list[dict]] | None = None) -> SubmissionResult:
     """Grade one submission; never raises for anything the notebook does."""
@@ -563,11 +581,12 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
     for index, ename, evalue in errors:
         if type(index) is int:
             ename = re.sub(r"[^\w.]", "", str(ename))[:60] or "Error"
-            result.notes.append(f"code cell {index + 1} raised {ename}: [from your code] {_learner_text(evalue)}"
-                                if ename != "CellTimeout" else f"code cell {index + 1} raised CellTimeout: "
+            place = _place(nb, index)
+            result.notes.append(f"{place} raised {ename}: [from your code] {_learner_text(evalue)}"
+                                if ename != "CellTimeout" else f"{place} raised CellTimeout: "
                                 f"it was stopped after {cfg.cell_timeout:.0f} s")
     for index in skipped:
-        result.notes.append(f"code cell {index + 1} stopped the kernel; it was left out and the notebook run again")
+        result.notes.append(f"{_place(nb, index)} stopped the kernel; it was left out and the notebook run again")
     started_up = bool(cells) or run.get("timed_out")
     if not started_up:   # the sandbox ended before it said how the cells ran: show why, labelled
         tail = _learner_text(run.get("stderr", ""), 600)

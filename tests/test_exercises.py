@@ -220,8 +220,12 @@ def _solution_namespace(name: str) -> dict:
     return _solution_run(name)[0]
 
 
+MESSAGES: list[str] = []   # every message a usual mistake got (scanned for target values below)
+
+
 def _fails_with(feedback: ex.Feedback, *phrases: str):
     assert isinstance(feedback, ex.Feedback) and not feedback, repr(feedback)
+    MESSAGES.append(feedback.message)
     for phrase in phrases:
         assert phrase in feedback.message, f"{phrase!r} not in {feedback.message!r}"
 
@@ -251,8 +255,9 @@ def test_block_mistakes():
                 "shortcut needs a projection")
     _fails_with(ex.check_basic_block(_block_variant(forward=lambda s, x: s.branch(x) + s.shortcut(x))),
                 "no ReLU after the sum")
-    narrow = lambda c_in, c_out, stride: nn.Sequential(nn.Conv1d(c_in, c_out, 1, bias=False), nn.BatchNorm1d(c_out))
-    _fails_with(ex.check_basic_block(_block_variant(shortcut=narrow)), "stride")
+    narrow = lambda c_in, c_out, stride: nn.Identity() if (c_in, stride) == (c_out, 1) else \
+        nn.Sequential(nn.Conv1d(c_in, c_out, 1, bias=False), nn.BatchNorm1d(c_out))     # a projection without stride
+    _fails_with(ex.check_basic_block(_block_variant(shortcut=narrow)), "a projection without that stride keeps its length")
 
 
 def test_parameter_count_mistakes():
@@ -507,3 +512,53 @@ def test_final_error_mistakes():
     _fails_with(ex.check_final_error(lambda d, r, split="train", runs=None: [right(d, r, split, runs)] * 2),
                 "return one: the mean over the seeds")
     assert 0.3 <= right(56, False, "train") <= 0.8 and right(20, False, "train") < 0.1
+
+
+# --------------------------------------------------------------------------- messages teach without answering
+
+TARGET_PATTERNS = (r"expected \(?\[?-?\d", r"not the [\d,.]{3,}", r"should be [^.:;]*= ?-?\d", r"= -?\d[\d,.]* of ")
+
+
+def test_no_self_check_message_holds_a_target_value():
+    """The usual mistakes of every task, run again: no message says the value the task wants."""
+    import re
+
+    MESSAGES.clear()
+    mistakes = [test_block_mistakes, test_parameter_count_mistakes, test_residual_mistakes, test_zero_init_mistakes,
+                test_weighted_layer_and_identity_block_mistakes, test_gradient_probe_mistakes,
+                test_initialization_mistakes, test_path_mistakes, test_transformer_block_mistakes,
+                test_final_error_mistakes]
+    for mistake in mistakes:
+        mistake()
+    # the numeric tasks' targets, for the calls their checks make
+    right = _solution_namespace("ex04_building_resnets")["cifar_resnet_parameters"]
+    targets = {f"{right(d):,}" for d in (20, 32, 44, 56, 110)} | {str(right(d)) for d in (20, 32, 44, 56, 110)}
+    final_error = _solution_namespace("ex01_degradation")["final_error"]
+    for depth, residual, split in ((56, False, "train"), (20, True, "test"), (20, False, "train"), (56, True, "test")):
+        targets |= {f"{final_error(depth, residual, split):.4f}", f"{final_error(depth, residual, split):.1%}"}
+    assert len(MESSAGES) >= 30
+    for message in MESSAGES:
+        for pattern in TARGET_PATTERNS:
+            assert not re.search(pattern, message), f"{message!r} gives a target ({pattern})"
+        own = re.sub(r"(returned|returns|got) \S+", "", message)   # the learner's own value may be any number
+        leaked = [t for t in targets if t in own]
+        assert not leaked, f"{message!r} holds the target value {leaked[0]}"
+    # DeepNorm: one constant right, or neither: the hint names the constant to look up, never its value or formula
+    for wrong in (lambda n: ((2 * n) ** 0.25, 0.5), lambda n: (1.5, (8 * n) ** -0.25), lambda n: (1.0, 1.0)):
+        message = ex.check_deepnorm_constants(wrong).message
+        assert not re.search(r"\d\.\d{3}|\(2N\)|\(8N\)", message.split(":", 1)[1].split("):", 1)[-1]), message
+    # a wrong count says which way it is off, and the slip, never the count
+    message = ex.check_cifar_resnet_parameters(lambda d: right(d) + 1).message
+    assert "too many for ResNet-20" in message and f"{right(20):,}" not in message
+
+
+def test_blank_student_notebook_run_all_raises_only_not_done_yet():
+    """'Run all' on an untouched student notebook: each cell that stops says 'not done yet', never a raw error such
+    as a NameError for a variable an unfinished cell did not set."""
+    for name in NAMES:
+        nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+        _, results = _run_cells(_code(nb))
+        for i, source, value in results:
+            if isinstance(value, Exception):
+                assert isinstance(value, NotImplementedError) and str(value).startswith("not done yet"), \
+                    f"{name}, code cell {i} ({source.splitlines()[0]!r}) raised {type(value).__name__}: {value}"

@@ -118,6 +118,7 @@ def test_feedback_names_the_mistake(graded):
     deleted = (feedback / "deleted_cells.md").read_text()
     assert "`BasicBlock` is not defined" in deleted and "`cifar_resnet_parameters` is not defined" in deleted
     assert "not done yet" in (feedback / "partial.md").read_text()
+    assert "under the heading “Task " in (feedback / "partial.md").read_text()     # where, as the learner sees it
     correct = (feedback / "correct.md").read_text()
     assert "7 / 7" in correct and "✓" in correct
     assert "Zero-init made ResNet-20 slower" in correct and "Rubric:" not in correct   # the learner's copy

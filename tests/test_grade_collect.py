@@ -132,3 +132,15 @@ def test_an_unreadable_notebook_has_no_written_answers():
     specs = written_answers(SOURCE_DIR / "ex01_degradation.md")
     assert [w.text for w in grading._written(None, specs)] == [None, None]
     assert [w.text for w in grading._written({"cells": [None, 3, {"cell_type": "markdown"}]}, specs)] == [None, None]
+
+
+def test_a_cell_is_named_by_the_heading_a_learner_sees():
+    """Colab and Jupyter show no cell numbers: a note names the heading above the cell and its place under it."""
+    nb = nbformat.read(ROOT / "exercises" / "ex04_building_resnets.ipynb", as_version=4)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    stubs = [k for k, i in enumerate(code) if "NotImplementedError" in nb.cells[i].source]
+    places = [grading._place(nb, k) for k in stubs]
+    assert places[0].startswith("the ") and "under the heading “Task 1 · " in places[0], places
+    assert all("under the heading “Task" in p for p in places) and not any("cell 7" in p for p in places)
+    assert grading._place(nb, 0) == "the first code cell before the first heading"      # the install cell
+    assert grading._place(None, 6) == "code cell 7"

@@ -222,7 +222,7 @@ def check_final_error(final_error: Callable, thorough: bool = False, seed: int |
                                                     if d == depth and res == residual), f"{split}_error")[-1],
             }
             slip = next((name for name, v in slips.items() if abs(v - got) <= 1e-6), None)
-            raise _Fail(f"{call} returned {got:.4f}, expected {want:.4f}"
+            raise _Fail(f"{call} returned {got:.4f}, which is not the mean final error of those runs"
                         + (f": your number is {slip}." if slip else
                            ": average, over the seeds, the last entry of each matching run's error list."))
     recorded = recorded_long()["runs"]
@@ -231,8 +231,8 @@ def check_final_error(final_error: Callable, thorough: bool = False, seed: int |
         got = _as_float(_run(call, final_error, depth, residual, split), f"the value of {call}")
         want = _final_error(recorded, depth, residual, split)
         if abs(got - want) > 1e-6:
-            raise _Fail(f"{call} returned {got:.4f}, expected {want:.4f}: without `runs`, use the recorded runs, "
-                        "recorded_long()[\"runs\"].")
+            raise _Fail(f"{call} returned {got:.4f}, which is not the recorded runs' mean final error: without "
+                        "`runs`, use the recorded runs, recorded_long()[\"runs\"].")
     return "the mean final error over seeds, from any list of runs and from the recorded ones."
 
 

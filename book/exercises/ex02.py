@@ -347,12 +347,11 @@ def check_block_changes(block_changes: Callable, thorough: bool = False, seed: i
         if _same(got, want):
             continue
         shown = ", ".join(f"{v:.4g}" for v in got)
-        expected = ", ".join(f"{v:.4g}" for v in want)
         if _same(got, want[::-1]):
-            raise _Fail(f"{call} returned [{shown}], expected [{expected}]: your list runs from the last block to the "
+            raise _Fail(f"{call} returned [{shown}]: the right numbers, but your list runs from the last block to the "
                         "first; return it first block first.")
         slip = next((text for how, text in _CHANGE_SLIPS.items() if _same(got, _changes(stack, x, how))), None)
-        raise _Fail(f"{call} returned [{shown}], expected [{expected}]"
+        raise _Fail(f"{call} returned [{shown}], which are not the blocks' relative changes"
                     + (f": your numbers are {slip}." if slip else
                        ": for each block, with h the input that reaches it, take each row's ‖block(h) − h‖ / ‖h‖ and "
                        "average over the rows; then pass h = block(h) on to the next block."))

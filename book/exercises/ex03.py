@@ -341,11 +341,11 @@ def check_gradient_ratio(gradient_ratio: Callable, thorough: bool = False, seed:
             continue
         slips = _ratio_slips(depth, alpha, s, x, y, want)
         slip = next((name for name, v in slips.items() if math.isfinite(got) and math.isclose(got, v, rel_tol=1e-3)), None)
-        raise _Fail(f"{call} returned {got:.4g}, expected {want:.4g}"
+        raise _Fail(f"{call} returned {got:.4g}, which is not the stack's first-to-last gradient ratio"
                     + (f": your number is {slip}." if slip else
-                       ": call torch.manual_seed(seed) right before building MLPStack(MLPConfig(depth=depth, width=64, "
-                       "residual=True, init='kaiming', branch_scale=alpha)), probe it with your layer_grad_norms on "
-                       "x_batch, y_batch, and divide the first layer's gradient norm by the last layer's."))
+                       ": check that you call torch.manual_seed(seed) right before building the stack, the stack's "
+                       "settings (width, residual, initialization, branch scale) and which layers' gradient norms "
+                       "you divide."))
     return ("your ratios match the grader's on stacks it drew at random: the gradient's growth through a "
             "residual stack, measured with your own probe.")
 

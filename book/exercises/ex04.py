@@ -15,9 +15,27 @@ __all__ = ['check_basic_block', 'check_cifar_resnet_parameters', 'check_early_tr
 
 
 def _needs_projection(fail, c_in: int, c_out: int, stride: int) -> str:
-    return (f"{fail}. When the {'channels' if c_in != c_out else 'length'} change, the shortcut needs a projection: "
-            f"a 1×1 nn.Conv1d with stride={stride}, followed by nn.BatchNorm1d, so that shortcut(x) has the branch's "
-            "shape.")
+    if "size of tensor" not in str(fail) and "must match" not in str(fail):
+        return f"{fail}."
+    return (f"BasicBlock({c_in}, {c_out}, stride={stride}): F(x) + shortcut(x) fails, because an identity shortcut keeps "
+            f"x's shape and the branch changes its {'channels' if c_in != c_out else 'length'}. Where the shape "
+            f"changes, the shortcut needs a projection: a 1×1 nn.Conv1d with stride={stride}, followed by "
+            "nn.BatchNorm1d, so that shortcut(x) has the branch's shape.")
+
+
+def _explain_shape_error(fail, c_in: int, c_out: int, stride: int) -> "_Fail":
+    """A forward that failed on a sum of mismatched shapes, in the task's words (the raw tensor-size error names
+    neither the branch nor the shortcut)."""
+    text = str(fail)
+    if "size of tensor" not in text and "must match" not in text:
+        return fail
+    if stride != 1:
+        return _Fail(f"BasicBlock({c_in}, {c_out}, stride={stride}): the branch F(x) and your projection shortcut "
+                     f"return different shapes, so F(x) + shortcut(x) fails. The branch's first convolution has "
+                     f"stride {stride} and shortens the sequence; a projection without that stride keeps its length. "
+                     f"Give the shortcut's 1×1 convolution stride={stride}.")
+    return _Fail(f"BasicBlock({c_in}, {c_out}, stride=1): the branch F(x) and your shortcut return different shapes, "
+                 f"so F(x) + shortcut(x) fails: the shortcut must map {c_in} channels to {c_out}, as the branch does.")
 
 
 def _check_block_output(y, x, c_in: int, c_out: int, stride: int) -> tuple:
@@ -59,7 +77,7 @@ def check_basic_block(BasicBlock, thorough: bool = False) -> str:
         except _Fail as fail:
             if changes and not has_params:  # the usual cause: an identity shortcut where the shape changes
                 raise _Fail(_needs_projection(fail, c_in, c_out, stride)) from None
-            raise
+            raise _explain_shape_error(fail, c_in, c_out, stride) from None
         want = _check_block_output(y, x, c_in, c_out, stride)
         if not calls:
             raise _Fail(f"your block never calls self.shortcut, so it has no shortcut: for BasicBlock({c_in}, {c_out}, "
@@ -161,7 +179,8 @@ def check_cifar_resnet_parameters(cifar_resnet_parameters: Callable, thorough: b
             continue
         slip = next((k for k, v in counts.items() if k != "correct" and v == got), None)
         hint = messages[slip] if slip else "count stem conv + 2 convs per block + BatchNorms + classifier."
-        raise _Fail(f"cifar_resnet_parameters({depth}) returned {got:,}, not the {counts['correct']:,} of ResNet-{depth}: {hint}")
+        off = "too many" if got > counts["correct"] else "too few"
+        raise _Fail(f"cifar_resnet_parameters({depth}) returned {got:,}, {off} for ResNet-{depth}: {hint}")
     return (f"ResNet-56 has {_cifar_counts(56)['correct']:,} parameters (the paper's 0.85M); "
             "most of them sit in the last stage, where a 3×3 conv has 64×64×9 weights.")
 
@@ -367,7 +386,7 @@ def _judge_basic_block(answers, seed, thorough) -> str:
         except _Fail as fail:
             if changes and not has_params:  # the usual cause: an identity shortcut where the shape changes
                 raise _Fail(_needs_projection(fail, c_in, c_out, stride)) from None
-            raise
+            raise _explain_shape_error(fail, c_in, c_out, stride) from None
         traced = report()
         calls = traced.get("shortcut_calls")
         want = _check_block_output(y, x, c_in, c_out, stride)
@@ -515,12 +534,10 @@ def check_early_training_loss(early_training_loss: Callable, thorough: bool = Fa
                 lambda: _early_loss(depth, zero_init, s, epochs, data, train_seed=0),
         })
         slip = next((name for name, value in slips.items() if abs(value() - got) <= 1e-5 * max(1.0, abs(got))), None)
-        raise _Fail(f"{call} returned {got:.4f}, expected {want:.4f}"
+        raise _Fail(f"{call} returned {got:.4f}, which is not the loss these steps give"
                     + (f": your number is {slip}." if slip else
-                       ": build the net right after torch.manual_seed(seed) as resnet(depth, widths=(8, 16, 32)), "
-                       "zero the last BatchNorm's γ of every block when zero_init is True, train it on `data` with "
-                       "train(model, data, TrainConfig(epochs=epochs, lr=0.1, warmup_epochs=0, milestones=()), "
-                       "seed=seed, progress=False) and return result.train_loss[-1]."))
+                       ": compare each step with the task's list: where the seed is set, the net's widths, which "
+                       "BatchNorm is zeroed, the training schedule and its seed, and which curve you return."))
     return ("the same loss as the reference for each net, with and without zero-init: your measurement can be "
             "trusted on ResNet-20 and ResNet-56.")
 

@@ -40,7 +40,7 @@ def check_count_paths(count_paths: Callable, thorough: bool = False, seed: int |
             "in exactly k of the n blocks, in their fixed order: choose which k.")
         if isinstance(got, float) and got == want:
             hint = "return an exact whole number (int), e.g. math.comb(n, k); floats lose digits for large n."
-        raise _Fail(f"count_paths({n}, {k}) returned {got!r}, expected {want}. {hint}")
+        raise _Fail(f"count_paths({n}, {k}) returned {got!r}, which is not the number of paths of length {k}. {hint}")
     return f"C(n, k) paths of length k; summed over k that is 2ⁿ, e.g. {2 ** 54:.3g} paths through 54 blocks."
 
 
@@ -201,7 +201,7 @@ def check_swapped_error(swapped_error: Callable, thorough: bool = False, seed: i
                          "model it was given. Swap the blocks in a copy (copy.deepcopy(model))":
                          _error(_swapped(in_place, i, j), x, y), **slips}
             slip = next((name for name, value in slips.items() if abs(value - got) <= 1e-6), None)
-            raise _Fail(f"{call} returned {got:.4f}, expected {want:.4f}"
+            raise _Fail(f"{call} returned {got:.4f}, which is not the swapped network's error"
                         + (f": your number is {slip}." if slip else
                            ": copy the model, exchange blocks i and j of the copy's .blocks, and return the fraction "
                            "of x that the copy, in eval mode, classifies differently from y."))

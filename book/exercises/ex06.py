@@ -132,15 +132,17 @@ def check_deepnorm_constants(deepnorm_constants: Callable, thorough: bool = Fals
             hint = "you swapped them: alpha (> 1) scales the shortcut x, beta (< 1) scales the initial weights."
         elif same(alpha, (3 * n) ** 0.25) and same(beta, (12 * n) ** -0.25):
             hint = ("(3M)^¼ and (12M)^-¼ are DeepNet's constants for the decoder of an encoder-decoder model; an "
-                    "encoder-only (or decoder-only) stack of N layers uses (2N)^¼ and (8N)^-¼.")
+                    "encoder-only (or decoder-only) stack of N layers has constants of its own (Wang et al., 2022, "
+                    "their Table 1).")
         elif same(alpha, (2 * n) ** 0.5) or same(beta, (8 * n) ** -0.5):
             hint = "you used a square root; DeepNorm uses the fourth root."
         elif same(alpha, want[0]):
-            hint = f"alpha is right; beta should be (8N)^(-1/4) = {want[1]:.4g}, got {beta:.4g}."
+            hint = "alpha is right; beta is not: look up DeepNorm's β for an encoder (or decoder) of N layers."
         elif same(beta, want[1]):
-            hint = f"beta is right; alpha should be (2N)^(1/4) = {want[0]:.4g}, got {alpha:.4g}."
+            hint = "beta is right; alpha is not: look up DeepNorm's α for an encoder (or decoder) of N layers."
         else:
-            hint = f"expected alpha = (2N)^(1/4) = {want[0]:.4g} and beta = (8N)^(-1/4) = {want[1]:.4g}."
+            hint = ("neither matches DeepNorm's constants for a stack of N layers: α up-weights the shortcut (> 1), "
+                    "β shrinks the initial weights (< 1), both a power of N.")
         raise _Fail(f"for N = {n} layers your function returns ({alpha:.4g}, {beta:.4g}): {hint}")
     a, b = (2 * 100) ** 0.25, (8 * 100) ** -0.25
     return f"for a 100-layer encoder, alpha = {a:.3f} and beta = {b:.3f}: up-weight the shortcut, shrink the branch."
@@ -356,7 +358,7 @@ def check_output_change(output_change: Callable, thorough: bool = False, seed: i
             continue
         slip = next((name for name in _UPDATE_HINTS
                      if math.isclose(got, _output_change(copy.deepcopy(base), batch, lr, name), rel_tol=1e-4)), None)
-        raise _Fail(f"{call} returned {got:.4g}, expected {want:.4g}"
+        raise _Fail(f"{call} returned {got:.4g}, which is not the relative change of the scored logits"
                     + (f": {_UPDATE_HINTS[slip]}" if slip else
                        ": step every parameter by lr·sign(∂L/∂θ) (L the masked loss), then return the norm of the "
                        "change of logits[batch.mask] divided by the norm of logits[batch.mask] before the step."))

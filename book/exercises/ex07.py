@@ -212,7 +212,9 @@ def check_composite_gain(composite_gain: Callable, thorough: bool = False, seed:
             name = next((k for k, (f, b) in slips.items() if same(bwd, b)), None)
         elif name is None and same(bwd, want[1]):
             name = next((k for k, (f, b) in slips.items() if same(fwd, f)), None)
-        raise _Fail(f"{call} returned ({fwd:.5g}, {bwd:.5g}), expected ({want[0]:.5g}, {want[1]:.5g})"
+        which = ("the forward gain is right, the backward one is not" if same(fwd, want[0]) else
+                 "the backward gain is right, the forward one is not" if same(bwd, want[1]) else "neither gain is right")
+        raise _Fail(f"{call} returned ({fwd:.5g}, {bwd:.5g}): {which}"
                     + (f": {_GAIN_HINTS[name]}" if name else
                        ": multiply P = B_L ⋯ B_1 (later matrices on the left), then return "
                        "(largest absolute row sum, largest absolute column sum) of P."))

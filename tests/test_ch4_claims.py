@@ -101,9 +101,13 @@ def test_no_rate_rescues_plain56_and_resnet56_trains_in_a_band(seed):
 
 
 @pytest.mark.parametrize("depth", SWEEP_DEPTHS)
-def test_at_every_rate_the_residual_net_trains_better_than_the_plain_one(depth):
+def test_below_the_largest_rate_the_residual_net_trains_better_than_the_plain_one(depth):
+    """Mean final training error, plain minus residual, at each rate below the largest: measured 0.21-0.38 at 20
+    layers and 0.60-0.78 at 56, on this recording (pinned kernels) and on one made on an Intel CPU's native kernels.
+    At the largest rate ResNet-56 fails too, and whether it still beats plain-56 there depends on the run
+    (0.18 on the Intel recording, 0.08 on this one): the chapter does not claim it."""
     runs = recorded_lr_sweep()["runs"]
-    for lr in SWEEP_LRS:
+    for lr in SWEEP_LRS[:-1] if depth == 56 else SWEEP_LRS:         # ResNet-20 still trains at the largest rate
         plain = sum(_final(runs, depth, False, lr, s) for s in SWEEP_SEEDS) / len(SWEEP_SEEDS)
         residual = sum(_final(runs, depth, True, lr, s) for s in SWEEP_SEEDS) / len(SWEEP_SEEDS)
-        assert residual < plain - 0.1
+        assert residual < plain - 0.1, lr

@@ -150,12 +150,22 @@ def test_most_single_deletions_barely_hurt_resnet110(seed):
     assert statistics.median(costs) < 0.03                                         # measured 0.002–0.017
     assert sum(c < 0.01 for c in costs) > 0.3 * len(costs)                         # measured 42–83 % of the blocks
     assert statistics.mean(later) < 0.04                                           # measured 0.002–0.019
-    assert all(e - run["base"] < 0.15 for e in run["downsampling_single"])         # measured ≤ 0.072: option A carries on
+
+
+def test_the_downsampling_branches_mostly_can_go():
+    """Option A's shortcut carries the signal on: over both downsampling blocks of the five seeds a deletion costs 2.6
+    points on average on an Intel CPU's native kernels and 3.5 on the pinned ones (median 1.7 and 1.9). One branch on
+    one seed cost 19 points on the pinned recording (at most 7 on the Intel one), so no bound is claimed per block."""
+    down = [e - run["base"] for run in (_deep(True, s) for s in DEEP_RESIDUAL_SEEDS) for e in run["downsampling_single"]]
+    assert statistics.mean(down) < 0.06 and statistics.median(down) < 0.035, down
 
 
 def test_where_the_effect_is_not_visible_the_first_block_of_stage_one():
-    first = [_deep(True, s)["single"][0] - _deep(True, s)["base"] for s in DEEP_RESIDUAL_SEEDS]
-    assert min(first) > 0.3                                                        # measured 0.49–0.89
+    """Deleting block 0 costs 12-89 points on the two recordings (Intel native, pinned), at least 13 times the median
+    deletion of its net."""
+    for seed in DEEP_RESIDUAL_SEEDS:
+        costs = _costs(_deep(True, seed))
+        assert costs[0] > 0.08 and costs[0] > 8 * statistics.median(costs), (seed, costs[0])
 
 
 @pytest.mark.parametrize("seed", CLAIM_SEEDS)

@@ -215,32 +215,44 @@ def test_swapped_error_probe_and_judge_agree_with_the_self_check():
         assert verdict.message == ex.check_swapped_error(_swap(how), thorough=True, seed=13).message
 
 
-def test_swaps_cost_resnet20_less_than_deletions_and_the_range_test_separates_it():
-    """The model answer's findings on seed 0, and the range test's bounds with their margins.
+EX05_SEEDS = (0, 1, 2, 3, 4)
 
-    Measured on seed 0: swaps +22 points on average, deletions +28; plain-20: swaps +62 points. Over seeds 0-5 the
-    residual mean ranged over 0.15-0.38 (the range test takes seed 0).
+
+@pytest.mark.parametrize("seed", EX05_SEEDS)
+def test_swaps_cost_resnet20_less_than_deletions(seed):
+    """The model answer's findings, on each of five seeds.
+
+    Measured over seeds 0-5 on the pinned kernels and on an AMD CPU's native (AVX-512) ones: a swap raised the test
+    error by 10-28 points on average, deleting one block by 19-33, the deletion dearer by at least 4.5 points on every
+    seed; in the second and third stages every swap cost less than the mean of deleting either of its blocks (in the
+    first stage, 4 of 24 swaps cost as much or more); 7↔8 cost 0-4 points, 4↔5 1-14; plain-20's swaps gave 78-95 %.
     """
     from book.ch4_building_resnets import TrainedNet, trained_net
     from book.ch5_unrolled_view import lesion_single
     from book.data import load_mnist1d
 
     ns = _solution(EX05, "swapped_error", "mean_swap_increase")
-    low, high = _hidden_range(EX05, "mean_swap_increase")
-    residual, plain = ns["mean_swap_increase"](True, 0), ns["mean_swap_increase"](False, 0)
-    assert low + 0.07 <= residual <= high - 0.2, residual
-    assert plain > high + 0.05, plain                               # a learner who swaps in plain-20 fails
     data = load_mnist1d()
-    model, _ = trained_net(TrainedNet(depth=20, residual=True, seed=0))
+    model, _ = trained_net(TrainedNet(depth=20, residual=True, seed=seed), progress=False)
     lesion = lesion_single(model)
-    assert residual < lesion["mean_increase"]
+    assert ns["mean_swap_increase"](True, seed) < lesion["mean_increase"] - 0.02
     for i, j in ns["SWAP_PAIRS"]:
         swapped = ns["swapped_error"](model, i, j, data.x_test, data.y_test)
-        assert swapped < (lesion["deleted"][i] + lesion["deleted"][j]) / 2, (i, j)
-        if i >= 4:                                                  # later stages: a swap barely matters
-            assert swapped < lesion["base"] + 0.05, (i, j, swapped)
-    plain_net, _ = trained_net(TrainedNet(depth=20, residual=False, seed=0))
-    assert all(ns["swapped_error"](plain_net, i, j, data.x_test, data.y_test) > 0.75 for i, j in ns["SWAP_PAIRS"])
+        if i >= 4:                                                  # the second and third stages
+            assert swapped < (lesion["deleted"][i] + lesion["deleted"][j]) / 2, (i, j)
+        if i >= 7:                                                  # the last stage: a swap barely matters
+            assert swapped < lesion["base"] + 0.06, (i, j, swapped)
+    plain_net, _ = trained_net(TrainedNet(depth=20, residual=False, seed=seed), progress=False)
+    assert all(ns["swapped_error"](plain_net, i, j, data.x_test, data.y_test) > 0.7 for i, j in ns["SWAP_PAIRS"])
+
+
+def test_the_swap_range_test_separates_resnet20_from_plain20():
+    """The range test takes seed 0: measured 0.141 (native) and 0.171 (pinned) for ResNet-20, 0.67-0.69 for plain-20."""
+    ns = _solution(EX05, "swapped_error", "mean_swap_increase")
+    low, high = _hidden_range(EX05, "mean_swap_increase")
+    residual, plain = ns["mean_swap_increase"](True, 0), ns["mean_swap_increase"](False, 0)
+    assert low + 0.04 <= residual <= high - 0.2, residual
+    assert plain > high + 0.1, plain                                # a learner who swaps in plain-20 fails
 
 
 @pytest.mark.parametrize("name", [EX04, EX05])

@@ -19,7 +19,9 @@ The grader writes, all under ``OUT`` and only once every sandbox is gone:
 - with ``--gradescope``: ``gradescope/<name>/results.json`` (and ``results.json`` when there is
   one submission, as Gradescope's autograder expects).
 
-One bad submission never stops the batch. Without bubblewrap the grader refuses to run unless given
+``--jobs N`` grades N submissions at once, each in its own sandbox with its own limits; the reports are the same
+as a serial run's (rows in the order the submissions were found; the judges take turns). One bad submission never
+stops the batch. Without bubblewrap the grader refuses to run unless given
 ``--unsafe-no-sandbox`` (see ``instructors.md``). ``python -m book.grade --gradescope-zip ZIP --exercise ex04``
 writes a Gradescope autograder.
 """
@@ -27,6 +29,7 @@ writes a Gradescope autograder.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import csv
 import hashlib
@@ -73,6 +76,7 @@ class GradeConfig:
     sandbox: bool = True                       # False only with --unsafe-no-sandbox (mode "none")
     limits: Limits = field(default_factory=Limits)
     mode: str = "bwrap"                        # "bwrap", "user" (root, no bubblewrap: Gradescope) or "none"
+    jobs: int = 1                              # submissions graded at once, each in its own sandbox
 
     def __post_init__(self):
         if not self.sandbox:
@@ -488,6 +492,9 @@ def _read_regular(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
+_JUDGE_LOCK = threading.Lock()
+
+
 def _place(nb, index: int) -> str:
     """Where code cell ``index`` (counted as the runner counts: code cells with text) is, in words a learner can
     follow in Colab or Jupyter, which show no cell numbers: the heading above it, and its place under that heading."""
@@ -602,7 +609,8 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
     for t, request, reply in zip(tests, run["requests"] or [None] * len(tests), run["replies"]):
         if request is not None and reply is not None:
             try:
-                feedback = exercises.judge({**t["request"], **request}, reply, t["title"])  # expected values stay here
+                with _JUDGE_LOCK:   # the judges seed torch's global generator: one at a time, as in a serial run
+                    feedback = exercises.judge({**t["request"], **request}, reply, t["title"])  # expected values stay here
                 points, message = (t["points"] if feedback.passed else 0.0), feedback.message
             except Exception as err:    # MemoryError included: the grader's own failure, named as such
                 points, message = 0.0, f"grader error while judging this task ({type(err).__name__}); tell your " \
@@ -760,6 +768,8 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
     from .sandbox import python_paths
 
     submissions, cfg.out = Path(submissions).resolve(), Path(cfg.out).resolve()
+    if type(cfg.jobs) is not int or cfg.jobs < 1:
+        raise ValueError(f"--jobs must be a whole number of at least 1, not {cfg.jobs!r}")
     if not submissions.is_dir():
         raise ValueError(f"{submissions} is not a folder of submissions")
     if cfg.out == submissions or submissions in cfg.out.parents:
@@ -804,29 +814,51 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
     cfg.out.mkdir(parents=True, exist_ok=True)
     log: list[tuple[str, str]] = []
     found = find_submissions(submissions, log)
-    results: list[SubmissionResult] = []
     from tqdm.auto import tqdm
 
+    # Each submission runs in its own sandbox, with its own limits; with jobs > 1 several run at once. The rows keep
+    # the order the submissions were found in, so the reports are the same whatever the order they finish in.
+    done: dict[int, SubmissionResult] = {}
     tampered = False
-    for sub in tqdm(found, desc="grading", unit="notebook", disable=not cfg.progress):
+
+    def not_graded(sub: Submission) -> SubmissionResult:
+        return SubmissionResult(sub.name, sub.original, cfg.exercise or "", "not-graded",
+                                notes=["not graded: the grader's files changed during the batch"])
+
+    def grade_one(sub: Submission) -> SubmissionResult:
         if tampered:
-            results.append(SubmissionResult(sub.name, sub.original, cfg.exercise or "", "not-graded",
-                                            notes=["not graded: the grader's files changed during the batch"]))
-            continue
+            return not_graded(sub)
         try:
-            results.append(grade_submission(sub, tests_by_exercise, known, cfg, answers_by_exercise))
+            return grade_submission(sub, tests_by_exercise, known, cfg, answers_by_exercise)
         except Exception as err:   # the grader's own failure on this row: named, and the batch goes on
-            results.append(SubmissionResult(sub.name, sub.original, cfg.exercise or "", "grader-error",
-                                            notes=[f"grader error: {type(err).__name__}: {str(err)[:300]}"]))
-        if _install_fingerprint() != fingerprint:   # only possible without the sandbox
+            return SubmissionResult(sub.name, sub.original, cfg.exercise or "", "grader-error",
+                                    notes=[f"grader error: {type(err).__name__}: {str(err)[:300]}"])
+
+    def record(i: int, r: SubmissionResult) -> None:
+        nonlocal tampered
+        if not tampered and r.status != "not-graded" and _install_fingerprint() != fingerprint:  # only without sandbox
             tampered = True
-            r = results[-1]
             r.status = "tampered"
             r.notes.append("the grader's files on disk changed while this notebook ran: its grade is void, and "
                            "the rest of the batch was not graded; reinstall the course")
             for t in r.tasks:
                 t.points, t.message = 0.0, "void: the notebook changed the grader's files"
-        write_reports(results, cfg, log, final=False)   # after each submission: a later crash loses nothing
+        done[i] = r
+        write_reports([done[k] for k in sorted(done)], cfg, log, final=False)   # a later crash loses nothing
+
+    bar = tqdm(total=len(found), desc="grading", unit="notebook", disable=not cfg.progress)
+    if cfg.jobs == 1:
+        for i, sub in enumerate(found):
+            record(i, grade_one(sub))
+            bar.update()
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+            futures = {pool.submit(grade_one, sub): i for i, sub in enumerate(found)}
+            for future in concurrent.futures.as_completed(futures):
+                record(futures[future], future.result())
+                bar.update()
+    bar.close()
+    results = [done[i] for i in range(len(found))]
     write_reports(results, cfg, log)
     return results
 
@@ -969,6 +1001,9 @@ def main(argv: list[str] | None = None) -> int:
                              "grader in a container without bubblewrap (Gradescope); auto: bwrap, else user")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run learners' code without a sandbox (only on a machine and a batch you trust)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="submissions graded at once, each in its own sandbox (default 1; at most the CPU count "
+                             "is useful, and each needs --memory-mb)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -983,7 +1018,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give a folder of submissions and --out")
         cfg = GradeConfig(out=args.out, hidden_tests=args.hidden_tests, exercise=args.exercise, timeout=args.timeout,
                           cell_timeout=args.cell_timeout, test_timeout=args.test_timeout, gradescope=args.gradescope,
-                          progress=not args.quiet, sandbox=not args.unsafe_no_sandbox, mode=args.sandbox,
+                          progress=not args.quiet, sandbox=not args.unsafe_no_sandbox, mode=args.sandbox, jobs=args.jobs,
                           limits=Limits(memory_bytes=args.memory_mb * 2**20,
                                         cpu_seconds=int(args.timeout * 2 + 60)))
         if not cfg.sandbox:

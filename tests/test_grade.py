@@ -146,7 +146,7 @@ def test_nothing_is_written_outside_the_output_folder(graded):
     assert list(graded["cwd"].iterdir()) == [], "the grader wrote into its working folder"
     assert list(graded["home"].iterdir()) == [], "the grader or a kernel wrote into HOME"
     # the notebooks' own files stayed in their sandboxes' scratch folders, which are gone
-    assert sorted(p.name for p in out.iterdir()) == ["collection.csv", "feedback", "gradebook.csv", "gradescope"]
+    assert sorted(p.name for p in out.iterdir()) == ["collection.csv", "feedback", "gradebook.csv", "gradescope", "marking"]
     rows = list(csv.DictReader(open(out / "collection.csv", newline="")))
     assert {r["path"] for r in rows} >= {"correct.ipynb", "empty_folder/README.txt", "make_submissions.py"}
 

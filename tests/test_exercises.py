@@ -562,3 +562,16 @@ def test_blank_student_notebook_run_all_raises_only_not_done_yet():
             if isinstance(value, Exception):
                 assert isinstance(value, NotImplementedError) and str(value).startswith("not done yet"), \
                     f"{name}, code cell {i} ({source.splitlines()[0]!r}) raised {type(value).__name__}: {value}"
+
+
+# Exercises 4 and 5 are being rebalanced with their new investigations (issue 27): their written answers carry
+# 4 of 11 and 4 of 12 points until then.
+REBALANCE_PENDING = {"ex04_building_resnets", "ex05_unrolled_view"}
+
+
+def test_written_answers_carry_at_least_40_percent_of_each_exercise():
+    for source in SOURCES:
+        auto = sum(t["points"] for t in ex.hidden_tests(source))
+        written = sum(a["points"] for a in ex.written_answers(source))
+        if source.stem not in REBALANCE_PENDING:
+            assert written >= 0.4 * (auto + written), f"{source.name}: written {written:g} of {auto + written:g}"

@@ -43,6 +43,9 @@ ifeq ($(EDITION),course)
 	@echo
 	@echo "Built the course edition. Open $(CURDIR)/_build/course/_build/html/index.html"
 else ifeq ($(EDITION),public)
+	# --all re-reads every page, but myst-nb's execution cache would still skip a page whose code is unchanged
+	# even when a recorded run or the package changed under it: drop the cache so every page really runs.
+	rm -rf _build/.jupyter_cache
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
 	$(PY) -m book.authoring.notebooks colab
 	@echo

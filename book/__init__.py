@@ -62,6 +62,8 @@ Grading foundations (used by the grader; they import nothing from the course)
     - :mod:`book.notebook_runner`  runs a notebook inside the sandbox and answers the grader's requests with plain data
 
 Authoring (:mod:`book.authoring`, build-only: no module above imports it)
+    - :mod:`book.authoring.editions`       the course edition: the book's sources with exercise pages as learners get them
+    - :mod:`book.authoring.instructor_bundle` solutions, rubrics, hidden tests, marking guide, gradebook templates, Gradescope zips
     - :mod:`book.authoring.notebooks`      the chapters' ``.ipynb`` for Colab and Jupyter, rendered from the ``.md`` and a build
     - :mod:`book.authoring.jupyter_markdown` MyST Markdown to the plain Markdown that Jupyter and Colab render
     - :mod:`book.authoring.exercise_pages` exercise pages and student notebooks from their sources

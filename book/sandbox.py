@@ -393,7 +393,10 @@ class Sandbox:
         # checkout (its environment, its package) lives under /tmp, as a fresh clone in CI may.
         args += ["--size", size, "--perms", "0700", "--tmpfs", SCRATCH, "--dir", f"{SCRATCH}/.tmp", "--symlink", f"{SCRATCH}/.tmp", "/tmp"]
         for path, source in zip(python_paths(), sources):
-            args += ["--ro-bind", str(source), str(path)]
+            target = str(path)
+            if path.is_relative_to("/tmp"):   # /tmp is a symlink into the scratch: bwrap cannot mkdir through it
+                target = f"{SCRATCH}/.tmp/{path.relative_to('/tmp')}"
+            args += ["--ro-bind", str(source), target]
         args += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys",
                  "--dev", "/dev", "--size", str(self.limits.shm_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
                  "--perms", "0444", "--ro-bind-data", str(notebook_fd), f"{SCRATCH}/submission.ipynb",

@@ -227,6 +227,7 @@ def test_the_recorded_sweep_still_matches_the_code():
     assert recording_problems(record) == []
 
 
+@pytest.mark.skipif(not pinned(), reason="native kernels: the prefix check is bit-exact only on the pinned path")
 def test_the_prefix_check_catches_a_tampered_or_stale_recording():
     record = json.loads(RECORDED_SWEEP.read_text())
     tampered = json.loads(json.dumps(record))

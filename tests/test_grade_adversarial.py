@@ -422,7 +422,7 @@ def test_nothing_outside_the_sandbox_changed(batch):
     assert not Path("/outside.txt").exists()
     assert (batch["out"] / "gradebook.csv").read_text() == batch["gradebook"], "the gradebook changed after grading"
     assert "FORGED" not in batch["gradebook"]
-    assert sorted(p.name for p in batch["out"].iterdir()) == ["collection.csv", "feedback", "gradebook.csv"]
+    assert sorted(p.name for p in batch["out"].iterdir()) == ["collection.csv", "feedback", "gradebook.csv", "marking"]
 
 
 def test_no_process_outlives_its_sandbox(batch):

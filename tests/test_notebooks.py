@@ -46,7 +46,7 @@ def test_notebook_reads_like_the_page_in_plain_jupyter(md):
 
 def _copy_book(tmp_path, chapter: Path) -> Path:
     (tmp_path / "chapters").mkdir()
-    for name in ("_config.yml", "references.bib"):
+    for name in ("_config.yml", "references.bib", "intro.md"):   # intro.md holds the chapters' (how-close)= target
         shutil.copy(ROOT / name, tmp_path / name)
     for suffix in (".md", ".ipynb"):
         shutil.copy(chapter.with_suffix(suffix), tmp_path / "chapters" / chapter.with_suffix(suffix).name)

@@ -75,3 +75,14 @@ def record_margins(claim: str, **values) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     with open(ARTIFACTS / "margins.jsonl", "a") as f:
         f.write(json.dumps({"claim": claim, **values}) + "\n")
+
+
+@pytest.fixture(scope="module")
+def site(request) -> Path:
+    """The executed build's html folder; ``RESIDUAL_COURSE_SITE=_build/html`` checks an existing build instead."""
+    existing = os.environ.get("RESIDUAL_COURSE_SITE")
+    if existing:
+        return Path(existing).resolve()
+    built = request.getfixturevalue("built_site")
+    assert built["returncode"] == 0, built["log"][-3000:]
+    return built["html"]

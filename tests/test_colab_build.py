@@ -8,7 +8,6 @@ give go to ``test-artifacts/colab-notebooks/`` for a look.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,6 @@ from book.authoring.notebooks import VARYING, _text, check, glue_from_build, ren
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "colab-notebooks"
 
-
-@pytest.fixture(scope="module")
-def site(request) -> Path:
-    """The executed build's html folder; ``RESIDUAL_COURSE_SITE=_build/html`` checks an existing build instead."""
-    existing = os.environ.get("RESIDUAL_COURSE_SITE")
-    if existing:
-        return Path(existing).resolve()
-    built = request.getfixturevalue("built_site")
-    assert built["returncode"] == 0, built["log"][-3000:]
-    return built["html"]
 
 
 def test_every_chapter_notebook_has_the_numbers_of_this_build(site):

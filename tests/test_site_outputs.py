@@ -81,15 +81,6 @@ def test_finished_bars_take_no_space_and_a_live_widget_still_shows(chromium, tmp
     assert facts["outputs"][1] > 20 and facts["visible"] and min(facts["visible"]) > 20, facts
 
 
-@pytest.fixture(scope="module")
-def site(request):
-    existing = os.environ.get("RESIDUAL_COURSE_SITE")
-    if existing:
-        return Path(existing).resolve()
-    built = request.getfixturevalue("built_site")
-    assert built["returncode"] == 0, built["log"][-3000:]
-    return built["html"]
-
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("page", ["chapters/01_degradation", "chapters/06_residual_stream"])

@@ -22,12 +22,13 @@ from torch import nn
 
 from .cache import cached
 from .data import load_mnist1d
+from .nets.counting import count_parameters
 from .nets.skips import (DenseNet1d, HyperNet, ODENet, PreActResNet1d, SkipMLP, SkipMLPConfig, UNet1d,
                          sinkhorn)
 from .training import single_thread
 
 __all__ = [
-    "SEEDS", "CHEAP_SEEDS", "fit", "n_params",
+    "SEEDS", "CHEAP_SEEDS", "fit",
     "HIGHWAY_KINDS", "HighwaySpec", "highway_run",
     "DenseSpec", "dense_run", "matched_width", "MemorySpec", "saved_activation_bytes", "MEMORY_DEPTHS",
     "ODESpec", "ode_run", "ODE_EVAL_STEPS", "euler_growth", "euler_spiral",
@@ -41,10 +42,6 @@ HIGHWAY_KINDS = ("highway", "residual", "plain")
 MEMORY_DEPTHS = (4, 8, 16, 32)
 ODE_EVAL_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
 MIXING_DEPTHS = (1, 2, 4, 8, 16, 32, 64)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int,
@@ -112,7 +109,7 @@ def _highway(spec: HighwaySpec) -> dict:
     out["test_error"] = _test_error(model, data)
     out["gates_init"] = gates_init
     out["gates_trained"] = model.mean_gates(data.x_test) if spec.kind == "highway" else []
-    out["params"] = n_params(model)
+    out["params"] = count_parameters(model)
     out["seconds"] = time.perf_counter() - start
     return out
 
@@ -129,11 +126,11 @@ def highway_run(spec: HighwaySpec) -> dict:
 
 def matched_width(depth: int, growth: int, stem: int) -> int:
     """The width of a :class:`PreActResNet1d` of ``depth`` layers whose parameter count is closest to the DenseNet's."""
-    target = n_params(DenseNet1d(depth, growth, stem))
+    target = count_parameters(DenseNet1d(depth, growth, stem))
     width, count = 1, 0
     while count < target:                      # the count grows with the width: stop at the first one above
         width += 1
-        below, count = count, n_params(PreActResNet1d(depth, width))
+        below, count = count, count_parameters(PreActResNet1d(depth, width))
     return width if count - target < target - below else width - 1
 
 
@@ -162,7 +159,7 @@ def _dense(spec: DenseSpec) -> dict:
     out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
     out["seconds"] = time.perf_counter() - start
     out["test_error"] = _test_error(model, data)
-    out["params"] = n_params(model)
+    out["params"] = count_parameters(model)
     return out
 
 
@@ -203,7 +200,7 @@ def _memory(spec: MemorySpec) -> dict:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(data.x_train[:spec.batch_size]).sum().backward()
-    return {"saved_bytes": sum(saved.values()), "params": n_params(model)}
+    return {"saved_bytes": sum(saved.values()), "params": count_parameters(model)}
 
 
 def saved_activation_bytes(spec: MemorySpec) -> dict:
@@ -328,7 +325,7 @@ def _unet(spec: UNetSpec) -> dict:
         out["detail_mse"] = F.mse_loss(_high_pass(pred), _high_pass(data.x_test)).item()
         out["example"] = {"clean": data.x_test[0, 0].tolist(), "noisy": noisy_test[0, 0].tolist(),
                           "denoised": pred[0, 0].tolist()}
-    out["params"] = n_params(model)
+    out["params"] = count_parameters(model)
     return out
 
 

@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import atomic_write
-from .nets.resnets import PAPER_TEST_ERROR, CifarResNet, CifarResNetConfig, count_parameters
+from .nets.counting import count_parameters
+from .nets.resnets import PAPER_TEST_ERROR, CifarResNet, CifarResNetConfig
 
 __all__ = ["RunConfig", "CifarData", "load_cifar10", "synthetic_cifar", "augment", "train_run", "main",
            "MissingDataError", "CIFAR_URL"]

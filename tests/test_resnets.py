@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from book.errors import ConfigError
+from book.nets.counting import count_macs, count_parameters
 from book.nets.resnets import (
     BasicBlock, Bottleneck, CifarResNet, CifarResNetConfig, PreActBasicBlock, ResNet, ResNetConfig,
-    cifar_plain, cifar_resnet, count_macs, count_parameters, make_shortcut,
+    cifar_plain, cifar_resnet, make_shortcut,
 )
 from book.nets.shortcuts import (ConvShortcut, DropoutShortcut, GatedShortcut, PadChannelsShortcut, ProjectionShortcut,
                                  ScaledShortcut)

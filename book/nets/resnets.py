@@ -37,7 +37,7 @@ __all__ = [
     "BasicBlock", "Bottleneck", "PreActBasicBlock", "PlainBlock",
     "CifarResNetConfig", "CifarResNet", "ResNetConfig", "ResNet",
     "cifar_resnet", "cifar_plain", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "IMAGENET_LAYERS", "PAPER_TEST_ERROR", "PAPER_IMAGENET_TOP1", "PAPER_ILSVRC2015_TOP5", "count_parameters", "count_macs", "markdown_table",
+    "IMAGENET_LAYERS", "PAPER_TEST_ERROR", "PAPER_IMAGENET_TOP1", "PAPER_ILSVRC2015_TOP5", "markdown_table",
 ]
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
@@ -381,49 +381,6 @@ def resnet101(**kwargs) -> ResNet:
 
 def resnet152(**kwargs) -> ResNet:
     return ResNet(ResNetConfig(depth=152, **kwargs))
-
-
-# --------------------------------------------------------------------------- counting
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (BN's γ and β included, running statistics not)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds of one forward pass on one input of ``input_shape`` (e.g. ``(3, 224, 224)``).
-
-    Counts convolutions and the fully connected layer, as the paper's Table 1
-    "FLOPs" do; BN, ReLU, pooling and the additions are left out. The pass runs
-    on PyTorch's ``meta`` device: only shapes are computed, so even ResNet-152
-    counts in milliseconds.
-    """
-    import copy
-
-    meta = copy.deepcopy(model).to("meta")
-    total = 0
-
-    def conv_hook(m: nn.Conv2d, inputs, out):
-        nonlocal total
-        k = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]  # (in / groups) × kh × kw
-        total += out.numel() * k
-
-    def linear_hook(m: nn.Linear, inputs, out):
-        nonlocal total
-        total += out.numel() * m.in_features
-
-    handles = []
-    for m in meta.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
-    meta.eval()
-    with torch.no_grad():
-        meta(torch.empty((1, *input_shape), device="meta"))
-    for h in handles:
-        h.remove()
-    return total
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

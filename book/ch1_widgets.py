@@ -21,9 +21,9 @@ from .errors import ConfigError
 from .training import TrainResult
 from .widgets import show_message
 
-__all__ = ["DepthExplorer", "MAX_DEPTH", "bench_cases"]
+__all__ = ["DepthExplorer", "MAX_EXPLORER_DEPTH", "bench_cases"]
 
-MAX_DEPTH = 110  # ResNet-110 is the deepest the paper's CIFAR table goes; deeper takes minutes on a CPU
+MAX_EXPLORER_DEPTH = 110  # ResNet-110 is the deepest the paper's CIFAR table goes; deeper takes minutes on a CPU
 
 
 class DepthExplorer:
@@ -63,14 +63,14 @@ class DepthExplorer:
             W.HBox([self.kind, self.button]),
             self.message, self.progress_area, self.plot_area,
         ])
-        show_message(self.message, f"Pick a depth (6n+2: 8, 14, 20, … up to {MAX_DEPTH}) and press Train.")
+        show_message(self.message, f"Pick a depth (6n+2: 8, 14, 20, … up to {MAX_EXPLORER_DEPTH}) and press Train.")
         self.redraw()
 
     def spec(self) -> DepthRun:
         """The run the controls describe; raises ConfigError for a setting that cannot run."""
         depth, width, seed = self.depth.value, self.width.value, self.seed.value
-        if depth > MAX_DEPTH:
-            raise ConfigError(f"depth {depth} is beyond this explorer's range (8 to {MAX_DEPTH}): "
+        if depth > MAX_EXPLORER_DEPTH:
+            raise ConfigError(f"depth {depth} is beyond this explorer's range (8 to {MAX_EXPLORER_DEPTH}): "
                               "deeper nets take minutes per run on a CPU.")
         if width < 1:
             raise ConfigError(f"width {width} is not a number of channels: use a whole number ≥ 1 (the chapter uses 8).")

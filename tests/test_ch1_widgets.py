@@ -6,7 +6,7 @@ import pytest
 matplotlib.use("Agg")
 
 from book.ch1_degradation import DepthRun, run_depth  # noqa: E402
-from book.ch1_widgets import MAX_DEPTH, DepthExplorer, bench_cases  # noqa: E402
+from book.ch1_widgets import MAX_EXPLORER_DEPTH, DepthExplorer, bench_cases  # noqa: E402
 
 
 def test_click_trains_caches_and_redraws():
@@ -38,7 +38,7 @@ def test_initial_runs_are_drawn_and_reused():
 
 @pytest.mark.parametrize("field, value, words", [
     ("depth", 0, "6n+2"), ("depth", -8, "6n+2"), ("depth", 21, "nearest allowed depths are 20 and 26"),
-    ("depth", MAX_DEPTH + 6, "beyond this explorer"), ("width", -4, "width"), ("width", 0, "width"),
+    ("depth", MAX_EXPLORER_DEPTH + 6, "beyond this explorer"), ("width", -4, "width"), ("width", 0, "width"),
     ("seed", -1, "seed"),
 ])
 def test_bad_input_shows_a_message_not_a_traceback(field, value, words):

@@ -13,7 +13,7 @@ import torch
 from book.ch7_family_of_skips import (CHEAP_SEEDS, MEMORY_DEPTHS, ODE_EVAL_STEPS, SEEDS, DenseSpec, HighwaySpec,
                                       HyperSpec, MemorySpec, ODESpec, UNetSpec, dense_run, euler_growth, highway_run,
                                       hyper_run, ode_run, random_mixing_gains, saved_activation_bytes, unet_run)
-from book.nets.skips import HighwayLayer, HyperNet, ResidualLayer, SkipMLP, SkipMLPConfig, sinkhorn
+from book.nets.skips import HighwayLayer, HyperNet, ResidualSkipLayer, SkipMLP, SkipMLPConfig, sinkhorn
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def test_highway_layer_carries_its_input_when_the_gate_is_shut():
     layer = HighwayLayer(8, carry_bias=-50.0)
     x = torch.randn(5, 8)
     assert torch.allclose(layer(x), x, atol=1e-6)
-    assert torch.allclose(ResidualLayer(8)(x), x)                 # zero-initialized branch: the identity
+    assert torch.allclose(ResidualSkipLayer(8)(x), x)                 # zero-initialized branch: the identity
 
 
 def test_every_parameter_of_every_network_receives_a_gradient():

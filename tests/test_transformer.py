@@ -59,8 +59,8 @@ def test_causal(norm):
 
 def test_pre_ln_forward_is_two_residual_lines():
     body = [line.strip() for line in inspect.getsource(PreLNBlock.forward).splitlines()]
-    assert "x = x + self.attn(self.ln_1(x))" in body
-    assert "x = x + self.mlp(self.ln_2(x))" in body
+    assert "x = self.shortcut(x) + self.attn(self.ln_1(x))" in body
+    assert "x = self.shortcut(x) + self.mlp(self.ln_2(x))" in body
 
 
 def test_every_block_has_a_shortcut_module():

@@ -14,6 +14,8 @@ The file reads top to bottom: helpers → blocks → networks → constructors.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from dataclasses import dataclass
 
 import torch
@@ -40,10 +42,10 @@ def conv3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv1d:
 
 def _branch(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
     # Conv → BN → ReLU → Conv → BN: the two weight layers of a basic block.
-    return nn.Sequential(
-        conv3(in_channels, out_channels, stride), nn.BatchNorm1d(out_channels), nn.ReLU(inplace=True),
-        conv3(out_channels, out_channels), nn.BatchNorm1d(out_channels),
-    )
+    return nn.Sequential(OrderedDict(
+        conv1=conv3(in_channels, out_channels, stride), bn1=nn.BatchNorm1d(out_channels), relu=nn.ReLU(inplace=True),
+        conv2=conv3(out_channels, out_channels), bn2=nn.BatchNorm1d(out_channels),
+    ))
 
 
 class PlainBlock1d(nn.Module):
@@ -80,7 +82,7 @@ class BasicBlock1d(nn.Module):
 
     def zero_init_last(self) -> None:
         """Zero the last BN's γ so the branch starts at 0 (Goyal et al. 2017, arXiv 1706.02677)."""
-        nn.init.zeros_(self.branch[-1].weight)
+        nn.init.zeros_(self.branch.bn2.weight)
 
 
 class StochasticDepthBlock1d(BasicBlock1d):

@@ -21,6 +21,8 @@ networks (CIFAR family, ImageNet family) → constructors → counting helpers.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -98,10 +100,10 @@ class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, channels: int, stride: int = 1, shortcut: str = "B"):
         super().__init__()
         out_channels = channels * self.expansion
-        self.branch = nn.Sequential(
-            conv3x3(in_channels, channels, stride), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            conv3x3(channels, out_channels), nn.BatchNorm2d(out_channels),
-        )
+        self.branch = nn.Sequential(OrderedDict(
+            conv1=conv3x3(in_channels, channels, stride), bn1=nn.BatchNorm2d(channels), relu=nn.ReLU(inplace=True),
+            conv2=conv3x3(channels, out_channels), bn2=nn.BatchNorm2d(out_channels),
+        ))
         self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut)
         self.relu = nn.ReLU()  # not in place: probes may hold the sum
 
@@ -115,7 +117,7 @@ class BasicBlock(nn.Module):
 
         Goyal et al. 2017 (arXiv 1706.02677, §5.1); torchvision's ``zero_init_residual``.
         """
-        nn.init.zeros_(self.branch[-1].weight)
+        nn.init.zeros_(self.branch.bn2.weight)
 
 
 class Bottleneck(nn.Module):
@@ -133,11 +135,11 @@ class Bottleneck(nn.Module):
         super().__init__()
         out_channels = channels * self.expansion
         s1, s3 = (1, stride) if stride_in_3x3 else (stride, 1)
-        self.branch = nn.Sequential(
-            conv1x1(in_channels, channels, s1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            conv3x3(channels, channels, s3), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            conv1x1(channels, out_channels), nn.BatchNorm2d(out_channels),
-        )
+        self.branch = nn.Sequential(OrderedDict(
+            conv1=conv1x1(in_channels, channels, s1), bn1=nn.BatchNorm2d(channels), relu1=nn.ReLU(inplace=True),
+            conv2=conv3x3(channels, channels, s3), bn2=nn.BatchNorm2d(channels), relu2=nn.ReLU(inplace=True),
+            conv3=conv1x1(channels, out_channels), bn3=nn.BatchNorm2d(out_channels),
+        ))
         self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut)
         self.relu = nn.ReLU()  # not in place: probes may hold the sum
 
@@ -148,7 +150,7 @@ class Bottleneck(nn.Module):
 
     def zero_init_last(self) -> None:
         """γ = 0 in the last BN (Goyal et al. 2017, arXiv 1706.02677)."""
-        nn.init.zeros_(self.branch[-1].weight)
+        nn.init.zeros_(self.branch.bn3.weight)
 
 
 # --------------------------------------------------------------------------- blocks (pre-activation)
@@ -165,12 +167,12 @@ class PreActBasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1, shortcut: str = "A"):
         super().__init__()
-        self.branch = nn.Sequential(
-            nn.BatchNorm2d(in_channels), nn.ReLU(inplace=False),
-            conv3x3(in_channels, channels, stride),
-            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            conv3x3(channels, channels),
-        )
+        self.branch = nn.Sequential(OrderedDict(
+            bn1=nn.BatchNorm2d(in_channels), relu1=nn.ReLU(inplace=False),
+            conv1=conv3x3(in_channels, channels, stride),
+            bn2=nn.BatchNorm2d(channels), relu2=nn.ReLU(inplace=True),
+            conv2=conv3x3(channels, channels),
+        ))
         self.shortcut = make_shortcut(in_channels, channels, stride, shortcut)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,7 +181,7 @@ class PreActBasicBlock(nn.Module):
 
     def zero_init_last(self) -> None:
         """Zero the last conv: a pre-activation branch has no BN at its end to zero."""
-        nn.init.zeros_(self.branch[-1].weight)
+        nn.init.zeros_(self.branch.conv2.weight)
 
 
 class PlainBlock(nn.Module):
@@ -190,10 +192,10 @@ class PlainBlock(nn.Module):
     def __init__(self, in_channels: int, channels: int, stride: int = 1, shortcut: str = "A"):
         super().__init__()
         del shortcut  # a plain block has none; the argument keeps the block signatures alike
-        self.branch = nn.Sequential(
-            conv3x3(in_channels, channels, stride), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            conv3x3(channels, channels), nn.BatchNorm2d(channels),
-        )
+        self.branch = nn.Sequential(OrderedDict(
+            conv1=conv3x3(in_channels, channels, stride), bn1=nn.BatchNorm2d(channels), relu=nn.ReLU(inplace=True),
+            conv2=conv3x3(channels, channels), bn2=nn.BatchNorm2d(channels),
+        ))
         self.relu = nn.ReLU()  # not in place: probes may hold the sum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

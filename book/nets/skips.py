@@ -21,6 +21,8 @@ Every network maps MNIST-1D (``(N, 1, 40)``) to logits, except the U-Net, which 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +31,7 @@ from torch import nn
 from ..errors import ConfigError, check_choice, check_whole_number
 
 __all__ = [
-    "HighwayLayer", "ResidualLayer", "PlainLayer", "SkipMLPConfig", "SkipMLP", "LAYER_KINDS",
+    "HighwayLayer", "ResidualSkipLayer", "PlainSkipLayer", "SkipMLPConfig", "SkipMLP", "LAYER_KINDS",
     "DenseLayer1d", "PreActLayer1d", "DenseNet1d", "PreActResNet1d",
     "EulerStack", "ODENet",
     "ZeroSkip", "UNet1d",
@@ -43,7 +45,7 @@ class HighwayLayer(nn.Module):
     r"""``y = T(x)·H(x) + (1 − T(x))·x``: the transform gate T decides, per unit, how much to change.
 
     ``H = relu(W_H x + b_H)``, ``T = sigmoid(W_T x + b_T)``. Two weight matrices, like
-    :class:`ResidualLayer`.
+    :class:`ResidualSkipLayer`.
     """
 
     def __init__(self, width: int, carry_bias: float = -2.0):
@@ -69,34 +71,35 @@ class HighwayLayer(nn.Module):
         return t * torch.relu(self.transform(x)) + (1 - t) * self.shortcut(x)
 
 
-class ResidualLayer(nn.Module):
+class ResidualSkipLayer(nn.Module):
     """``y = x + W₂ relu(W₁ x)``: an ungated identity shortcut with two weight matrices."""
 
     def __init__(self, width: int):
         super().__init__()
-        self.branch = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        self.branch = nn.Sequential(OrderedDict(fc1=nn.Linear(width, width), relu=nn.ReLU(), fc2=nn.Linear(width, width)))
         self.shortcut = nn.Identity()
         self.zero_init_last()
 
     def zero_init_last(self) -> None:
         """He init inside the branch, its last layer at zero: every block starts as the identity
         (Goyal et al. 2017; Fixup, Zhang et al. 2019), as the highway layer starts by carrying."""
-        nn.init.kaiming_normal_(self.branch[0].weight, nonlinearity="relu")
-        nn.init.zeros_(self.branch[0].bias)
-        nn.init.zeros_(self.branch[2].weight)
-        nn.init.zeros_(self.branch[2].bias)
+        nn.init.kaiming_normal_(self.branch.fc1.weight, nonlinearity="relu")
+        nn.init.zeros_(self.branch.fc1.bias)
+        nn.init.zeros_(self.branch.fc2.weight)
+        nn.init.zeros_(self.branch.fc2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) + self.branch(x)
 
 
-class PlainLayer(nn.Module):
+class PlainSkipLayer(nn.Module):
     """``y = relu(W₂ relu(W₁ x))``: the same two weight matrices and no shortcut (He init)."""
 
     def __init__(self, width: int):
         super().__init__()
-        self.branch = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
-        for layer in (self.branch[0], self.branch[2]):
+        self.branch = nn.Sequential(OrderedDict(fc1=nn.Linear(width, width), relu1=nn.ReLU(),
+                                                fc2=nn.Linear(width, width), relu2=nn.ReLU()))
+        for layer in (self.branch.fc1, self.branch.fc2):
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             nn.init.zeros_(layer.bias)
 
@@ -130,7 +133,7 @@ class SkipMLP(nn.Module):
         self.config = config
         self.stem = nn.Sequential(nn.Linear(config.in_features, config.width), nn.ReLU())
         make = {"highway": lambda: HighwayLayer(config.width, config.carry_bias),
-                "residual": lambda: ResidualLayer(config.width), "plain": lambda: PlainLayer(config.width)}
+                "residual": lambda: ResidualSkipLayer(config.width), "plain": lambda: PlainSkipLayer(config.width)}
         self.layers = nn.Sequential(*[make[config.kind]() for _ in range(config.depth)])
         self.head = nn.Linear(config.width, config.num_classes)
 

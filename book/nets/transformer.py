@@ -140,7 +140,8 @@ class _Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ln_2 = LayerNorm(cfg.n_embd)
         self.mlp = MLP(cfg)
-        self.shortcut: nn.Module = nn.Identity()  # a module, so probes can hook every shortcut alike
+        # A module that every residual forward calls, so a probe can hook every shortcut alike.
+        self.shortcut: nn.Module = nn.Identity()
 
     def init_weights(self, n_layer: int) -> None:
         """Xavier init of every linear map, zero biases (Vaswani et al.; Xiong et al.'s analysis)."""
@@ -164,8 +165,8 @@ class PreLNBlock(_Block):
     """Normalize each sublayer's *input*; the stream itself is never normalized (Xiong et al. 2020)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        x = x + self.mlp(self.ln_2(x))
+        x = self.shortcut(x) + self.attn(self.ln_1(x))
+        x = self.shortcut(x) + self.mlp(self.ln_2(x))
         return x
 
 
@@ -182,29 +183,23 @@ class ScaledPreLNBlock(_Block):
         self.scale = 1.0 / math.sqrt(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.scale * self.ln_1(x))
-        x = x + self.mlp(self.scale * self.ln_2(x))
+        x = self.shortcut(x) + self.attn(self.scale * self.ln_1(x))
+        x = self.shortcut(x) + self.mlp(self.scale * self.ln_2(x))
         return x
 
 
-class DeepNormBlock(_Block):
+class DeepNormBlock(PostLNBlock):
     r"""Post-LN with the stream up-scaled by α and the branches down-scaled by β at init (Wang et al. 2022).
 
     :math:`x \leftarrow \mathrm{LN}(\alpha x + F(x))` with, for an N-layer
     encoder or decoder-only stack, :math:`\alpha = (2N)^{1/4}` and
-    :math:`\beta = (8N)^{-1/4}`.
+    :math:`\beta = (8N)^{-1/4}`. The forward is post-LN's, inherited: only the shortcut's
+    scale and the init differ.
     """
 
     def __init__(self, cfg: TransformerConfig, layer: int = 1):
         super().__init__(cfg, layer)
         self.shortcut = ScaledShortcut((2 * cfg.n_layer) ** 0.25)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.shortcut(x) + self.attn(x)
-        x = self.ln_1(x)
-        x = self.shortcut(x) + self.mlp(x)
-        x = self.ln_2(x)
-        return x
 
     def init_weights(self, n_layer: int) -> None:
         """DeepNet's init: Xavier with gain β = (8N)^(-1/4) for the value, output and MLP maps, gain 1 for query and key."""
@@ -228,8 +223,8 @@ class ReZeroBlock(_Block):
         self.alpha = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.alpha * self.attn(x)
-        x = x + self.alpha * self.mlp(x)
+        x = self.shortcut(x) + self.alpha * self.attn(x)
+        x = self.shortcut(x) + self.alpha * self.mlp(x)
         return x
 
     def init_weights(self, n_layer: int) -> None:
@@ -246,8 +241,8 @@ class NoNormBlock(_Block):
         self.ln_1, self.ln_2 = nn.Identity(), nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(x)
-        x = x + self.mlp(x)
+        x = self.shortcut(x) + self.attn(x)
+        x = self.shortcut(x) + self.mlp(x)
         return x
 
 
@@ -293,7 +288,7 @@ class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         check_transformer_config(cfg)
-        self.cfg = cfg
+        self.config = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.register_buffer("pos_emb", sinusoidal_positions(cfg.block_size, cfg.n_embd), persistent=False)
         self.blocks = nn.ModuleList([BLOCKS[cfg.norm](cfg, layer=l + 1) for l in range(cfg.n_layer)])
@@ -308,12 +303,12 @@ class Transformer(nn.Module):
         nn.init.normal_(self.tok_emb.weight, std=1.0)
         xavier_(self.head)
         for block in self.blocks:
-            block.init_weights(self.cfg.n_layer)
+            block.init_weights(self.config.n_layer)
 
     def forward(self, idx: torch.Tensor, return_stream: bool = False):
         B, T = idx.shape
-        if T > self.cfg.block_size:
-            raise ConfigError(f"sequence of length {T} is longer than block_size={self.cfg.block_size}.")
+        if T > self.config.block_size:
+            raise ConfigError(f"sequence of length {T} is longer than block_size={self.config.block_size}.")
         x = self.tok_emb(idx) + self.pos_emb[:T]  # (B, T, d): x_0, the start of the stream
         stream = [x]
         for block in self.blocks:

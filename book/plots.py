@@ -8,11 +8,7 @@ two also differ in line style, so a figure reads in greyscale too.
 
 from __future__ import annotations
 
-import base64
-import io
-
-__all__ = ["COLORS", "LINESTYLES", "PALETTE", "use_style", "color_for", "style_for", "figure_to_html",
-           "scrubber"]
+__all__ = ["COLORS", "LINESTYLES", "PALETTE", "use_style", "style_for", "scrubber"]
 
 # Okabe & Ito (2008), "Color Universal Design".
 PALETTE = {
@@ -54,23 +50,10 @@ def use_style() -> None:
     mpl.rcParams.update(style)
 
 
-def color_for(residual: bool) -> str:
-    return COLORS["residual" if residual else "plain"]
-
-
 def style_for(residual: bool) -> dict:
     """Keyword arguments for ``ax.plot``: colour and line style of plain vs residual."""
     kind = "residual" if residual else "plain"
     return {"color": COLORS[kind], "linestyle": LINESTYLES[kind]}
-
-
-def figure_to_html(fig, alt: str) -> str:
-    """An ``<img>`` tag holding ``fig`` as a PNG, with alt text."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    data = base64.b64encode(buf.getvalue()).decode()
-    alt = alt.replace('"', "&quot;")
-    return f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width:100%">'
 
 
 def scrubber(fig, draw_frame, n_frames: int, interval: int = 900, alt: str | None = None):

@@ -30,15 +30,13 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .shortcuts import (ConvShortcut, DropoutShortcut, GatedShortcut, PadChannelsShortcut, ProjectionShortcut,
-                        ScaledShortcut)
+from .shortcuts import PadChannelsShortcut, ProjectionShortcut
 
 __all__ = [
-    "conv3x3", "conv1x1", "PadChannelsShortcut", "ProjectionShortcut", "make_shortcut",
-    "ScaledShortcut", "GatedShortcut", "ConvShortcut", "DropoutShortcut",
+    "conv3x3", "conv1x1", "make_shortcut",
     "BasicBlock", "Bottleneck", "PreActBasicBlock", "PlainBlock",
     "CifarResNetConfig", "CifarResNet", "ResNetConfig", "ResNet",
-    "cifar_resnet", "cifar_plain", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "cifar_resnet",
     "IMAGENET_LAYERS", "PAPER_TEST_ERROR", "PAPER_IMAGENET_TOP1", "PAPER_ILSVRC2015_TOP5", "markdown_table",
 ]
 
@@ -81,10 +79,6 @@ def make_shortcut(in_channels: int, out_channels: int, stride: int, option: str)
     if same_shape:
         return nn.Identity()
     return PadChannelsShortcut(in_channels, out_channels, stride)
-
-
-# He et al. 2016's shortcut variants (ScaledShortcut, GatedShortcut, ConvShortcut, DropoutShortcut)
-# live in book.nets.shortcuts with the rest; they are re-exported here for the image ResNets.
 
 
 # --------------------------------------------------------------------------- blocks (post-activation)
@@ -358,31 +352,6 @@ class ResNet(nn.Module):
 def cifar_resnet(depth: int = 20, **kwargs) -> CifarResNet:
     """ResNet-``depth`` for CIFAR-10 (6n+2 layers, option A shortcuts unless told otherwise)."""
     return CifarResNet(CifarResNetConfig(depth=depth, **kwargs))
-
-
-def cifar_plain(depth: int = 20, **kwargs) -> CifarResNet:
-    """The paper's plain-``depth`` baseline: the same layers with no shortcuts."""
-    return CifarResNet(CifarResNetConfig(depth=depth, block="plain", **kwargs))
-
-
-def resnet18(**kwargs) -> ResNet:
-    return ResNet(ResNetConfig(depth=18, **kwargs))
-
-
-def resnet34(**kwargs) -> ResNet:
-    return ResNet(ResNetConfig(depth=34, **kwargs))
-
-
-def resnet50(**kwargs) -> ResNet:
-    return ResNet(ResNetConfig(depth=50, **kwargs))
-
-
-def resnet101(**kwargs) -> ResNet:
-    return ResNet(ResNetConfig(depth=101, **kwargs))
-
-
-def resnet152(**kwargs) -> ResNet:
-    return ResNet(ResNetConfig(depth=152, **kwargs))
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

@@ -6,9 +6,8 @@ work on 1-D maps ``(N, C, L)`` and 2-D maps ``(N, C, H, W)`` alike.
 
 - He et al. 2015 (arXiv 1512.03385, §3.3): option A (:class:`PadChannelsShortcut`)
   and options B/C (:class:`ProjectionShortcut`) for blocks that change the shape.
-- He et al. 2016 (arXiv 1603.05027, Fig. 2): the variants that show that anything
-  but a clean identity hurts: :class:`ScaledShortcut`, :class:`GatedShortcut`,
-  :class:`ConvShortcut`, :class:`DropoutShortcut`.
+- He et al. 2016 (arXiv 1603.05027, Fig. 2): constant scaling, :class:`ScaledShortcut`,
+  the variant Chapter 4 trains (its gated, 1×1-conv and dropout shortcuts are quoted there, not built).
 - Wang et al. 2022 (DeepNet, arXiv 2203.00555): the up-scaled shortcut ``α·x``
   is :class:`ScaledShortcut` with α > 1.
 """
@@ -19,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PadChannelsShortcut", "ProjectionShortcut", "ScaledShortcut", "GatedShortcut", "ConvShortcut",
-           "DropoutShortcut"]
+__all__ = ["PadChannelsShortcut", "ProjectionShortcut", "ScaledShortcut"]
 
 
 def _conv(dims: int):
@@ -73,32 +71,3 @@ class ScaledShortcut(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale:.4g}"
-
-
-class GatedShortcut(nn.Module):
-    """Shortcut-only gating: ``(1 − g(x)) · x`` with ``g = sigmoid(1×1 conv)``.
-
-    The gate's bias starts negative so the gate starts nearly open (paper: b_g = −6).
-    """
-
-    def __init__(self, channels: int, dims: int = 2, bias_init: float = -6.0):
-        super().__init__()
-        self.gate = _conv(dims)(channels, channels, kernel_size=1)
-        nn.init.constant_(self.gate.bias, bias_init)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (1 - torch.sigmoid(self.gate(x))) * x
-
-
-class ConvShortcut(nn.Sequential):
-    """A 1×1 convolution on every shortcut (no BN, as in the paper's Fig. 2e)."""
-
-    def __init__(self, channels: int, dims: int = 2):
-        super().__init__(_conv(dims)(channels, channels, kernel_size=1, bias=False))
-
-
-class DropoutShortcut(nn.Dropout):
-    """Dropout (ratio 0.5) on the shortcut: in expectation a scaling by 0.5 during training."""
-
-    def __init__(self, p: float = 0.5):
-        super().__init__(p)

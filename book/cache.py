@@ -40,8 +40,8 @@ from typing import Callable
 __all__ = ["cache_dir", "atomic_write", "cached", "is_cached", "result_key", "result_path",
            "forget", "clear_memory_cache", "import_graph", "module_dependencies", "code_fingerprint"]
 
-PACKAGE = __name__.rpartition(".")[0]          # "book"
 PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE = PACKAGE_ROOT.name                   # "book", also when run as `python -m book.cache`
 
 _MEMORY: dict[str, dict] = {}
 
@@ -258,6 +258,25 @@ def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
-if __name__ == "__main__":  # python -m book.cache MODULE: what a module's results depend on
-    for name in module_dependencies(*(sys.argv[1:] or [f"{PACKAGE}.ch1_degradation"])):
+def main(argv: list[str] | None = None) -> int:
+    """``python -m book.cache MODULE …``: the package modules whose source keys MODULE's cached results."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m book.cache", description=main.__doc__)
+    parser.add_argument("modules", nargs="*", default=[f"{PACKAGE}.ch1_degradation"],
+                        help=f"modules of the package, e.g. {PACKAGE}.ch3_gradient_highway")
+    args = parser.parse_args(argv)
+    known = import_graph()
+    unknown = [m for m in args.modules if m not in known]
+    if unknown:
+        print(f"not a module of the {PACKAGE} package: {', '.join(unknown)} "
+              f"(try one of: {', '.join(sorted(m for m in known if '.ch' in m and 'widgets' not in m))})",
+              file=sys.stderr)
+        return 2
+    for name in module_dependencies(*args.modules):
         print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -56,3 +56,16 @@ def test_bench_reads_execution_times_of_a_build(tmp_path):
         main(["--help"])
     except SystemExit as exit:
         assert exit.code == 0
+
+
+def test_cache_command_lists_what_a_chapters_results_depend_on():
+    """``python -m book.cache MODULE`` (documented in the README) prints the modules that key MODULE's results."""
+    run = subprocess.run([sys.executable, "-m", "book.cache", "book.ch3_gradient_highway"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    printed = run.stdout.split()
+    assert run.returncode == 0, run.stderr
+    assert "book.ch3_gradient_highway" in printed and "book.probes" in printed
+    assert not any("widgets" in name or name.startswith("book.grad") for name in printed)
+    wrong = subprocess.run([sys.executable, "-m", "book.cache", "book.no_such_chapter"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert wrong.returncode == 2 and "not a module" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -20,11 +20,14 @@ generated notebook keeps the values it used in its metadata, so ``sync`` and ``c
 Commands (``python -m book.authoring.notebooks …``)::
 
     colab   after a book build: render every notebook with the build's numbers (`make book` runs it)
-    sync    put the current install cell into every .md, render every notebook with the numbers it
+    sync    put the current install cell and shown code into every .md, render every notebook with the numbers it
             already holds (for a change of prose; a new glued name needs `colab` after a build)
     check   exit 1 when a notebook is missing, or differs from what `sync` would write
     check-install   exit 1 when a source's first code cell is not the install cell (`make book` runs it
             before building; run `sync` to fix)
+    show-code   rewrite the code cells that show the package's code (a first line such as
+            ``# book/nets/conv1d.py: BasicBlock1d.forward``) from the package (`sync` runs it first)
+    check-code  exit 1 when a shown code cell differs from the package (:mod:`book.authoring.shown_code`)
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ BUILD = ROOT / "_build"
 VARYING = re.compile(r"(^|[_-])(seconds|slowdown|wall|elapsed)($|[_-])")
 
 __all__ = ["sources", "glue_from_build", "render", "colab", "sync", "check", "stale_numbers",
-           "fix_install_cell", "install_problems", "site_url", "VARYING"]
+           "fix_install_cell", "install_problems", "show_code", "code_problems", "site_url", "VARYING"]
 
 
 # -- where things are -------------------------------------------------------------------------------
@@ -366,25 +369,66 @@ def stale_numbers(root: Path = ROOT, build: Path | None = None) -> list[str]:
     return problems
 
 
+def show_code(root: Path = ROOT) -> list[Path]:
+    """Rewrite every source's shown cells from the package (:mod:`book.authoring.shown_code`); the paths written."""
+    from . import shown_code
+
+    return [md for md in sources(root) if shown_code.sync(md, root)]
+
+
+def code_problems(root: Path = ROOT) -> list[str]:
+    """Shown cells that differ from the package, or whose marker is malformed."""
+    from . import shown_code
+
+    return [p for md in sources(root) for p in shown_code.problems(md, root)]
+
+
+def _parser():
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m book.authoring.notebooks",
+                                     description="The chapters' notebooks for Jupyter and Colab, and the package "
+                                                 "code the chapters show.")
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    commands.add_parser("colab", help="after a book build: render every notebook with the build's numbers")
+    commands.add_parser("sync", help="install cells and shown code into every .md, then every notebook with the "
+                                     "numbers it holds (after a change of prose)")
+    commands.add_parser("check", help="exit 1 when a notebook is missing or differs from what `sync` would write "
+                                      "(the default)")
+    commands.add_parser("check-install", help="exit 1 when a source's first code cell is not the install cell")
+    commands.add_parser("show-code", help="rewrite the chapters' shown code cells from the package")
+    commands.add_parser("check-code", help="exit 1 when a shown code cell differs from the package")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = argv[0] if argv else "check"
-    if command in ("colab", "sync"):
-        written, need_build = (colab(), []) if command == "colab" else sync()
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    command = args.command or "check"
+    if command in ("colab", "sync", "show-code"):
+        need_build = []
+        if command == "colab":
+            written = colab()
+        elif command == "show-code":
+            written = show_code()
+        else:
+            written = show_code()
+            more, need_build = sync()
+            written += more
         for path in written:
             print(f"wrote {path.relative_to(ROOT)}")
         for problem in need_build:
             print(problem)
-        print(f"{len(sources())} notebook(s); {len(written)} file(s) updated")
+        print(f"{len(sources())} source(s); {len(written)} file(s) updated")
         return 1 if need_build else 0
-    if command in ("check", "check-install"):
-        problems = check() if command == "check" else install_problems()
-        for p in problems:
-            print(p)
-        print("all notebooks in sync" if not problems else f"{len(problems)} problem(s)")
-        return 1 if problems else 0
-    print(__doc__)
-    return 2
+    checks = {"check": (check, "all notebooks in sync"),
+              "check-install": (install_problems, "every source starts with the install cell"),
+              "check-code": (code_problems, "every shown code cell is the package's code")}
+    find, ok = checks[command]
+    problems = find()
+    for p in problems:
+        print(p)
+    print(ok if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Uses only what ipywidgets 7.7.1 (Colab) and 8.x share: IntText, ToggleButtons,
 Button, HTML, Output, HBox/VBox. Plots go into an ``Output`` that is cleared
 before each redraw, so Colab never stacks old figures under new ones.
 
-Every widget class here has the same shape: ``.widget`` to display, controls
+The explorer is a :class:`book.widgets.Explorer`: ``.widget`` to display, controls
 as attributes that tests (and :mod:`book.authoring.bench`) can set, and a ``.message``
 HTML that shows what went wrong instead of a traceback.
 """
@@ -19,14 +19,14 @@ from .cache import is_cached
 from .ch1_degradation import DepthRun, run_depth
 from .errors import ConfigError
 from .training import TrainResult
-from .widgets import show_message
+from .widgets import Explorer
 
 __all__ = ["DepthExplorer", "MAX_EXPLORER_DEPTH", "bench_cases"]
 
 MAX_EXPLORER_DEPTH = 110  # ResNet-110 is the deepest the paper's CIFAR table goes; deeper takes minutes on a CPU
 
 
-class DepthExplorer:
+class DepthExplorer(Explorer):
     """Choose depth, plain or residual, width and seed; *Train* runs it (or takes it from the cache).
 
     Every finished run is drawn against the earlier ones: final training error
@@ -63,7 +63,7 @@ class DepthExplorer:
             W.HBox([self.kind, self.button]),
             self.message, self.progress_area, self.plot_area,
         ])
-        show_message(self.message, f"Pick a depth (6n+2: 8, 14, 20, … up to {MAX_EXPLORER_DEPTH}) and press Train.")
+        self.say(f"Pick a depth (6n+2: 8, 14, 20, … up to {MAX_EXPLORER_DEPTH}) and press Train.")
         self.redraw()
 
     def spec(self) -> DepthRun:
@@ -88,17 +88,17 @@ class DepthExplorer:
         try:
             spec = self.spec()
         except ConfigError as err:
-            show_message(self.message, str(err), "error")
+            self.say(str(err), "error")
             return None
         from_cache = spec in self.runs or is_cached("depth", spec)
         self.button.disabled = True
-        show_message(self.message, f"{'Loading' if from_cache else 'Training'} {spec.label} (seed {spec.seed})…")
+        self.say(f"{'Loading' if from_cache else 'Training'} {spec.label} (seed {spec.seed})…")
         start = time.perf_counter()
         try:
-            self.progress_area.clear_output()
+            self.clear(self.progress_area)
             with self.progress_area:
                 result = self.runs.get(spec) or run_depth(spec, progress=self.progress)
-            self.progress_area.clear_output()
+            self.clear(self.progress_area)
         finally:
             self.button.disabled = False
         self.last_from_cache = from_cache
@@ -106,11 +106,11 @@ class DepthExplorer:
         self.runs[spec] = result
         seconds = time.perf_counter() - start
         if result.diverged:
-            show_message(self.message, f"{spec.label}: {result.message}", "error")
+            self.say(f"{spec.label}: {result.message}", "error")
         else:
             how = "from the cache" if from_cache else f"trained in {seconds:.1f} s"
-            show_message(self.message, f"{spec.label} (seed {spec.seed}, {how}): final training error "
-                         f"{100 * result.final_train_error:.1f} %, test error {100 * result.final_test_error:.1f} %.", "ok")
+            self.say(f"{spec.label} (seed {spec.seed}, {how}): final training error "
+                     f"{100 * result.final_train_error:.1f} %, test error {100 * result.final_test_error:.1f} %.", "ok")
         self.redraw(highlight=spec)
         return result
 
@@ -142,14 +142,8 @@ class DepthExplorer:
         return fig
 
     def redraw(self, highlight: DepthRun | None = None) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
         fig = self.figure(highlight)
-        with self.plot_area:
-            self.plot_area.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        self.show(self.plot_area, fig)
         self.redraws += 1
         self.last_figure = fig
 

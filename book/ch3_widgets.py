@@ -27,7 +27,7 @@ from .ch3_gradient_highway import (CH3_DEPTHS, INIT_ZOO, MAX_DEPTH, GradFlow, fi
 from .errors import ConfigError
 from .nets.mlp import ACTIVATIONS, INITS, NORMS
 from .probes import LayerStats
-from .widgets import show_message
+from .widgets import Explorer
 
 __all__ = ["GradientFlowExplorer", "plot_profiles", "depth_sweep_scrubber", "init_sweep_scrubber",
            "shortcut_animation", "bench_cases", "FLOOR"]
@@ -51,7 +51,7 @@ def plot_profiles(axes, stats: LayerStats, residual: bool, label: str | None = N
     axes[1].set(yscale="log", xlabel="layer (0 = input layer)", ylabel="std of h", title="activation std")
 
 
-class GradientFlowExplorer:
+class GradientFlowExplorer(Explorer):
     """Depth, initialization, activation, plain/residual and branch scale α → live per-layer plots.
 
     Every change of a control re-probes the network at initialization (one
@@ -76,8 +76,7 @@ class GradientFlowExplorer:
         self.last_stats: LayerStats | None = None
         self._fig = self._axes = self._lines = None
         self.last_seconds = float("nan")
-        for control in (self.depth, self.init, self.activation, self.norm, self.kind, self.branch_scale):
-            control.observe(lambda change: self.redraw(), names="value")
+        self.watch(self.depth, self.init, self.activation, self.norm, self.kind, self.branch_scale)
         self.widget = W.VBox([
             W.HBox([self.depth, self.init, self.activation]),
             W.HBox([self.kind, self.norm, self.branch_scale]),
@@ -131,21 +130,17 @@ class GradientFlowExplorer:
 
     def redraw(self) -> LayerStats | None:
         """Probe the current setting and redraw; ``None`` (and a message) on bad input."""
-        from IPython.display import display
-
         start = time.perf_counter()
         try:
             spec = self.spec()
         except ConfigError as err:
-            show_message(self.message, str(err), "error")
-            self.plot_area.clear_output()
+            self.say(str(err), "error")
+            self.clear(self.plot_area)
             self.last_stats = None
             return None
         stats = gradient_flow(spec)
         fig = self.figure(stats, spec)
-        with self.plot_area:
-            self.plot_area.clear_output(wait=True)
-            display(fig)
+        self.show(self.plot_area, fig, close=False)  # the figure is kept and updated in place
         self.last_stats = stats
         self.last_seconds = time.perf_counter() - start
         ratio = first_to_last_ratio(stats)
@@ -154,9 +149,9 @@ class GradientFlowExplorer:
         else:
             text = f"gradient after the first layer ÷ after the last: {ratio:.2g}"
         if not math.isfinite(stats.loss):
-            show_message(self.message, f"{spec.label}: the forward pass overflowed (loss {stats.loss}).", "error")
+            self.say(f"{spec.label}: the forward pass overflowed (loss {stats.loss}).", "error")
         else:
-            show_message(self.message, f"{spec.label}: {text}  (drawn in {1000 * self.last_seconds:.0f} ms)", "ok")
+            self.say(f"{spec.label}: {text}  (drawn in {1000 * self.last_seconds:.0f} ms)", "ok")
         return stats
 
 

@@ -8,7 +8,7 @@ trained (the chapter trains and caches them).
 
 from __future__ import annotations
 
-from .widgets import show_message
+from .widgets import Explorer
 
 __all__ = ["LesionExplorer", "lesion_errors", "bench_cases"]
 
@@ -39,7 +39,7 @@ def lesion_errors(deleted, depth: int | None = None, seed: int = 0) -> dict[str,
     return out
 
 
-class LesionExplorer:
+class LesionExplorer(Explorer):
     """Tick blocks, press the button, see both nets' test error without them.
 
     Attributes:
@@ -76,8 +76,8 @@ class LesionExplorer:
         indices = list(indices)
         bad = [i for i in indices if i not in self.boxes]
         if bad:
-            show_message(self.message, f"Cannot delete block(s) {bad}: choose among {self.allowed} "
-                                       f"(the others change the length or the channels).", "error")
+            self.say(f"Cannot delete block(s) {bad}: choose among {self.allowed} "
+                     f"(the others change the length or the channels).", "error")
             return
         for i, box in self.boxes.items():
             box.value = i in indices
@@ -85,30 +85,24 @@ class LesionExplorer:
 
     def redraw(self) -> None:
         import matplotlib.pyplot as plt
-        from IPython.display import display
 
         from .plots import COLORS
 
         try:
             self.errors = lesion_errors(self.deleted, self.depth, self.seed)
         except ValueError as err:
-            show_message(self.message, str(err), "error")
+            self.say(str(err), "error")
             return
-        show_message(self.message, "")
-        with self.output:
-            from IPython.display import clear_output
-
-            clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(4.5, 2.6))
-            names = ["plain", "residual"]
-            ax.barh([f"plain-{self.depth}", f"ResNet-{self.depth}"], [100 * self.errors[n] for n in names],
-                    color=[COLORS[n] for n in names])
-            ax.axvline(90, color="grey", linestyle="--", lw=1)
-            ax.set(xlim=(0, 100), xlabel="test error (%)",
-                   title=f"deleted: {self.deleted or 'nothing'}")
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+        self.say("")
+        fig, ax = plt.subplots(figsize=(4.5, 2.6))
+        names = ["plain", "residual"]
+        ax.barh([f"plain-{self.depth}", f"ResNet-{self.depth}"], [100 * self.errors[n] for n in names],
+                color=[COLORS[n] for n in names])
+        ax.axvline(90, color="grey", linestyle="--", lw=1)
+        ax.set(xlim=(0, 100), xlabel="test error (%)",
+               title=f"deleted: {self.deleted or 'nothing'}")
+        fig.tight_layout()
+        self.show(self.output, fig)
 
 
 def bench_cases():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .errors import ConfigError, check_whole_number
 from .nets.transformer import NORM_PLACEMENTS
-from .widgets import show_message
+from .widgets import Explorer
 from .ch6_residual_stream import (CHAPTER_LR, CHAPTER_STEPS, InitProbe, LensSpec, TrainSpec, logit_lens, probe_at_init,
                                   run_training)
 
@@ -36,7 +36,7 @@ def _plot_colors():
             "no-residual": PALETTE["black"]}
 
 
-class ResidualStreamExplorer:
+class ResidualStreamExplorer(Explorer):
     """Gradient norms at init (live) and training on click, for one transformer setting.
 
     Args:
@@ -69,16 +69,11 @@ class ResidualStreamExplorer:
         self.last_run = None                  # the last run trained or fetched by Train
         self.last_lens: dict | None = None    # the logit lens of that run's trained model
         self.curve_drawn = False              # whether that run's loss curve is drawn (never for a diverged run)
-        self._quiet = False  # True while set() changes several controls at once
-        for control in (self.depth, self.norm):
-            control.observe(lambda change: None if self._quiet else self.redraw(), names="value")
+        self.watch(self.depth, self.norm)
         self.train_button.on_click(lambda button: self.train())
         self.redraw()
 
     # -------------------------------------------------------------- helpers
-    def _say(self, text: str) -> None:
-        show_message(self.message, text, "error")
-
     def _depth(self, limit: int) -> int:
         return check_whole_number("depth", self.depth.value, minimum=1, maximum=limit)
 
@@ -88,17 +83,15 @@ class ResidualStreamExplorer:
         A value a control cannot take (a placement or learning rate not on the
         list) is reported in ``.message`` and leaves that control unchanged.
         """
-        self._quiet = True
         try:
-            for name, value in values.items():
-                if name not in ("depth", "norm", "warmup", "lr"):
-                    raise ConfigError(f"no control named {name!r}; use depth, norm, warmup or lr.")
-                getattr(self, name).value = value
+            with self.batch():
+                for name, value in values.items():
+                    if name not in ("depth", "norm", "warmup", "lr"):
+                        raise ConfigError(f"no control named {name!r}; use depth, norm, warmup or lr.")
+                    getattr(self, name).value = value
         except Exception as err:  # ipywidgets raises TraitError for values outside a control's options
-            self._quiet = False
-            self._say(f"cannot set {name} to {value!r}: {err}")
+            self.say(f"cannot set {name} to {value!r}: {err}", "error")
             return
-        self._quiet = False
         self.redraw()
 
     # -------------------------------------------------------------- live redraw
@@ -116,17 +109,15 @@ class ResidualStreamExplorer:
     def redraw(self) -> None:
         """Recompute the per-block gradient norms at init and redraw them."""
         import matplotlib.pyplot as plt
-        from IPython.display import display
 
         try:
             result = self.probe()
         except (ConfigError, ValueError, TypeError) as err:
-            self._say(str(err))
+            self.say(str(err), "error")
             self.last_probe = None
-            with self.output:
-                self.output.clear_output(wait=True)
+            self.clear(self.output)
             return
-        self._say("")
+        self.say("")
         self.last_probe = result
         norm, depth = self.norm.value, len(result["grad_norms"])
         fig, (ax_grad, ax_stream) = plt.subplots(1, 2, figsize=(8.5, 3))
@@ -141,10 +132,7 @@ class ResidualStreamExplorer:
         ax_stream.set(xlabel="stream after block (0 = embedding)", ylabel="RMS of the stream",
                       title="the residual stream's size")
         fig.subplots_adjust(left=0.09, right=0.98, bottom=0.17, top=0.88, wspace=0.3)  # cheaper than tight_layout
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        self.show(self.output, fig)
 
     # -------------------------------------------------------------- training on click
     def spec(self) -> TrainSpec:
@@ -154,28 +142,23 @@ class ResidualStreamExplorer:
 
     def train(self):
         """Train the current setting (cached) and draw its loss curve; returns the run, or None on bad input."""
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
         try:
             spec = self.spec()
         except (ConfigError, ValueError, TypeError) as err:
-            self._say(f"{err} (training is limited to {MAX_TRAIN_DEPTH} blocks on a CPU)")
+            self.say(f"{err} (training is limited to {MAX_TRAIN_DEPTH} blocks on a CPU)", "error")
             return None
-        self._say("")
+        self.say("")
         self.curve_drawn = False
         with self.train_output:
             self.train_output.clear_output(wait=True)
-            run = run_training(spec, progress=True)
-            self.last_run = run
-            if run.diverged:
-                self._say(f"{spec.label}: {run.message}")
-                return run
-            self.last_lens = logit_lens(LensSpec(train=spec), progress=False)
-            fig = draw_run(spec, run, self.last_lens)
-            display(fig)
-            plt.close(fig)
-            self.curve_drawn = True
+            run = run_training(spec, progress=True)   # the progress bar shows here while it trains
+        self.last_run = run
+        if run.diverged:
+            self.say(f"{spec.label}: {run.message}", "error")
+            return run
+        self.last_lens = logit_lens(LensSpec(train=spec), progress=False)
+        self.show(self.train_output, draw_run(spec, run, self.last_lens))   # the curve replaces the bar
+        self.curve_drawn = True
         return run
 
 

@@ -8,7 +8,7 @@ matrix-vector products.
 
 from __future__ import annotations
 
-from .widgets import show_message
+from .widgets import Explorer
 
 __all__ = ["EulerExplorer", "MAX_STEPS", "MAX_DECAY", "bench_cases"]
 
@@ -16,7 +16,7 @@ MAX_STEPS = 64
 MAX_DECAY = 40.0
 
 
-class EulerExplorer:
+class EulerExplorer(Explorer):
     """Move the sliders, see forward Euler converge (small steps) or explode (a step beyond its stability limit).
 
     Attributes:
@@ -36,8 +36,7 @@ class EulerExplorer:
         self.message = w.HTML("")
         self.output = w.Output()
         self.result: dict = {}
-        for slider in (self.steps, self.decay):
-            slider.observe(lambda change: self.redraw(), names="value")
+        self.watch(self.steps, self.decay)
         self.widget = w.VBox([w.HBox([self.steps, self.decay]), self.message, self.output])
         self.redraw()
 
@@ -51,24 +50,18 @@ class EulerExplorer:
             if decay is not None and not (isinstance(decay, (int, float)) and 0 <= decay <= MAX_DECAY):
                 raise ConfigError(f"the decay rate must be a number from 0 to {MAX_DECAY:g}, got {decay!r}.")
         except ConfigError as err:
-            show_message(self.message, str(err), "error")
+            self.say(str(err), "error")
             return
-        self._quiet = True                    # one redraw for both sliders, not one per slider
-        try:
+        with self.batch():                    # one redraw for both sliders, not one per slider
             if steps is not None:
                 self.steps.value = steps
             if decay is not None:
                 self.decay.value = float(decay)
-        finally:
-            self._quiet = False
         self.redraw()
 
     def redraw(self) -> None:
-        if getattr(self, "_quiet", False):
-            return
         import matplotlib.pyplot as plt
         import numpy as np
-        from IPython.display import clear_output, display
 
         from .ch7_family_of_skips import euler_spiral
         from .plots import PALETTE
@@ -84,21 +77,18 @@ class EulerExplorer:
             text = (f"h = {r['h']:.3g}: each step multiplies the distance from 0 by {r['step_factor']:.3g} ≤ 1; "
                     f"the Euler end point is {r['error']:.3g} away from the exact one.")
             kind = "ok"
-        show_message(self.message, text, kind)
-        with self.output:
-            clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(4.6, 4.0))
-            ax.plot(r["exact"][:, 0], r["exact"][:, 1], color="grey", lw=2, label="exact flow")
-            path = np.clip(r["euler"], -3, 3)       # an exploding path leaves the frame; clip it to the edge
-            ax.plot(path[:, 0], path[:, 1], color=PALETTE["vermillion"], ls="--", marker="o", ms=4,
-                    label=f"{self.steps.value} Euler steps")
-            ax.plot(1, 0, "ks", ms=6)
-            ax.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), xlabel="x₁", ylabel="x₂", aspect="equal",
-                   title=f"dx/dt = A x, eigenvalues −{self.decay.value:g} ± 3i")
-            ax.legend(loc="lower left", fontsize=8)
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+        self.say(text, kind)
+        fig, ax = plt.subplots(figsize=(4.6, 4.0))
+        ax.plot(r["exact"][:, 0], r["exact"][:, 1], color="grey", lw=2, label="exact flow")
+        path = np.clip(r["euler"], -3, 3)       # an exploding path leaves the frame; clip it to the edge
+        ax.plot(path[:, 0], path[:, 1], color=PALETTE["vermillion"], ls="--", marker="o", ms=4,
+                label=f"{self.steps.value} Euler steps")
+        ax.plot(1, 0, "ks", ms=6)
+        ax.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), xlabel="x₁", ylabel="x₂", aspect="equal",
+               title=f"dx/dt = A x, eigenvalues −{self.decay.value:g} ± 3i")
+        ax.legend(loc="lower left", fontsize=8)
+        fig.tight_layout()
+        self.show(self.output, fig)
 
 
 def bench_cases():

@@ -191,17 +191,20 @@ def test_readme_and_intro_say_how_to_cite_and_the_licence():
 
 
 def version_problems(pyproject_text: str, package_version: str, cff_text: str, changelog: str) -> list[str]:
-    """One version everywhere: pyproject.toml, ``book.__version__``, CITATION.cff, the newest CHANGELOG entry."""
-    declared = tomllib.loads(pyproject_text)["project"]["version"]
+    """One version, ``book.__version__``: pyproject.toml reads it from there; CITATION.cff and the newest
+    CHANGELOG entry name the same."""
+    project = tomllib.loads(pyproject_text)
     problems = []
-    if package_version != declared:
-        problems.append(f"book.__version__ {package_version!r} != pyproject.toml {declared!r}")
+    if "version" in project["project"] or "version" not in project["project"].get("dynamic", []):
+        problems.append("pyproject.toml must read the version from book.__version__ (dynamic), not repeat it")
+    elif project.get("tool", {}).get("setuptools", {}).get("dynamic", {}).get("version") != {"attr": "book.__version__"}:
+        problems.append("pyproject.toml's dynamic version is not book.__version__")
     cff_version = str((yaml.safe_load(cff_text) or {}).get("version"))
-    if cff_version != declared:
-        problems.append(f"CITATION.cff version {cff_version!r} != pyproject.toml {declared!r}")
+    if cff_version != package_version:
+        problems.append(f"CITATION.cff version {cff_version!r} != book.__version__ {package_version!r}")
     released = re.findall(r"^## \[(\d[^\]]*)\]", changelog, re.M)
-    if not released or released[0] != declared:
-        problems.append(f"newest CHANGELOG.md release {released[:1]} != pyproject.toml {declared!r}")
+    if not released or released[0] != package_version:
+        problems.append(f"newest CHANGELOG.md release {released[:1]} != book.__version__ {package_version!r}")
     return problems
 
 
@@ -216,11 +219,11 @@ def test_version_is_the_same_everywhere():
 
 def test_version_check_fails_when_versions_disagree():
     pyproject, package, cff, changelog = _version_sources()
-    bumped = re.sub(r'^version = "[^"]+"', 'version = "0.2.0"', pyproject, count=1, flags=re.M)
-    problems = version_problems(bumped, package, cff, changelog)
-    assert len(problems) == 3 and "book.__version__ '0.1.0' != pyproject.toml '0.2.0'" in problems
-    assert version_problems(pyproject, "0.1.1", cff, changelog) == [
-        "book.__version__ '0.1.1' != pyproject.toml '0.1.0'"]
+    repeated = pyproject.replace('dynamic = ["version"]', 'version = "0.2.0"')
+    assert version_problems(repeated, package, cff, changelog) == [
+        "pyproject.toml must read the version from book.__version__ (dynamic), not repeat it"]
+    problems = version_problems(pyproject, "0.1.1", cff, changelog)
+    assert len(problems) == 2 and "CITATION.cff version '0.1.0' != book.__version__ '0.1.1'" in problems
 
 
 def test_installed_package_metadata_has_the_version():

@@ -90,18 +90,19 @@ def setting_problems(record: dict, spec) -> list[str]:
 def main(argv: list[str], module: str, commands: dict) -> int:
     """``python -m MODULE COMMAND``: run one recording of ``commands`` (``{name: (record, path)}``) on one thread,
     on the pinned numerical path (:mod:`book.numerics`), so that any x86-64 CPU re-runs it bit for bit."""
+    import argparse
+
     from .numerics import describe, pin, pinned, problem
     from .training import single_thread
 
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description="Make one of the chapter's recorded runs.")
+    parser.add_argument("recording", choices=list(commands), help="which recording to make")
+    name = parser.parse_args(argv).recording     # a wrong name: usage and exit status 2
     pin()   # before torch's first computation: importing the chapter module computes nothing
     if not pinned() or problem():
         print(f"refusing to record off the pinned path: {describe()}")
         return 2
-
-    if len(argv) != 1 or argv[0] not in commands:
-        print(f"usage: python -m {module} {' | '.join(commands)}")
-        return 2
-    record, path = commands[argv[0]]
+    record, path = commands[name]
     with single_thread():
         about = record()["provenance"]
     print(f"wrote {path} in {about['wall_seconds']} s on {about['machine']}")

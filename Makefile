@@ -77,9 +77,11 @@ test: $(STAMP) $(COLAB_STAMP)
 bench: $(STAMP)
 	$(PY) -m book.authoring.bench --build --json _build/bench.json
 
-# After a change of prose: the install cells, and every chapter's notebook with the numbers it holds.
+# After a change of prose or of code a chapter shows: the install cells, the shown code, every chapter's notebook
+# with the numbers it holds, and the exercise pages and student notebooks from exercises/source.
 sync: $(STAMP)
 	$(PY) -m book.authoring.notebooks sync
+	$(PY) -m book.authoring.exercise_pages build
 
 clean:
 	rm -rf _build

@@ -12,6 +12,7 @@ same setting compute it once.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -23,11 +24,10 @@ from .data import load_mnist1d
 from .errors import ConfigError, check_choice, check_whole_number
 from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, check_conv_config
 from .nets.mlp import MLPConfig, MLPStack
-from .training import TrainConfig, evaluate, single_thread, train
+from .training import TrainConfig, evaluate, one_thread, seeded, train, train_adam
 
-__all__ = ["CLAIM_SEEDS", "MAX_DEPTH", "IdentityFit", "identity_fit", "FIT_VARIANTS", "InsertBlocks", "insert_blocks"]
+__all__ = ["MAX_DEPTH", "IdentityFit", "identity_fit", "FIT_VARIANTS", "InsertBlocks", "insert_blocks"]
 
-CLAIM_SEEDS = (0, 1, 2)               # seeds of every claim (the chapter averages over them too)
 MAX_DEPTH = 200                       # deepest stack the identity-fitting experiment accepts
 
 # The stacks of experiment (a): name -> IdentityFit overrides
@@ -83,36 +83,38 @@ def _identity_ends(model: MLPStack, features: int) -> None:
     model.head.weight[:, :features].copy_(torch.eye(features))
 
 
+@one_thread
 def _identity_fit(spec: IdentityFit, progress: bool) -> dict:
-    from tqdm.auto import tqdm
-
     gen = torch.Generator().manual_seed(10_000 + spec.seed)
     x_test = torch.randn(1024, spec.features, generator=gen)
     y_test = _target(spec, x_test)
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
+    with seeded(spec.seed):
         model = MLPStack(MLPConfig(depth=spec.depth, width=spec.width, in_features=spec.features,
                                    out_features=spec.features, residual=spec.residual, init=spec.init))
         if spec.identity_ends:
             _identity_ends(model, spec.features)
-    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
     variance = float(y_test.var())
 
     def test_error() -> float:
         with torch.no_grad():
             return float(F.mse_loss(model(x_test), y_test)) / variance
 
+    def batches():  # fresh standard normal inputs at every step, from the same generator as the test set
+        while True:
+            x = torch.randn(spec.batch_size, spec.features, generator=gen)
+            yield x, _target(spec, x)
+
     steps, errors = [0], [test_error()]
-    name = f"{'residual' if spec.residual else 'plain'}-{spec.depth} learns {spec.target} (seed {spec.seed})"
-    for step in tqdm(range(1, spec.steps + 1), desc=name, disable=not progress, leave=False):
-        x = torch.randn(spec.batch_size, spec.features, generator=gen)
-        loss = F.mse_loss(model(x), _target(spec, x))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % spec.record_every == 0:
-            steps.append(step)
+
+    def record(step: int, *_) -> None:
+        if (step + 1) % spec.record_every == 0:
+            steps.append(step + 1)
             errors.append(test_error())
+
+    train_adam(model, batches(), F.mse_loss, spec.steps, lambda step: spec.lr, divergence_factor=math.inf,
+               on_step=record, progress=progress,
+               description=f"{'residual' if spec.residual else 'plain'}-{spec.depth} learns {spec.target} "
+                           f"(seed {spec.seed})")
     return {"steps": steps, "error": errors}
 
 
@@ -123,11 +125,7 @@ def identity_fit(spec: IdentityFit, progress: bool = True) -> dict:
     if spec.identity_ends and spec.width < spec.features:
         raise ConfigError(f"identity ends need width ≥ features, got width {spec.width} and {spec.features} features.")
     check_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
-    def compute():
-        with single_thread():
-            return _identity_fit(spec, progress)
-
-    return cached("identity-fit", spec, compute)
+    return cached("identity-fit", spec, lambda: _identity_fit(spec, progress))
 
 
 @dataclass(frozen=True)
@@ -184,10 +182,10 @@ def _branch_ratios(model: ConvNet1d, x: torch.Tensor, batch_statistics: bool = F
     return ratios
 
 
+@one_thread
 def _insert_blocks(spec: InsertBlocks, progress: bool) -> dict:
     data = load_mnist1d()
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
+    with seeded(spec.seed):
         model = ConvNet1d(ConvNetConfig(depth=spec.depth, residual=True, widths=spec.widths))
         # at initialization batch norm has no running statistics yet: measure as in training, with the
         # batch's statistics, on a copy (a forward pass in train mode updates the running averages)
@@ -219,8 +217,4 @@ def _insert_blocks(spec: InsertBlocks, progress: bool) -> dict:
 def insert_blocks(spec: InsertBlocks, progress: bool = True) -> dict:
     """Run (or fetch) :class:`InsertBlocks`: errors before and after growing, and ‖F(x)‖/‖x‖ per block."""
     check_conv_config(ConvNetConfig(depth=spec.depth, widths=spec.widths))
-    def compute():
-        with single_thread():
-            return _insert_blocks(spec, progress)
-
-    return cached("insert-blocks", spec, compute)
+    return cached("insert-blocks", spec, lambda: _insert_blocks(spec, progress))

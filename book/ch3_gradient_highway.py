@@ -20,16 +20,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import cached
-from .ch1_degradation import DepthRun, trained_model
 from .data import load_mnist1d
 from .errors import check_choice, check_whole_number
 from .nets.mlp import RESIDUAL_INITS, MLPConfig, MLPStack, check_mlp_config
 from .probes import LayerStats, input_gradients, probe, stack_points
-from .training import single_thread
+from .trained_nets import DepthRun, trained_model
+from .training import one_thread, seeded
 
 __all__ = [
     "BNGradFlow", "bn_gradient_flow", "BN_NETS", "explosion_ratio", "BNShatter", "bn_shattering",
-    "MAX_DEPTH", "CH3_DEPTHS", "CLAIM_DEPTH", "CLAIM_SEEDS", "ACTIVATION_STD_INITS", "FORWARD_DEPTH",
+    "MAX_DEPTH", "CH3_DEPTHS", "CLAIM_DEPTH", "ACTIVATION_STD_INITS", "FORWARD_DEPTH",
     "FORWARD_VARIANTS", "SHATTER_CLAIM_DEPTH",
     "GradFlow", "gradient_flow", "first_to_last_ratio", "INIT_ZOO", "init_zoo_spec",
     "Shatter", "shattered_correlation", "SHATTER_VARIANTS", "SHATTER_DEPTHS", "SHATTER_SEEDS",
@@ -38,7 +38,6 @@ __all__ = [
 MAX_DEPTH = 200                       # deepest stack the chapter and its widget probe
 CH3_DEPTHS = (10, 50, 100, 200)   # the depths of Chapter 3's sweeps
 CLAIM_DEPTH = 50                      # "50+ layers": the depth of Chapter 3's headline comparison
-CLAIM_SEEDS = (0, 1, 2)               # seeds of every claim (chapters average over them too)
 
 
 @dataclass(frozen=True)
@@ -67,15 +66,15 @@ class GradFlow:
         return f"{'residual' if self.residual else 'plain'}-{self.depth}, {self.init}, {self.activation}"
 
 
-def _check_depth(depth) -> None:
+def _validate_depth(depth) -> None:
     check_whole_number("depth", depth, minimum=1, maximum=MAX_DEPTH)
 
 
+@one_thread
 def _probe_gradient_flow(spec: GradFlow) -> dict:
     data = load_mnist1d().flat()
     x, y = data.x_train[: spec.batch_size], data.y_train[: spec.batch_size]
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
+    with seeded(spec.seed):
         model = MLPStack(spec.mlp_config())
     stats = probe(model, stack_points(model), x, lambda out: F.cross_entropy(out, y))
     return stats.to_dict()
@@ -83,13 +82,9 @@ def _probe_gradient_flow(spec: GradFlow) -> dict:
 
 def gradient_flow(spec: GradFlow) -> LayerStats:
     """Probe ``spec`` at initialization (or fetch it): entry 0 is the input layer, entry l the l-th layer/block."""
-    _check_depth(spec.depth)
+    _validate_depth(spec.depth)
     check_mlp_config(spec.mlp_config())
-    def compute():
-        with single_thread():
-            return _probe_gradient_flow(spec)
-
-    return LayerStats.from_dict(cached("gradflow", spec, compute))
+    return LayerStats.from_dict(cached("gradflow", spec, lambda: _probe_gradient_flow(spec)))
 
 
 def first_to_last_ratio(stats: LayerStats) -> float:
@@ -161,11 +156,11 @@ class Shatter:
     seed: int = 0
 
 
+@one_thread
 def _shatter(spec: Shatter) -> dict:
     cfg = MLPConfig(depth=spec.depth, width=spec.width, in_features=1, out_features=1,
                     **SHATTER_VARIANTS[spec.variant])
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
+    with seeded(spec.seed):
         model = MLPStack(cfg)
         # Kaiming zeroes biases; a ReLU net without biases is positively homogeneous, so on a
         # 1-D input its gradient is constant on each side of 0. PyTorch's default biases break that.
@@ -182,13 +177,9 @@ def _shatter(spec: Shatter) -> dict:
 
 def shattered_correlation(spec: Shatter) -> dict:
     """``{"correlation": float, "gradients": [...]}`` for ``spec`` (cached)."""
-    _check_depth(spec.depth)
+    _validate_depth(spec.depth)
     check_choice("variant", spec.variant, SHATTER_VARIANTS)
-    def compute():
-        with single_thread():
-            return _shatter(spec)
-
-    return cached("shatter", spec, compute)
+    return cached("shatter", spec, lambda: _shatter(spec))
 
 
 # --------------------------------------------------------------------------- Chapter 1's own nets: batch norm, He init
@@ -201,7 +192,7 @@ class BNGradFlow:
     """Per-block gradient norms of one of Chapter 1's conv nets (batch norm, He init), on a training batch.
 
     ``trained=False`` probes the net at initialization; ``trained=True`` probes the net Chapter 1 trained
-    (:func:`book.ch1_degradation.trained_model`, same seed). Batch norm uses the batch's statistics, as in
+    (:func:`book.trained_nets.trained_model`, same seed). Batch norm uses the batch's statistics, as in
     training.
     """
 
@@ -215,34 +206,25 @@ class BNGradFlow:
         return DepthRun(depth=self.depth, residual=self.residual, seed=self.seed)
 
 
+@one_thread
 def _bn_gradient_flow(spec: BNGradFlow, progress: bool) -> dict:
     import copy
-
-    from .nets.conv1d import ConvNet1d
 
     data = load_mnist1d()
     x, y = data.x_train[: spec.batch_size], data.y_train[: spec.batch_size]
     if spec.trained:
         model = copy.deepcopy(trained_model(spec.run(), progress=progress))  # a copy: train mode updates BN buffers
     else:
-        with torch.random.fork_rng():
-            torch.manual_seed(spec.seed)  # the same initial weights as Chapter 1's run of this seed
-            model = ConvNet1d(spec.run().model_config())
+        with seeded(spec.seed):  # the same initial weights as Chapter 1's run of this seed
+            model = spec.run().build()
     model.train()
     return probe(model, stack_points(model), x, lambda out: F.cross_entropy(out, y)).to_dict()
 
 
 def bn_gradient_flow(spec: BNGradFlow, progress: bool = True) -> LayerStats:
     """Probe ``spec`` (cached): entry 0 is the stem, entry l the output of block l."""
-    from .nets.conv1d import check_conv_config
-
-    check_conv_config(spec.run().model_config())
-
-    def compute():
-        with single_thread():
-            return _bn_gradient_flow(spec, progress)
-
-    return LayerStats.from_dict(cached("bn-gradflow", spec, compute))
+    spec.run().validate()
+    return LayerStats.from_dict(cached("bn-gradflow", spec, lambda: _bn_gradient_flow(spec, progress)))
 
 
 def explosion_ratio(stats: LayerStats) -> float:
@@ -268,14 +250,15 @@ class BNShatter:
     points: int = 128
     pairs: int = 4
 
+    def run(self) -> DepthRun:
+        return DepthRun(depth=self.depth, residual=self.residual, seed=self.seed)
 
+
+@one_thread
 def _bn_shatter(spec: BNShatter) -> dict:
-    from .nets.conv1d import ConvNet1d
-
     data = load_mnist1d()
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
-        model = ConvNet1d(DepthRun(depth=spec.depth, residual=spec.residual, seed=spec.seed).model_config())
+    with seeded(spec.seed):
+        model = spec.run().build()
     for m in model.modules():                 # running statistics := the statistics of one training batch
         if isinstance(m, nn.BatchNorm1d):
             m.momentum = 1.0
@@ -296,12 +279,5 @@ def _bn_shatter(spec: BNShatter) -> dict:
 
 def bn_shattering(spec: BNShatter) -> dict:
     """``{"similarity": mean cosine of neighbouring input gradients, "per_pair": [...]}`` (cached)."""
-    from .nets.conv1d import check_conv_config
-
-    check_conv_config(DepthRun(depth=spec.depth, residual=spec.residual).model_config())
-
-    def compute():
-        with single_thread():
-            return _bn_shatter(spec)
-
-    return cached("bn-shatter", spec, compute)
+    spec.run().validate()
+    return cached("bn-shatter", spec, lambda: _bn_shatter(spec))

@@ -5,8 +5,7 @@ blocks, :math:`x_{i+1} = x_i + f_i(x_i)`, into a sum over :math:`2^n` paths: eac
 block is either passed through its branch or skipped. A path that takes k
 branches has length k, and k follows Binomial(n, ½). This module
 
-- takes the trained MNIST-1D nets of :mod:`book.ch4_building_resnets` (``STUDY_DEPTH``,
-  ``TrainedNet`` and ``trained_net`` are re-exported here for the chapter);
+- takes the trained MNIST-1D nets of Chapters 1 and 4 from their store, :mod:`book.trained_nets`;
 - deletes blocks from trained nets (the lesion study): a residual block loses its
   branch and keeps its shortcut, identity or option A;
 - measures the gradient each path length carries: one sampled path at a time, as
@@ -32,16 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import cached
-from .ch1_degradation import DepthRun, prefix_mismatches, run_depth, trained_model
-from .ch4_building_resnets import STUDY_DEPTH, TrainedNet, trained_net
 from .data import load_mnist1d
 from .errors import ConfigError
 from .nets.conv1d import BasicBlock1d, ConvNet1d
 from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
+from .trained_nets import STUDY_DEPTH, DepthRun, TrainedNet, prefix_mismatches, trained_net
 from .training import evaluate
 
 __all__ = [
-    "CLAIM_SEEDS", "STUDY_DEPTH", "LANDSCAPE_DEPTH", "PATH_SAMPLES", "TrainedNet", "trained_net",
+    "LANDSCAPE_DEPTH", "PATH_SAMPLES",
     "path_length_distribution", "deletable_blocks", "downsampling_blocks", "delete_blocks", "lesion_single",
     "lesion_multiple", "path_gradient_by_length", "gradient_by_length", "gradient_weighted_length",
     "filter_normalized_direction", "loss_surface", "slice_summary", "LandscapeSpec", "landscape",
@@ -54,7 +52,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------- the chapters' settings
 
-CLAIM_SEEDS = (0, 1, 2)          # every claim is checked on these seeds
 LANDSCAPE_DEPTH = 56            # the loss-landscape slices: plain-56 and ResNet-56, as in Li et al.'s Fig. 5
 PATH_SAMPLES = 8                 # sampled paths per length in the path-gradient measurement
 
@@ -423,8 +420,7 @@ def record_deep(path=RECORDED_DEEP, progress: bool = True) -> dict:
     for residual, seeds in ((True, DEEP_RESIDUAL_SEEDS), (False, DEEP_PLAIN_SEEDS)):
         for seed in seeds:
             spec = deep_run(residual, seed)
-            result = run_depth(spec, progress=progress)
-            model = trained_model(spec, progress=progress)
+            model, result = trained_net(spec, progress=progress)
             run = {"depth": DEEP_DEPTH, "residual": residual, "seed": seed, **result.to_dict(),
                    **_lesion_record(model, seed)}
             if residual:

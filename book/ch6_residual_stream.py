@@ -2,13 +2,13 @@
 
 Two kinds of experiment, each a frozen spec plus a function of it:
 
-- :class:`InitProbe` → :func:`probe_at_init`: one forward and backward pass of
+- :class:`InitGradients` → :func:`gradients_at_init`: one forward and backward pass of
   an untrained :class:`~book.nets.transformer.Transformer` on a batch of the sort
   task. It measures, per block, the gradient norm of the feed-forward weights
   (the quantity of Xiong et al. 2020's analysis), the size of the residual
   stream after every block and how much each block changes it. Plain autograd,
   no hooks.
-- :class:`TrainSpec` → :func:`run_training`: Adam with an optional linear
+- :class:`TrainSpec` → :func:`run_training`: Adam (:func:`book.training.train_adam`) with an optional linear
   learning-rate warm-up on :class:`~book.sequence_task.SortTask`. A run whose
   loss becomes NaN or explodes stops and is reported as *diverged* (its curve
   is not drawn as if it meant something).
@@ -33,23 +33,22 @@ from .errors import ConfigError, check_whole_number
 from .nets.transformer import Transformer, TransformerConfig, check_transformer_config
 from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
 from .sequence_task import SortTask, masked_cross_entropy
-from .training import single_thread
+from .training import CLAIM_SEEDS, one_thread, seeded, train_adam
 
 __all__ = [
-    "InitProbe", "probe_at_init", "TrainSpec", "SequenceRun", "run_training", "check_train_spec",
+    "InitGradients", "gradients_at_init", "TrainSpec", "SequenceRun", "run_training", "validate_train_spec",
     "warmup_comparison", "lr_sweep", "deep_comparison", "unevenness", "trained_transformer",
     "record_sweep", "recorded_sweep", "recording_problems", "stable_range", "RECORDED_SWEEP", "PREFIX_STEPS",
     "LENS_NORMS", "ADDITIVE_NORMS", "lens_run", "LensSpec", "logit_lens", "first_readable_block",
     "AMPLIFICATION_NORMS", "AMPLIFICATION_LR", "Amplification", "amplification",
-    "SEEDS", "PROBE_DEPTHS", "CLAIM_DEPTH", "CHAPTER_LR", "CHAPTER_WARMUP", "CHAPTER_STEPS",
+    "PROBE_DEPTHS", "CLAIM_DEPTH", "CHAPTER_LR", "CHAPTER_WARMUP", "CHAPTER_STEPS",
     "SWEEP_LRS", "SWEEP_NORMS", "DEEP_LAYERS", "DEEP_LR", "DEEP_NORMS", "TARGET_LOSS", "TASK",
 ]
 
 # --------------------------------------------------------------------------- the chapter's settings
 
 TASK = SortTask(length=8, n_symbols=16)   # chance loss ln 16 ≈ 2.77 nats per sorted token
-SEEDS = (0, 1, 2)                         # every claim holds over these
-PROBE_DEPTHS = (3, 6, 12, 24)             # depths of the at-init gradient probe
+PROBE_DEPTHS = (3, 6, 12, 24)             # depths of the at-init gradient measurement
 CLAIM_DEPTH = 6                           # the depth the at-init claims are tested at (Xiong et al.'s 6 layers)
 CHAPTER_LR = 1e-2                         # Adam's peak learning rate for the warm-up experiment
 CHAPTER_WARMUP = 50                       # warm-up steps (a quarter of training) when warm-up is on
@@ -66,7 +65,7 @@ TARGET_LOSS = TASK.chance_loss / 4        # "learned to sort": below a quarter o
 # --------------------------------------------------------------------------- at initialization
 
 @dataclass(frozen=True)
-class InitProbe:
+class InitGradients:
     """One untrained model, one batch: gradients and the residual stream at initialization."""
 
     norm: str = "post-ln"     # a placement from book.nets.transformer.NORM_PLACEMENTS
@@ -74,16 +73,16 @@ class InitProbe:
     n_embd: int = 32          # width of the residual stream
     n_head: int = 4
     seed: int = 0             # seeds the weights and the batch
-    batch_size: int = 32      # sequences in the probe batch
+    batch_size: int = 32      # sequences in the measured batch
 
     def model_config(self) -> TransformerConfig:
         return TransformerConfig(vocab_size=TASK.vocab_size, block_size=TASK.block_size, n_layer=self.n_layer,
                                  n_head=self.n_head, n_embd=self.n_embd, norm=self.norm)
 
 
-def _probe(spec: InitProbe) -> dict:
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
+@one_thread
+def _gradients_at_init(spec: InitGradients) -> dict:
+    with seeded(spec.seed):
         model = Transformer(spec.model_config())
     batch = TASK.fixed_batch(spec.batch_size, seed=10_000 + spec.seed)
     logits, stream = model(batch.inputs, return_stream=True)
@@ -106,7 +105,7 @@ def _probe(spec: InitProbe) -> dict:
             "token_spread": token_spread, "loss": loss.item()}
 
 
-def probe_at_init(spec: InitProbe, disk: bool = True) -> dict:
+def gradients_at_init(spec: InitGradients, disk: bool = True) -> dict:
     """Measure an untrained model (cached). Returns lists indexed by block.
 
     ``grad_norms[l]``: the gradient norm of block l's feed-forward weights;
@@ -115,11 +114,7 @@ def probe_at_init(spec: InitProbe, disk: bool = True) -> dict:
     ``‖x_{l+1} − x_l‖ / ‖x_l‖``, per token, averaged; ``loss``: the loss at init.
     """
     check_transformer_config(spec.model_config())
-    def compute():
-        with single_thread():
-            return _probe(spec)
-
-    return cached("transformer-init", spec, compute, disk=disk)
+    return cached("transformer-init", spec, lambda: _gradients_at_init(spec), disk=disk)
 
 
 def unevenness(values) -> float:
@@ -161,7 +156,7 @@ class TrainSpec:
         return self.lr
 
 
-def check_train_spec(spec: TrainSpec) -> None:
+def validate_train_spec(spec: TrainSpec) -> None:
     """Raise :class:`ConfigError` with a clear message if ``spec`` cannot be run."""
     check_transformer_config(spec.model_config())
     if not (isinstance(spec.lr, (int, float)) and math.isfinite(spec.lr) and spec.lr > 0):
@@ -197,38 +192,17 @@ class SequenceRun:
 _MODELS: dict[str, Transformer] = {}
 
 
-def _train(spec: TrainSpec, progress: bool) -> dict:
-    from tqdm.auto import tqdm
-
+@one_thread
+def _train(spec: TrainSpec, progress: bool, disk: bool) -> dict:
     start = time.perf_counter()
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
+    with seeded(spec.seed):
         model = Transformer(spec.model_config())
-    opt = torch.optim.Adam(model.parameters(), lr=spec.lr_at(0), betas=spec.betas, eps=1e-9,
-                           foreach=True)  # one fused update for all tensors: ~15 % faster per step on a CPU
-    batches = torch.Generator().manual_seed(1_000 + spec.seed)
-    run = SequenceRun()
-    first = None
-    bar = tqdm(range(spec.steps), desc=spec.label, disable=not progress, leave=False)
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = spec.lr_at(step)
-        batch = TASK.sample(spec.batch_size, batches)
-        loss = masked_cross_entropy(model(batch.inputs), batch)
-        value = loss.item()
-        first = value if first is None else first
-        if not math.isfinite(value) or value > spec.divergence_factor * first:
-            run.diverged = True
-            run.message = (f"diverged at step {step + 1}: the loss reached {value:.3g} (it started at {first:.3g}); "
-                           "try a smaller learning rate or a warm-up.")
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        run.train_loss.append(value)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{value:.3f}")
-    bar.close()
+    sampler = torch.Generator().manual_seed(1_000 + spec.seed)
+    batches = ((batch.inputs, batch) for batch in iter(lambda: TASK.sample(spec.batch_size, sampler), None))
+    fit = train_adam(model, batches, masked_cross_entropy, spec.steps, spec.lr_at, betas=spec.betas, eps=1e-9,
+                     foreach=True,  # one fused update for all tensors: ~15 % faster per step on a CPU
+                     divergence_factor=spec.divergence_factor, progress=progress, description=spec.label)
+    run = SequenceRun(train_loss=fit.losses, diverged=fit.diverged, message=fit.message)
     if not run.diverged:
         evaluation = TASK.fixed_batch(512, seed=99_999)  # never drawn in training (different generator stream)
         with torch.no_grad():
@@ -238,9 +212,10 @@ def _train(spec: TrainSpec, progress: bool) -> dict:
             run.message = "diverged: the held-out loss is not a number."
     run.seconds = time.perf_counter() - start
     if not run.diverged:  # keep the trained weights: the logit lens and the ablations read them
-        state = model.state_dict()
-        atomic_write(result_path("transformer-train", spec, ".pt"), lambda f: torch.save(state, f))
         _MODELS[result_key("transformer-train", spec)] = model.eval()
+        if disk:
+            state = model.state_dict()
+            atomic_write(result_path("transformer-train", spec, ".pt"), lambda f: torch.save(state, f))
     out = run.to_dict()
     out["eval_loss"] = None if math.isnan(run.eval_loss) else run.eval_loss  # JSON has no NaN
     return out
@@ -248,12 +223,8 @@ def _train(spec: TrainSpec, progress: bool) -> dict:
 
 def run_training(spec: TrainSpec, progress: bool = True, disk: bool = True) -> SequenceRun:
     """Train (or fetch from the cache) one :class:`TrainSpec`."""
-    check_train_spec(spec)
-    def compute():
-        with single_thread():
-            return _train(spec, progress)
-
-    result = dict(cached("transformer-train", spec, compute, disk=disk))
+    validate_train_spec(spec)
+    result = dict(cached("transformer-train", spec, lambda: _train(spec, progress, disk), disk=disk))
     if result["eval_loss"] is None:
         result["eval_loss"] = float("nan")
     return SequenceRun.from_dict(result)
@@ -277,7 +248,7 @@ def trained_transformer(spec: TrainSpec, progress: bool = True) -> tuple[Transfo
         run = run_training(spec, progress=progress)
         if key in _MODELS:
             return _MODELS[key], run
-    with torch.random.fork_rng():
+    with seeded(spec.seed):   # building draws weights: keep the caller's generator as it was
         model = Transformer(spec.model_config())
     model.load_state_dict(torch.load(path, weights_only=True))
     _MODELS[key] = model.eval()
@@ -308,7 +279,7 @@ RECORDED_SWEEP = RECORDED_DIR / "ch6_lr_sweep.json"
 PREFIX_STEPS = 20                  # training steps a test re-runs to check the recording
 
 
-def record_sweep(path: Path = RECORDED_SWEEP, seeds=SEEDS, progress: bool = True) -> dict:
+def record_sweep(path: Path = RECORDED_SWEEP, seeds=CLAIM_SEEDS, progress: bool = True) -> dict:
     """Train the whole sweep (every placement × learning rate × seed) and write it with its provenance.
 
     ``python -m book.ch6_residual_stream record-sweep``. About two seconds a run on one core.
@@ -362,7 +333,7 @@ def recording_problems(record: dict, cases: int = 4, tolerance: float = 0.0) -> 
     return problems
 
 
-def stable_range(runs: dict, norm: str, seeds=SEEDS, lrs=SWEEP_LRS) -> list[float]:
+def stable_range(runs: dict, norm: str, seeds=CLAIM_SEEDS, lrs=SWEEP_LRS) -> list[float]:
     """The learning rates at which ``norm`` learned to sort for every seed."""
     return [lr for lr in lrs if all(runs[(norm, lr, s)].reached() for s in seeds)]
 
@@ -439,12 +410,13 @@ def logit_lens(spec: LensSpec, progress: bool = True) -> dict:
     increase when block l's write is removed) and, for the additive placements, ``attribution`` (the direct
     logit attribution of the embedding and of every block, :func:`_direct_logit_attribution`).
     """
+    @one_thread
     def compute() -> dict:
         from torch.nn import functional as F
 
         model, run = trained_transformer(spec.train, progress=progress)
         batch = TASK.fixed_batch(spec.eval_size, seed=99_999)
-        with torch.no_grad(), single_thread():
+        with torch.no_grad():
             logits, stream = model(batch.inputs, return_stream=True)
             y = batch.targets[batch.mask]
             accuracy, loss = [], []
@@ -497,9 +469,9 @@ class Amplification:
                                  n_head=self.n_head, n_embd=self.n_embd, norm=self.norm)
 
 
+@one_thread
 def _amplification(spec: Amplification) -> dict:
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
+    with seeded(spec.seed):
         model = Transformer(spec.model_config())
     batch = TASK.fixed_batch(spec.batch_size, seed=10_000 + spec.seed)
     logits = model(batch.inputs)
@@ -518,12 +490,7 @@ def _amplification(spec: Amplification) -> dict:
 def amplification(spec: Amplification) -> dict:
     """``{"output_change": ‖Δf‖/‖f‖ of the logits after one Adam-sized step, "loss_before", "loss_after"}`` (cached)."""
     check_transformer_config(spec.model_config())
-
-    def compute():
-        with single_thread():
-            return _amplification(spec)
-
-    return cached("transformer-amplification", spec, compute)
+    return cached("transformer-amplification", spec, lambda: _amplification(spec))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Every experiment is a frozen spec plus a function of it, computed through :func:
 page and the claim tests share results. The networks live in :mod:`book.nets.skips`; the chapter's settings are
 the module constants below, which the claim tests import.
 
-All training uses one small loop, :func:`fit`: Adam with a learning rate that decays linearly to zero, batches
-of 128 drawn from a seeded generator, on one CPU thread.
+All training goes through :func:`fit`: the course's Adam loop (:func:`book.training.train_adam`) with a learning
+rate that decays linearly to zero, over shuffled batches of 128 drawn from a seeded generator, on one CPU thread.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from .data import load_mnist1d
 from .nets.counting import count_parameters
 from .nets.skips import (DenseNet1d, HyperNet, ODENet, PreActResNet1d, SkipMLP, SkipMLPConfig, UNet1d,
                          sinkhorn)
-from .training import single_thread
+from .training import one_thread, seeded, train_adam
 
 __all__ = [
-    "SEEDS", "CHEAP_SEEDS", "fit",
+    "CHEAP_SEEDS", "fit",
     "HIGHWAY_KINDS", "HighwaySpec", "highway_run",
     "DenseSpec", "dense_run", "matched_width", "MemorySpec", "saved_activation_bytes", "MEMORY_DEPTHS",
     "ODESpec", "ode_run", "ODE_EVAL_STEPS", "euler_growth", "euler_spiral",
@@ -36,7 +36,6 @@ __all__ = [
     "HyperSpec", "hyper_run", "random_mixing_gains", "MIXING_DEPTHS",
 ]
 
-SEEDS = (0, 1, 2)             # every trained claim holds over these
 CHEAP_SEEDS = (0, 1, 2, 3, 4)  # measurements at initialization: five seeds
 HIGHWAY_KINDS = ("highway", "residual", "plain")
 MEMORY_DEPTHS = (4, 8, 16, 32)
@@ -47,28 +46,31 @@ MIXING_DEPTHS = (1, 2, 4, 8, 16, 32, 64)
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int,
         loss: str = "cross-entropy", batch_size: int = 128) -> dict:
     """Adam, learning rate decaying linearly to 0; returns per-epoch ``train_loss`` (and ``train_error``)."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * math.ceil(len(x) / batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 - k / steps)
+    per_epoch = math.ceil(len(x) / batch_size)
+    steps = epochs * per_epoch
     order = torch.Generator().manual_seed(1_000 + seed)
+
+    def batches():
+        for _ in range(epochs):
+            for idx in torch.randperm(len(x), generator=order).split(batch_size):
+                yield x[idx], y[idx]
+
     out = {"train_loss": [], "train_error": []}
+    total, wrong = 0.0, 0
+
+    def record(step: int, value: float, pred: torch.Tensor, target: torch.Tensor) -> None:
+        nonlocal total, wrong
+        total += value * len(target)
+        if loss == "cross-entropy":
+            wrong += (pred.detach().argmax(1) != target).sum().item()
+        if (step + 1) % per_epoch == 0:   # the epoch's mean loss and error, over its mini-batches
+            out["train_loss"].append(total / len(x))
+            out["train_error"].append(wrong / len(x))
+            total, wrong = 0.0, 0
+
     model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=order)
-        total, wrong = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
-            pred = model(x[idx])
-            value = F.cross_entropy(pred, y[idx]) if loss == "cross-entropy" else F.mse_loss(pred, y[idx])
-            opt.zero_grad(set_to_none=True)
-            value.backward()
-            opt.step()
-            schedule.step()
-            total += value.item() * len(idx)
-            if loss == "cross-entropy":
-                wrong += (pred.detach().argmax(1) != y[idx]).sum().item()
-        out["train_loss"].append(total / len(x))
-        out["train_error"].append(wrong / len(x))
+    train_adam(model, batches(), F.cross_entropy if loss == "cross-entropy" else F.mse_loss, steps,
+               lambda step: lr * (1 - step / steps), divergence_factor=math.inf, on_step=record)
     model.eval()
     return out
 
@@ -76,12 +78,6 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: flo
 @torch.no_grad()
 def _test_error(model: nn.Module, data) -> float:
     return (model(data.x_test).argmax(1) != data.y_test).float().mean().item()
-
-
-def _seeded(seed: int, build):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return build()
 
 
 # --------------------------------------------------------------------------- highway networks
@@ -99,10 +95,11 @@ class HighwaySpec:
     seed: int = 0
 
 
+@one_thread
 def _highway(spec: HighwaySpec) -> dict:
     data = load_mnist1d()
-    model = _seeded(spec.seed, lambda: SkipMLP(SkipMLPConfig(kind=spec.kind, depth=spec.depth, width=spec.width,
-                                                             carry_bias=spec.carry_bias)))
+    with seeded(spec.seed):
+        model = SkipMLP(SkipMLPConfig(kind=spec.kind, depth=spec.depth, width=spec.width, carry_bias=spec.carry_bias))
     gates_init = model.mean_gates(data.x_test) if spec.kind == "highway" else []
     start = time.perf_counter()
     out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
@@ -116,10 +113,7 @@ def _highway(spec: HighwaySpec) -> dict:
 
 def highway_run(spec: HighwaySpec) -> dict:
     """``train_loss``/``train_error`` per epoch, ``test_error``, mean gate per layer before and after (cached)."""
-    def compute():
-        with single_thread():
-            return _highway(spec)
-    return cached("ch7-highway", spec, compute)
+    return cached("ch7-highway", spec, lambda: _highway(spec))
 
 
 # --------------------------------------------------------------------------- DenseNet: concatenate instead of add
@@ -147,14 +141,17 @@ class DenseSpec:
     seed: int = 0
 
 
+def _dense_or_matched(spec) -> nn.Module:
+    """The DenseNet of ``spec``, or for ``kind="residual"`` the ResNet with (nearly) its parameter count."""
+    width = None if spec.kind == "dense" else matched_width(spec.depth, spec.growth, spec.stem)
+    with seeded(spec.seed):
+        return DenseNet1d(spec.depth, spec.growth, spec.stem) if width is None else PreActResNet1d(spec.depth, width)
+
+
+@one_thread
 def _dense(spec: DenseSpec) -> dict:
     data = load_mnist1d()
-    if spec.kind == "dense":
-        build = lambda: DenseNet1d(spec.depth, spec.growth, spec.stem)  # noqa: E731
-    else:
-        width = matched_width(spec.depth, spec.growth, spec.stem)
-        build = lambda: PreActResNet1d(spec.depth, width)  # noqa: E731
-    model = _seeded(spec.seed, build)
+    model = _dense_or_matched(spec)
     start = time.perf_counter()
     out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
     out["seconds"] = time.perf_counter() - start
@@ -165,10 +162,7 @@ def _dense(spec: DenseSpec) -> dict:
 
 def dense_run(spec: DenseSpec) -> dict:
     """``train_error`` per epoch, ``test_error``, ``params``, ``seconds`` (cached)."""
-    def compute():
-        with single_thread():
-            return _dense(spec)
-    return cached("ch7-dense", spec, compute)
+    return cached("ch7-dense", spec, lambda: _dense(spec))
 
 
 @dataclass(frozen=True)
@@ -183,13 +177,10 @@ class MemorySpec:
     seed: int = 0
 
 
+@one_thread
 def _memory(spec: MemorySpec) -> dict:
     data = load_mnist1d()
-    if spec.kind == "dense":
-        model = _seeded(spec.seed, lambda: DenseNet1d(spec.depth, spec.growth, spec.stem))
-    else:
-        width = matched_width(spec.depth, spec.growth, spec.stem)
-        model = _seeded(spec.seed, lambda: PreActResNet1d(spec.depth, width))
+    model = _dense_or_matched(spec)
     weights = {p.data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -205,10 +196,7 @@ def _memory(spec: MemorySpec) -> dict:
 
 def saved_activation_bytes(spec: MemorySpec) -> dict:
     """``{"saved_bytes", "params"}``: what one forward pass stores for its backward pass (cached)."""
-    def compute():
-        with single_thread():
-            return _memory(spec)
-    return cached("ch7-memory", spec, compute)
+    return cached("ch7-memory", spec, lambda: _memory(spec))
 
 
 # --------------------------------------------------------------------------- the ODE view
@@ -228,9 +216,11 @@ class ODESpec:
     reference_steps: int = 1024  # "the continuous flow": many more steps than any evaluated
 
 
+@one_thread
 def _ode(spec: ODESpec) -> dict:
     data = load_mnist1d()
-    model = _seeded(spec.seed, lambda: ODENet(spec.width, spec.hidden, spec.train_steps, spec.horizon))
+    with seeded(spec.seed):
+        model = ODENet(spec.width, spec.hidden, spec.train_steps, spec.horizon)
     out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
     with torch.no_grad():
         reference = model.final_state(data.x_test, steps=spec.reference_steps)
@@ -258,10 +248,7 @@ def _ode(spec: ODESpec) -> dict:
 def ode_run(spec: ODESpec) -> dict:
     """Training curve; per evaluated L, the final state's distance from the fine-step reference and the test error;
     one example's projected path at each L (cached)."""
-    def compute():
-        with single_thread():
-            return _ode(spec)
-    return cached("ch7-ode", spec, compute)
+    return cached("ch7-ode", spec, lambda: _ode(spec))
 
 
 def euler_growth(h: float, eigenvalue: float, horizon: float = 1.0) -> float:
@@ -313,10 +300,12 @@ def _high_pass(x: torch.Tensor) -> torch.Tensor:
     return x[..., 1:] - x[..., :-1]   # differences of neighbours: the sequence's fine detail
 
 
+@one_thread
 def _unet(spec: UNetSpec) -> dict:
     data = load_mnist1d()
     noisy_train, noisy_test = _noisy(data, spec.noise, spec.seed)
-    model = _seeded(spec.seed, lambda: UNet1d(spec.width, spec.skips))
+    with seeded(spec.seed):
+        model = UNet1d(spec.width, spec.skips)
     out = fit(model, noisy_train, data.x_train, spec.epochs, spec.lr, spec.seed, loss="mse")
     with torch.no_grad():
         pred = model(noisy_test)
@@ -331,10 +320,7 @@ def _unet(spec: UNetSpec) -> dict:
 
 def unet_run(spec: UNetSpec) -> dict:
     """``train_loss`` per epoch, ``test_mse``, ``noisy_mse`` (doing nothing), ``detail_mse``, one example (cached)."""
-    def compute():
-        with single_thread():
-            return _unet(spec)
-    return cached("ch7-unet", spec, compute)
+    return cached("ch7-unet", spec, lambda: _unet(spec))
 
 
 # --------------------------------------------------------------------------- hyper-connections and mHC
@@ -352,9 +338,11 @@ class HyperSpec:
     seed: int = 0
 
 
+@one_thread
 def _hyper(spec: HyperSpec) -> dict:
     data = load_mnist1d()
-    model = _seeded(spec.seed, lambda: HyperNet(spec.depth, spec.width, spec.n, spec.constrained))
+    with seeded(spec.seed):
+        model = HyperNet(spec.depth, spec.width, spec.n, spec.constrained)
     gains_init = model.composite_gains()
     start = time.perf_counter()
     out = fit(model, data.x_train, data.y_train, spec.epochs, spec.lr, spec.seed)
@@ -371,10 +359,7 @@ def _hyper(spec: HyperSpec) -> dict:
 
 def hyper_run(spec: HyperSpec) -> dict:
     """``gains_init``/``gains_trained``: the composite gain after each block; the product matrix; errors (cached)."""
-    def compute():
-        with single_thread():
-            return _hyper(spec)
-    return cached("ch7-hyper", spec, compute)
+    return cached("ch7-hyper", spec, lambda: _hyper(spec))
 
 
 @torch.no_grad()

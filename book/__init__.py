@@ -45,9 +45,11 @@ Chapters (one experiments module and, where the chapter has an explorer, one wid
     - :mod:`book.ch7_family_of_skips`  Chapter 7: highway, DenseNet, the ODE view, U-Net and hyper-connections
     - :mod:`book.ch7_widgets`          Chapter 7's Euler-step explorer
 
-Exercises and grading
-    - :mod:`book.exercises`       the self-checks of the exercise notebooks, one module per exercise:
-    - :mod:`book.exercises.core`  what the checks share: feedback, the grader's request and answer format, the sources
+Exercises (:mod:`book.exercises`: import foundations, networks and chapters)
+    - :mod:`book.exercises`           the self-checks of the exercise notebooks, one module per exercise:
+    - :mod:`book.exercises.feedback`  what a check says to a learner (``Feedback``) and the helpers the checks share
+    - :mod:`book.exercises.protocol`  what passes between a learner's kernel and the grader: request, answer, judge
+    - :mod:`book.exercises.sources`   reading exercise sources (hidden tests, written answers); the build and the grader only
     - :mod:`book.exercises.ex01`  Exercise 1: weighted layers; a deeper net that computes the same function; overfitting or not
     - :mod:`book.exercises.ex02`  Exercise 2: the residual wrapper; a branch that starts at zero; how big each block's change is
     - :mod:`book.exercises.ex03`  Exercise 3: per-layer gradient norms; an initialization for 100 layers; how small the branches must be
@@ -55,11 +57,20 @@ Exercises and grading
     - :mod:`book.exercises.ex05`  Exercise 5: counting paths; the network as a sum of paths
     - :mod:`book.exercises.ex06`  Exercise 6: pre- and post-norm blocks; which of DeepNorm's constants keeps the output still
     - :mod:`book.exercises.ex07`  Exercise 7: Sinkhorn–Knopp and the composite gain of products of mixing matrices
-    - :mod:`book.grade`         ``python -m book.grade``: grade a folder of submitted notebooks
 
-Grading foundations (used by the grader; they import nothing from the course)
-    - :mod:`book.sandbox`          a bubblewrap sandbox with resource limits, one per submission
-    - :mod:`book.notebook_runner`  runs a notebook inside the sandbox and answers the grader's requests with plain data
+Grading (:mod:`book.grading`: imports foundations, the exercises and itself), in the order a submission meets it
+    - :mod:`book.grade`                ``python -m book.grade``: the grader's command (calls :func:`book.grading.cli.main`)
+    - :mod:`book.grading`              the grader's package; it imports nothing on import
+    - :mod:`book.grading.collect`      find the submissions in a folder, and the exercise sources with their hidden tests
+    - :mod:`book.grading.sandbox`      a bubblewrap sandbox with resource limits, one per submission
+    - :mod:`book.grading.runner`       runs inside the sandbox: the notebook's cells, then the grader's requests (plain data out)
+    - :mod:`book.grading.exchange`     the grader's side of that run: start it, send the requests, read, kill
+    - :mod:`book.grading.report`       the runner's report as one typed object, validated in one place
+    - :mod:`book.grading.judge`        one submission's row: its answers judged in the grader's own process
+    - :mod:`book.grading.results`      the run's configuration and results, and the text rules of every report
+    - :mod:`book.grading.gradebook`    the gradebook, the collection log, feedback and marking files
+    - :mod:`book.grading.gradescope`   Gradescope's ``results.json`` and the autograder zip
+    - :mod:`book.grading.cli`          the batch and the command line
 
 Authoring (:mod:`book.authoring`, build-only: no module above imports it)
     - :mod:`book.authoring.editions`       the course edition: the book's sources with exercise pages as learners get them

@@ -19,9 +19,9 @@ import nbformat
 import pytest
 
 from book.authoring.editions import course_tree
-from book.authoring.exercise_pages import SOLUTION_BEGIN, SOLUTION_END, book_page, student_notebook
+from book.authoring.exercise_pages import ROOT, SOLUTION_BEGIN, SOLUTION_END, SOURCE_DIR, book_page, student_notebook
 from book.authoring.instructor_bundle import build_bundle
-from book.exercises import ROOT, cell_tags, read_source, sources, written_answers
+from book.exercises.sources import cell_tags, exercise_sources, read_source, written_answers
 
 N = 8   # words in a row that make a passage "the same text"
 
@@ -100,7 +100,7 @@ def course_site(tmp_path_factory):
 
 def test_course_edition_pages_hold_no_solution_text(course_site):
     tree, html_dir = course_site
-    for source in sources():
+    for source in exercise_sources(SOURCE_DIR):
         passages = _solution_passages(source)
         page = (tree / "exercises" / f"{source.stem}.md").read_text()
         assert 'execution_mode: "off"' in page and "{glue" not in page and SOLUTION_BEGIN not in page
@@ -124,7 +124,7 @@ def test_public_edition_is_unchanged_and_in_sync():
 
     assert check() == []       # the committed public pages are the default edition's output
     with pytest.raises(ValueError):
-        book_page(sources()[0], edition="draft")
+        book_page(exercise_sources(SOURCE_DIR)[0], edition="draft")
 
 
 def test_instructor_bundle_holds_solutions_rubrics_tests_guide_gradebooks_and_gradescope(tmp_path):
@@ -133,7 +133,7 @@ def test_instructor_bundle_holds_solutions_rubrics_tests_guide_gradebooks_and_gr
     with zipfile.ZipFile(zip_path) as z:
         names = set(z.namelist())
     guide = (bundle / "marking-guide.md").read_text()
-    for source in sources():
+    for source in exercise_sources(SOURCE_DIR):
         for folder, suffix in (("solutions", "ipynb"), ("rubrics", "md"), ("hidden-tests", "md"), ("gradescope", "zip")):
             assert f"bundle/{folder}/{source.stem}.{suffix}" in names
         solutions = "\n".join(c.source for c in nbformat.read(bundle / "solutions" / f"{source.stem}.ipynb", 4).cells)
@@ -148,7 +148,7 @@ def test_instructor_bundle_holds_solutions_rubrics_tests_guide_gradebooks_and_gr
     with open(bundle / "gradebook" / "canvas.csv", newline="") as f:
         canvas = list(csv.reader(f))
     assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-    assert canvas[1][0].strip() == "Points Possible" and len(canvas[0]) == 5 + len(sources())
+    assert canvas[1][0].strip() == "Points Possible" and len(canvas[0]) == 5 + len(exercise_sources(SOURCE_DIR))
     assert all(float(p) > 0 for p in canvas[1][5:])
     with open(bundle / "gradebook" / "moodle.csv", newline="") as f:
         moodle = list(csv.reader(f))

@@ -18,6 +18,8 @@ import pytest
 import torch
 
 from book import exercises as ex
+from book.exercises import protocol, sources
+from book.grading.collect import SOURCE_DIR
 from book.exercises.ex02 import _changes
 from book.exercises.ex03 import _grad_reference, _ratio, _ratio_batch, _ratio_stack
 
@@ -72,7 +74,7 @@ def _fails_with(feedback, *phrases: str):
 def _judged(check: str, name: str, fn, seed: int = 3):
     """The grader's verdict on ``fn``: probe in this process (the sandbox's part), judge on the reply."""
     request = {"check": check, "names": [name], "seed": seed, "thorough": True}
-    return ex.judge(request, ex.probe(request, {name: fn}), "task 3")
+    return protocol.judge(request, protocol.answer(request, {name: fn}), "task 3")
 
 
 # =========================================================================== Exercise 2 · how big is each block's change?
@@ -134,7 +136,7 @@ def test_block_changes_mistakes():
 
 def test_the_zero_started_stack_range_holds_on_several_seeds_and_refuses_the_other_settings(ex02_ns):
     """The hidden range test: 0.05 ≤ mean_block_change(1.0, True, 0) ≤ 0.1 (measured 0.071–0.074 over ten seeds)."""
-    request = ex.hidden_test_request(
+    request = sources.hidden_test_request(
         'assert 0.05 <= mean_block_change(1.0, True, 0) <= 0.1, "off"')
     assert request["range"] == [0.05, 0.1]
     mean_block_change = ex02_ns["mean_block_change"]
@@ -225,7 +227,7 @@ def test_gradient_ratio_mistakes(ex03_ns):
 
 def test_the_depth_50_range_holds_on_several_seeds_and_refuses_the_usual_mistakes():
     """The hidden range test: 2.5 ≤ gradient_ratio(50, 0.25, 0) ≤ 10 (measured 3.9–6.3 over ten seeds)."""
-    request = ex.hidden_test_request('assert 2.5 <= gradient_ratio(50, 0.25, 0) <= 10, "off"')
+    request = sources.hidden_test_request('assert 2.5 <= gradient_ratio(50, 0.25, 0) <= 10, "off"')
     assert request["range"] == [2.5, 10]
     x, y = _ratio_batch()
     values = [_ratio(_ratio_stack(50, 0.25, s), x, y) for s in range(10)]
@@ -261,16 +263,16 @@ def test_what_the_model_answer_of_exercise_3_says():
 
 @pytest.mark.parametrize("name", [EX02, EX03])
 def test_each_is_an_investigation_with_a_short_warm_up(name):
-    source = ex.SOURCE_DIR / f"{name}.md"
+    source = SOURCE_DIR / f"{name}.md"
     text = source.read_text()
     assert "**Learning objectives.**" in text and "**Estimated time:**" in text
-    answers = {a["answer"]: a for a in ex.written_answers(source)}
+    answers = {a["answer"]: a for a in sources.written_answers(source)}
     assert set(answers) == {"3a", "3b"} and all(a["task"] == 3 and a["rubric"] for a in answers.values())
     assert answers["3a"]["title"] == "your prediction" and answers["3a"]["points"] == 1
     models = {c.metadata.get("answer") for c in jupytext.read(source).cells
-              if c.cell_type == "markdown" and "solution" in ex.cell_tags(c)}
+              if c.cell_type == "markdown" and "solution" in sources.cell_tags(c)}
     assert "3b" in models
-    tests = ex.hidden_tests(source)
+    tests = sources.hidden_tests(source)
     assert sum(t["points"] for t in tests if t["task"] == 1) <= 2
     task3 = [t["request"] for t in tests if t["task"] == 3]
     assert any("check" in r for r in task3) and any("range" in r for r in task3)

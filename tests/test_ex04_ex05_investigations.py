@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from book import exercises as ex
+from book.exercises import protocol, sources
+from book.grading.collect import SOURCE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,11 +43,11 @@ def _fails_with(feedback: ex.Feedback, *phrases: str):
 def _judged(check_name: str, fn_name: str, namespace: dict, seed: int) -> ex.Feedback:
     """The grader's verdict: the probe runs ``namespace``'s function, the judge decides from its answers alone."""
     request = {"check": check_name, "names": [fn_name], "seed": seed, "thorough": True}
-    return ex.judge(request, ex.probe(request, namespace), "t")
+    return protocol.judge(request, protocol.answer(request, namespace), "t")
 
 
 def _hidden_range(name: str, call: str) -> tuple[float, float]:
-    for test in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md"):
+    for test in sources.hidden_tests(SOURCE_DIR / f"{name}.md"):
         if test["request"].get("call") == call:
             return tuple(test["request"]["range"])
     raise AssertionError(f"{name} has no range test on {call}")
@@ -258,8 +260,8 @@ def test_the_swap_range_test_separates_resnet20_from_plain20():
 @pytest.mark.parametrize("name", [EX04, EX05])
 def test_investigation_tasks_carry_their_points(name):
     """Warm-ups are short; the investigation asks for a prediction, a checked measurement and an explanation."""
-    tests = ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md")
-    answers = {a["answer"]: a for a in ex.written_answers(ex.SOURCE_DIR / f"{name}.md")}
+    tests = sources.hidden_tests(SOURCE_DIR / f"{name}.md")
+    answers = {a["answer"]: a for a in sources.written_answers(SOURCE_DIR / f"{name}.md")}
     assert sum(t["points"] for t in tests if t["task"] == 1) <= 2
     assert {"3a", "3b"} <= set(answers) and answers["3a"]["points"] == 1 and answers["3b"]["points"] == 3
     assert {t["request"].get("check") for t in tests if t["task"] == 3} - {None}

@@ -17,11 +17,13 @@ import torch
 from torch import nn
 
 from book import exercises as ex
+from book.exercises import protocol, sources
+from book.grading.collect import SOURCE_DIR
 from book.authoring import exercise_pages as pages
 from book.colab import INSTALL_MARKER, install_cell
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ex.sources()
+SOURCES = sources.exercise_sources(SOURCE_DIR)
 NAMES = [p.stem for p in SOURCES]
 
 
@@ -59,8 +61,8 @@ def test_one_exercise_per_chapter_with_two_to_five_graded_tasks():
     chapters = sorted(p.stem[:2] for p in (ROOT / "chapters").glob("[0-9][0-9]_*.md"))
     assert [n[2:4] for n in NAMES] == chapters
     for source in SOURCES:
-        tests = ex.hidden_tests(source)
-        tasks = sorted({t["task"] for t in tests} | {a["task"] for a in ex.written_answers(source)})
+        tests = sources.hidden_tests(source)
+        tasks = sorted({t["task"] for t in tests} | {a["task"] for a in sources.written_answers(source)})
         assert 2 <= len(tasks) <= 5, source.name
         assert tasks == list(range(1, len(tasks) + 1)), source.name
         assert all(t["points"] > 0 and t["title"] for t in tests)
@@ -71,29 +73,29 @@ def test_every_exercise_is_an_investigation_with_objectives_time_and_points():
     for source in SOURCES:
         text = source.read_text()
         assert "**Learning objectives.**" in text and "**Estimated time:**" in text, source.name
-        answers = ex.written_answers(source)
+        answers = sources.written_answers(source)
         assert answers, f"{source.name}: no written answer"
         for answer in answers:
             assert answer["points"] > 0 and answer["rubric"], f"{source.name}: answer {answer['answer']} has no rubric"
-        auto_tasks = {t["task"] for t in ex.hidden_tests(source)}
+        auto_tasks = {t["task"] for t in sources.hidden_tests(source)}
         assert any(a["task"] in auto_tasks for a in answers), f"{source.name}: no task both measures and explains"
         models = {c.metadata.get("answer") for c in jupytext.read(source).cells
-                  if c.cell_type == "markdown" and "solution" in ex.cell_tags(c)}
+                  if c.cell_type == "markdown" and "solution" in sources.cell_tags(c)}
         explained = [a["answer"] for a in answers if a["title"] != "your prediction"]
         assert explained and all(a in models for a in explained), f"{source.name}: a written answer has no model answer"
         page = (ROOT / "exercises" / f"{source.stem}.md").read_text()
         assert "**Tasks and points**" in page and "A model answer" in page
-        warmups = [t for t in ex.hidden_tests(source) if t["task"] == 1]
+        warmups = [t for t in sources.hidden_tests(source) if t["task"] == 1]
         assert sum(t["points"] for t in warmups) <= 3, f"{source.name}: the warm-up carries too many points"
 
 
 def test_answer_cells_reach_the_student_notebook_and_rubrics_do_not():
     for source in SOURCES:
         nb = nbformat.read(ROOT / "exercises" / f"{source.stem}.ipynb", as_version=4)
-        collected = ex.collect_answers(nb, ex.written_answers(source))
+        collected = sources.collect_answers(nb, sources.written_answers(source))
         assert collected and all(text is None for text in collected.values()), (source.name, collected)
         text = "\n".join(c.source for c in nb.cells)
-        for answer in ex.written_answers(source):
+        for answer in sources.written_answers(source):
             assert f"**Your answer ({answer['answer']})**" in text
             assert answer["rubric"].splitlines()[0] not in text, f"{source.name}: the rubric leaked"
 
@@ -112,7 +114,7 @@ def test_student_notebooks_hold_no_solutions_or_hidden_tests():
         text = "\n".join(c.source for c in nb.cells)
         assert pages.SOLUTION_BEGIN not in text and "grade_task" not in text and "hidden-test" not in text
         for cell in jupytext.read(source).cells:
-            if "solution" in ex.cell_tags(cell) and cell.cell_type == "code" and pages.SOLUTION_BEGIN in cell.source:
+            if "solution" in sources.cell_tags(cell) and cell.cell_type == "code" and pages.SOLUTION_BEGIN in cell.source:
                 hidden = cell.source.split(pages.SOLUTION_BEGIN)[1].split(pages.SOLUTION_END)[0].strip()
                 assert hidden.splitlines()[0] not in "\n".join(code), f"{source.name}: a solution line leaked"
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
@@ -154,9 +156,9 @@ def _solution_run(name: str) -> tuple[dict, list]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_solution_passes_every_public_and_hidden_check(name):
-    source = ex.SOURCE_DIR / f"{name}.md"
+    source = SOURCE_DIR / f"{name}.md"
     namespace, results = _solution_run(name)
-    for i, test in enumerate(ex.hidden_tests(source)):
+    for i, test in enumerate(sources.hidden_tests(source)):
         tree = ast.parse(test["source"])
         try:
             exec(compile(tree, f"<hidden test {i}>", "exec"), dict(namespace))
@@ -175,27 +177,27 @@ def test_blank_student_notebook_fails_each_task_with_the_not_done_message(name):
     nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
     namespace, results = _run_cells(_code(nb))
     checks = [(i, v) for i, src, v in results if src.startswith("check_")]
-    assert len(checks) == len({t["task"] for t in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md")})
+    assert len(checks) == len({t["task"] for t in sources.hidden_tests(SOURCE_DIR / f"{name}.md")})
     for _, value in checks:
         assert isinstance(value, ex.Feedback) and not value and value.message == ex.NOT_DONE, value
     first_check = checks[0][0]
     assert not any(isinstance(v, Exception) for i, _, v in results if i < first_check), "fails before the first task"
     # the hidden tests give the same words, in the learner's kernel and by the grader's probe and judge
-    for test in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md"):
+    for test in sources.hidden_tests(SOURCE_DIR / f"{name}.md"):
         if "check" in test["request"]:
             with pytest.raises(ex.TaskFailed, match="not done yet"):
                 exec(test["source"], namespace)
         request = {**test["request"], "seed": 7}
-        verdict = ex.judge(request, ex.probe(request, namespace), test["title"])
+        verdict = protocol.judge(request, protocol.answer(request, namespace), test["title"])
         assert not verdict and verdict.message == ex.NOT_DONE, verdict
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_solution_scores_full_marks_through_probe_and_judge(name):
     namespace, _ = _solution_run(name)
-    for test in ex.hidden_tests(ex.SOURCE_DIR / f"{name}.md"):
+    for test in sources.hidden_tests(SOURCE_DIR / f"{name}.md"):
         request = {**test["request"], "seed": 11}
-        verdict = ex.judge(request, ex.probe(request, namespace), test["title"])
+        verdict = protocol.judge(request, protocol.answer(request, namespace), test["title"])
         assert verdict, verdict
 
 
@@ -416,9 +418,6 @@ def test_transformer_block_mistakes():
 
     _fails_with(ex.check_pre_norm_block(FinalNorm), "normalizes the sum")
     _fails_with(ex.check_pre_norm_block(NoResidual), "residual connection is missing")
-    _fails_with(ex.check_deepnorm_constants(lambda n: ((8 * n) ** -0.25, (2 * n) ** 0.25)), "swapped")
-    _fails_with(ex.check_deepnorm_constants(lambda n: ((3 * n) ** 0.25, (12 * n) ** -0.25)), "decoder-only")
-    _fails_with(ex.check_deepnorm_constants(lambda n: ((2 * n) ** 0.5, (8 * n) ** -0.5)), "square root")
 
 
 def test_learner_errors_are_reported_in_words():
@@ -452,43 +451,43 @@ def test_every_task_statement_reaches_the_student_notebook():
 # --------------------------------------------------------------------------- written answers and investigations
 
 def test_collect_answers_reads_the_learners_words_only():
-    source = ex.SOURCE_DIR / "ex01_degradation.md"
-    specs = ex.written_answers(source)
+    source = SOURCE_DIR / "ex01_degradation.md"
+    specs = sources.written_answers(source)
     assert [a["answer"] for a in specs] == ["3a", "3b"]
     nb = nbformat.read(ROOT / "exercises" / "ex01_degradation.ipynb", as_version=4)
     cells = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("**Your answer (3b)**")]
     cells[0].source = "**Your answer (3b)**\n\nUnderfitting: 54% training error against 1.5%."
     cells[0].metadata = {}                           # an editor that drops metadata: the first line still finds it
-    got = ex.collect_answers(nb, specs)
+    got = sources.collect_answers(nb, specs)
     assert got == {"3a": None, "3b": "Underfitting: 54% training error against 1.5%."}
     cells[0].source = "**Your answer (3b)** Underfitting, on one line."
-    assert ex.collect_answers(nb, specs)["3b"] == "Underfitting, on one line."
-    assert ex.collect_answers({"cells": "not a list"}, specs) == {"3a": None, "3b": None}
-    assert ex.collect_answers({"cells": [{"cell_type": "markdown", "source": ["**Your answer (3a)**\n", 7]}]},
+    assert sources.collect_answers(nb, specs)["3b"] == "Underfitting, on one line."
+    assert sources.collect_answers({"cells": "not a list"}, specs) == {"3a": None, "3b": None}
+    assert sources.collect_answers({"cells": [{"cell_type": "markdown", "source": ["**Your answer (3a)**\n", 7]}]},
                               specs) == {"3a": None, "3b": None}
 
 
 def test_an_answer_cell_without_its_label_is_refused(tmp_path):
     bad = tmp_path / "ex09_bad.md"
-    front = (ex.SOURCE_DIR / "ex01_degradation.md").read_text().split("\n---\n", 1)[0] + "\n---\n\n"
+    front = (SOURCE_DIR / "ex01_degradation.md").read_text().split("\n---\n", 1)[0] + "\n---\n\n"
     bad.write_text(front + '# Exercise\n\n## Task 1 · x\n\n+++ {"tags": ["answer"], "task": 1, "answer": "1a", "points": 2}\n\n'
                    "Write here.\n")
     with pytest.raises(ValueError, match=r"must start with \*\*Your answer \(1a\)\*\*"):
-        ex.written_answers(bad)
+        sources.written_answers(bad)
 
 
 def test_range_hidden_tests_are_judged_outside_the_kernel():
-    request = ex.hidden_test_request('assert 0.3 <= final_error(56, False, "train") <= 0.8, "off"\nprint("fine")')
+    request = sources.hidden_test_request('assert 0.3 <= final_error(56, False, "train") <= 0.8, "off"\nprint("fine")')
     assert request == {"call": "final_error", "args": [56, False, "train"], "range": [0.3, 0.8], "message": "off",
                        "message_ok": "fine"}
     for value, passed in ((0.5, True), (0.9, False), (float("nan"), False), ("0.5", False)):
         namespace = {"final_error": lambda *args, v=value: v}
-        verdict = ex.judge(request, ex.probe(request, namespace), "t")
+        verdict = protocol.judge(request, protocol.answer(request, namespace), "t")
         assert bool(verdict) is passed, (value, verdict)
     with pytest.raises(ValueError, match="bounds"):
-        ex.hidden_test_request("assert 0.8 <= f(1) <= 0.3")
+        sources.hidden_test_request("assert 0.8 <= f(1) <= 0.3")
     with pytest.raises(ValueError):
-        ex.hidden_test_request("assert low <= f(1) <= 0.3")
+        sources.hidden_test_request("assert low <= f(1) <= 0.3")
 
 
 def test_final_error_mistakes():
@@ -543,10 +542,6 @@ def test_no_self_check_message_holds_a_target_value():
         own = re.sub(r"(returned|returns|got) \S+", "", message)   # the learner's own value may be any number
         leaked = [t for t in targets if t in own]
         assert not leaked, f"{message!r} holds the target value {leaked[0]}"
-    # DeepNorm: one constant right, or neither: the hint names the constant to look up, never its value or formula
-    for wrong in (lambda n: ((2 * n) ** 0.25, 0.5), lambda n: (1.5, (8 * n) ** -0.25), lambda n: (1.0, 1.0)):
-        message = ex.check_deepnorm_constants(wrong).message
-        assert not re.search(r"\d\.\d{3}|\(2N\)|\(8N\)", message.split(":", 1)[1].split("):", 1)[-1]), message
     # a wrong count says which way it is off, and the slip, never the count
     message = ex.check_cifar_resnet_parameters(lambda d: right(d) + 1).message
     assert "too many for ResNet-20" in message and f"{right(20):,}" not in message
@@ -571,7 +566,7 @@ REBALANCE_PENDING = {"ex04_building_resnets", "ex05_unrolled_view"}
 
 def test_written_answers_carry_at_least_40_percent_of_each_exercise():
     for source in SOURCES:
-        auto = sum(t["points"] for t in ex.hidden_tests(source))
-        written = sum(a["points"] for a in ex.written_answers(source))
+        auto = sum(t["points"] for t in sources.hidden_tests(source))
+        written = sum(a["points"] for a in sources.written_answers(source))
         if source.stem not in REBALANCE_PENDING:
             assert written >= 0.4 * (auto + written), f"{source.name}: written {written:g} of {auto + written:g}"

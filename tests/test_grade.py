@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from book import grade as grading
-from book.sandbox import unavailable_reason
+from book.grading.cli import main
+from book.grading.collect import find_submissions
+from book.grading.sandbox import unavailable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
@@ -166,7 +167,7 @@ def test_private_hidden_tests_replace_the_public_ones(tmp_path):
     subs.mkdir()
     shutil.copy(FIXTURES / "correct.ipynb", subs / "alice.ipynb")
     out = tmp_path / "out"
-    assert grading.main([str(subs), "--out", str(out), "--hidden-tests", str(private), "--exercise", "ex04",
+    assert main([str(subs), "--out", str(out), "--hidden-tests", str(private), "--exercise", "ex04",
                          "--gradescope", "--quiet", *LIMITS]) == 0
     with open(out / "gradebook.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
@@ -176,12 +177,12 @@ def test_private_hidden_tests_replace_the_public_ones(tmp_path):
 
 
 def test_bad_invocations_fail_with_a_message(tmp_path, capsys):
-    assert grading.main([str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
+    assert main([str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
     assert "not a folder" in capsys.readouterr().err
     (tmp_path / "subs").mkdir()
-    assert grading.main([str(tmp_path / "subs"), "--out", str(tmp_path / "subs" / "out")]) == 2
+    assert main([str(tmp_path / "subs"), "--out", str(tmp_path / "subs" / "out")]) == 2
     assert "must not be inside" in capsys.readouterr().err
-    assert grading.main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--exercise", "ex99"]) == 2
+    assert main([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--exercise", "ex99"]) == 2
     assert "unknown exercise" in capsys.readouterr().err
 
 
@@ -192,7 +193,7 @@ def test_find_submissions_names_files_and_folders(tmp_path):
     (tmp_path / "bob" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "carol").mkdir()
     (tmp_path / ".hidden.ipynb").write_text("{}")
-    found = {s.name: s.path for s in grading.find_submissions(tmp_path)}
+    found = {s.name: s.path for s in find_submissions(tmp_path)}
     assert found == {"a_b": tmp_path / "a b.ipynb", "bob": tmp_path / "bob" / "work" / "ex.ipynb", "carol": None}
 
 
@@ -208,7 +209,7 @@ def test_a_loop_that_swallows_interrupts_ends_at_the_submission_limit(tmp_path):
     subs, out = tmp_path / "subs", tmp_path / "out"
     subs.mkdir()
     nbformat.write(nb, subs / "stubborn.ipynb")
-    assert grading.main([str(subs), "--out", str(out), "--quiet", "--cell-timeout", "2", "--timeout", "12"]) == 0
+    assert main([str(subs), "--out", str(out), "--quiet", "--cell-timeout", "2", "--timeout", "12"]) == 0
     with open(out / "gradebook.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert (row["status"], row["total"]) == ("timeout", "0")

@@ -15,8 +15,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from book import grade as grading
-from book.sandbox import unavailable_reason
+from book.grading import judge
+from book.grading.cli import main
+from book.grading.collect import find_submissions
+from book.grading.gradebook import write_reports
+from book.grading.results import GradeConfig, SubmissionResult, TaskResult
+from book.grading.sandbox import unavailable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = ROOT / "tests" / "fixtures" / "submissions" / "correct.ipynb"
@@ -40,7 +44,7 @@ def test_collection_rules(tmp_path):
     (subs / "carol" / "linked.ipynb").symlink_to(SOLVED)
     (subs / "dave.ipynb").symlink_to(SOLVED)
     log: list = []
-    found = {s.name: s for s in grading.find_submissions(subs, log)}
+    found = {s.name: s for s in find_submissions(subs, log)}
     assert set(found) == {"张伟", "李娜", "Zoë", "Zoé", "a_b", "bob", "carol", "dave"}
     assert found["bob"].path == subs / "bob" / "final.ipynb" and "draft.ipynb" in found["bob"].notes[0]
     assert found["carol"].path is None and "symbolic link" in found["carol"].notes[0]
@@ -61,7 +65,7 @@ def test_gradebook_rows_for_odd_files_and_the_wrong_exercise(tmp_path):
     nb = nbformat.read(SOLVED, as_version=4)
     nb.metadata["residual_course"] = {"exercise": "ex05_unrolled_view"}
     nbformat.write(nb, subs / "Zoë.ipynb")
-    assert grading.main([str(subs), "--out", str(out), "--exercise", "ex04", "--quiet"]
+    assert main([str(subs), "--out", str(out), "--exercise", "ex04", "--quiet"]
                         + ([] if unavailable_reason() is None else ["--unsafe-no-sandbox"])) == 0
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
@@ -73,11 +77,11 @@ def test_gradebook_rows_for_odd_files_and_the_wrong_exercise(tmp_path):
 @pytest.mark.skipif(unavailable_reason() is not None, reason="no sandbox")
 def test_gradescope_autograder_runs_in_an_autograder_layout(tmp_path):
     zip_path = tmp_path / "autograder.zip"
-    assert grading.main(["--gradescope-zip", str(zip_path), "--exercise", "ex04"]) == 0
+    assert main(["--gradescope-zip", str(zip_path), "--exercise", "ex04"]) == 0
     with zipfile.ZipFile(zip_path) as z:
         names = set(z.namelist())
         setup = z.read("setup.sh").decode()
-        assert {"setup.sh", "run_autograder", "hidden-tests/ex04_building_resnets.md", "course/book/grade.py"} <= names
+        assert {"setup.sh", "run_autograder", "hidden-tests/ex04_building_resnets.md", "course/book/grade.py", "course/book/grading/runner.py"} <= names
         assert "python3 -m venv" in setup and "bubblewrap" in setup   # the course ships inside the zip
         root = tmp_path / "autograder"   # stands for /autograder
         z.extractall(root / "source")
@@ -95,7 +99,8 @@ def test_gradescope_autograder_runs_in_an_autograder_layout(tmp_path):
 
 def test_written_answers_go_to_the_gradebook_for_review_and_to_the_feedback_with_their_rubric(tmp_path):
     """A written answer is never scored: the gradebook marks it for review; the feedback fences the learner's text."""
-    from book.exercises import SOURCE_DIR, collect_answers, written_answers
+    from book.exercises.sources import collect_answers, written_answers
+    from book.grading.collect import SOURCE_DIR
 
     specs = written_answers(SOURCE_DIR / "ex01_degradation.md")
     nb = nbformat.read(ROOT / "exercises" / "ex01_degradation.ipynb", as_version=4)
@@ -105,12 +110,12 @@ def test_written_answers_go_to_the_gradebook_for_review_and_to_the_feedback_with
             cell.source = "**Your answer (3b)**\n\n" + hostile
     rows = []
     for name, notebook in (("wrote", nb), ("blank", nbformat.read(ROOT / "exercises" / "ex01_degradation.ipynb", 4))):
-        result = grading.SubmissionResult(name, f"{name}.ipynb", "ex01_degradation", "ok",
-                                          tasks=[grading.TaskResult(1, "count", 1.0, 1.0, "passed")])
-        result.written = grading._written(notebook, specs)
+        result = SubmissionResult(name, f"{name}.ipynb", "ex01_degradation", "ok",
+                                  tasks=[TaskResult(1, "count", 1.0, 1.0, "passed")])
+        result.written = judge._written(notebook, specs)
         rows.append(result)
-    cfg = grading.GradeConfig(out=tmp_path)
-    grading.write_reports(rows, cfg)
+    cfg = GradeConfig(out=tmp_path)
+    write_reports(rows, cfg)
     with open(tmp_path / "gradebook.csv", newline="") as f:
         book = {r["submission"]: r for r in csv.DictReader(f)}
     assert (book["wrote"]["written3a"], book["wrote"]["written3b"]) == ("missing", "review")
@@ -127,11 +132,12 @@ def test_written_answers_go_to_the_gradebook_for_review_and_to_the_feedback_with
 
 
 def test_an_unreadable_notebook_has_no_written_answers():
-    from book.exercises import SOURCE_DIR, written_answers
+    from book.exercises.sources import written_answers
+    from book.grading.collect import SOURCE_DIR
 
     specs = written_answers(SOURCE_DIR / "ex01_degradation.md")
-    assert [w.text for w in grading._written(None, specs)] == [None, None]
-    assert [w.text for w in grading._written({"cells": [None, 3, {"cell_type": "markdown"}]}, specs)] == [None, None]
+    assert [w.text for w in judge._written(None, specs)] == [None, None]
+    assert [w.text for w in judge._written({"cells": [None, 3, {"cell_type": "markdown"}]}, specs)] == [None, None]
 
 
 def test_a_cell_is_named_by_the_heading_a_learner_sees():
@@ -139,8 +145,8 @@ def test_a_cell_is_named_by_the_heading_a_learner_sees():
     nb = nbformat.read(ROOT / "exercises" / "ex04_building_resnets.ipynb", as_version=4)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     stubs = [k for k, i in enumerate(code) if "NotImplementedError" in nb.cells[i].source]
-    places = [grading._place(nb, k) for k in stubs]
+    places = [judge._place(nb, k) for k in stubs]
     assert places[0].startswith("the ") and "under the heading “Task 1 · " in places[0], places
     assert all("under the heading “Task" in p for p in places) and not any("cell 7" in p for p in places)
-    assert grading._place(nb, 0) == "the first code cell before the first heading"      # the install cell
-    assert grading._place(None, 6) == "code cell 7"
+    assert judge._place(nb, 0) == "the first code cell before the first heading"      # the install cell
+    assert judge._place(None, 6) == "code cell 7"

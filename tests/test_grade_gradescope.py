@@ -20,8 +20,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from book import grade as grading
-from book.sandbox import LEARNER_USER, _processes_of, dedicated_user
+from book.grading.cli import main
+from book.grading.gradescope import write_gradescope_zip
+from book.grading.sandbox import LEARNER_USER, _processes_of, dedicated_user
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDENT = ROOT / "exercises" / "ex04_building_resnets.ipynb"
@@ -31,7 +32,7 @@ STUDENT = ROOT / "exercises" / "ex04_building_resnets.ipynb"
 def autograder(tmp_path_factory):
     """The zip for exercise 4, unpacked as Gradescope lays it out: /autograder/source, submission, results."""
     base = tmp_path_factory.mktemp("autograder")
-    zip_path = grading.write_gradescope_zip(base / "autograder.zip", "ex04")
+    zip_path = write_gradescope_zip(base / "autograder.zip", "ex04")
     with zipfile.ZipFile(zip_path) as z:
         z.extractall(base / "source")
         names = z.namelist()
@@ -49,7 +50,8 @@ def _run(autograder, env: dict) -> subprocess.CompletedProcess:
 def test_the_zip_ships_the_course_and_installs_it_in_a_venv(autograder):
     names = autograder["names"]
     assert {"setup.sh", "run_autograder", "hidden-tests/ex04_building_resnets.md", "course/pyproject.toml",
-            "course/book/grade.py", "course/book/sandbox.py", "course/book/exercises/core.py"} <= set(names)
+            "course/book/grade.py", "course/book/grading/sandbox.py", "course/book/grading/runner.py",
+            "course/book/exercises/protocol.py"} <= set(names)
     assert not any("__pycache__" in n for n in names)
     setup = (autograder["root"] / "source" / "setup.sh").read_text()
     assert "python3 -m venv" in setup and "download.pytorch.org/whl/cpu" in setup
@@ -60,8 +62,8 @@ def test_the_zip_ships_the_course_and_installs_it_in_a_venv(autograder):
 
 def test_the_unsafe_mode_does_not_ship(tmp_path):
     with pytest.raises(ValueError, match="does not ship"):
-        grading.write_gradescope_zip(tmp_path / "a.zip", "ex04", sandbox=False)
-    assert grading.main(["--gradescope-zip", str(tmp_path / "b.zip"), "--exercise", "ex04",
+        write_gradescope_zip(tmp_path / "a.zip", "ex04", sandbox=False)
+    assert main(["--gradescope-zip", str(tmp_path / "b.zip"), "--exercise", "ex04",
                          "--unsafe-no-sandbox"]) == 2
 
 
@@ -78,7 +80,7 @@ def test_results_json_is_written_when_the_autograder_cannot_start(autograder, tm
 def test_results_json_is_written_on_a_fatal_grader_error(tmp_path):
     out = tmp_path / "out"
     (tmp_path / "subs").mkdir()
-    assert grading.main([str(tmp_path / "subs"), "--out", str(out), "--gradescope", "--hidden-tests",
+    assert main([str(tmp_path / "subs"), "--out", str(out), "--gradescope", "--hidden-tests",
                          str(tmp_path / "none"), "--unsafe-no-sandbox", "--quiet"]) == 2
     data = json.loads((out / "results.json").read_text())
     assert data["score"] == 0 and "not graded" in data["output"] and "hidden tests" in data["output"]

@@ -8,6 +8,7 @@ kernel in its own bubblewrap sandbox, so the test measures the grader's own over
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from book import grade as grading
-from book.sandbox import unavailable_reason
+from book.grading import cli
+from book.grading.results import GradeConfig, SubmissionResult
+from book.grading.sandbox import unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"no sandbox: {unavailable_reason()}")
 
@@ -101,11 +103,11 @@ def _batch(folder: Path) -> int:
     return 20
 
 
-def _grade(submissions: Path, out: Path, tests: Path, jobs: int) -> tuple[float, list[grading.SubmissionResult]]:
-    cfg = grading.GradeConfig(out=out, hidden_tests=tests, exercise=EXERCISE, timeout=120, cell_timeout=30,
+def _grade(submissions: Path, out: Path, tests: Path, jobs: int) -> tuple[float, list[SubmissionResult]]:
+    cfg = GradeConfig(out=out, hidden_tests=tests, exercise=EXERCISE, timeout=120, cell_timeout=30,
                               test_timeout=30, progress=False, jobs=jobs)
     started = time.monotonic()
-    results = grading.grade_folder(submissions, cfg)
+    results = cli.grade_folder(submissions, cfg)
     return time.monotonic() - started, results
 
 
@@ -135,10 +137,10 @@ def test_jobs_2_writes_the_same_gradebook_as_jobs_1_in_less_time(tmp_path):
     assert {r.status for r in parallel} <= {"ok", "cell-errors", "syntax-error"}
     # every row ran in its own sandbox, under the same limits
     assert all(r.limits and r.limits == serial[0].limits for r in parallel)
-    if grading.os.cpu_count() and grading.os.cpu_count() >= 2:
+    if os.cpu_count() and os.cpu_count() >= 2:
         assert parallel_s < serial_s
 
 
 def test_jobs_must_be_at_least_one(tmp_path):
     with pytest.raises(ValueError, match="--jobs"):
-        grading.grade_folder(tmp_path, grading.GradeConfig(out=tmp_path / "out", jobs=0))
+        cli.grade_folder(tmp_path, GradeConfig(out=tmp_path / "out", jobs=0))

@@ -14,14 +14,15 @@ import torch
 from torch import nn
 
 import book.exercises as ex
+from book.exercises import protocol
 
 
 def _graded(check: str, namespace: dict, *names: str, thorough: bool = True, seed: int | None = None):
     """The grader's verdict on ``namespace``'s ``names`` for ``check``, with a freshly drawn seed."""
     request = {"check": check, "names": list(names), "thorough": thorough,
                "seed": secrets.randbits(62) if seed is None else seed}
-    reply = ex.probe(json.loads(json.dumps(request)), namespace)
-    return ex.judge(request, reply, "t")
+    reply = protocol.answer(json.loads(json.dumps(request)), namespace)
+    return protocol.judge(request, reply, "t")
 
 
 # --------------------------------------------------------------------------- Exercise 4, Task 1

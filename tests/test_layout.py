@@ -7,7 +7,8 @@ The import rule (read from the code with :func:`book.cache.import_graph`):
 - a chapter's experiments (``chN_*``) import foundations, networks and earlier chapters' experiments;
 - a chapter's widgets (``chN_widgets``) and scripts (``reproduce``, Chapter 4's; ``fingerprint``, Chapter 1's) import the same plus
   their own chapter's experiments and earlier chapters' widgets;
-- the exercises' self-checks import foundations, networks and chapters; the grader imports the exercises;
+- the exercises' self-checks import foundations, networks and chapters; the grader (``grade``, ``grading.*``)
+  imports foundations, the exercises and its own modules;
 - ``authoring.*`` may import anything, and nothing outside ``authoring`` imports it;
 - the package's ``__init__`` imports nothing; there is no circle anywhere.
 """
@@ -45,7 +46,7 @@ def layer(module: str, package: str = "book") -> tuple[int, int]:
         return NETS, 0
     if rel == "exercises" or rel.startswith("exercises."):
         return EXERCISES, 0
-    if rel == "grade":
+    if rel in ("grade", "grading") or rel.startswith("grading."):
         return GRADER, 0
     if rel in SCRIPTS:
         return WIDGETS, SCRIPTS[rel]
@@ -75,7 +76,7 @@ def allowed(source: str, target: str, package: str = "book") -> bool:
     if kind == EXERCISES:
         return target_kind in (NETS, CHAPTER, EXERCISES)
     if kind == GRADER:
-        return target_kind == EXERCISES
+        return target_kind in (EXERCISES, GRADER)
     return False
 
 
@@ -122,6 +123,10 @@ def test_the_rule_catches_forbidden_edges_and_circles_on_a_crafted_package(tmp_p
         "ch3_flow.py": "from .ch3_widgets import w\n",              # experiments importing their own widgets
         "ch3_widgets.py": "from .ch1_runs import x\nfrom .ch3_flow import q\nw = 3\n",  # allowed
         "grade.py": "from .ch1_runs import x\n",                    # the grader reaching past the exercises
+        "exercises/__init__.py": "",
+        "exercises/checks.py": "from ..grading.judge import j\n",  # a self-check importing the grader
+        "grading/__init__.py": "",
+        "grading/judge.py": "from ..exercises.checks import c\nfrom ..ch2_fit import y\nj = 5\n",  # one allowed, one not
         "authoring/__init__.py": "",
         "authoring/pages.py": "from ..ch3_widgets import w\nz = 4\n",  # allowed: authoring may import anything
     }
@@ -132,11 +137,13 @@ def test_the_rule_catches_forbidden_edges_and_circles_on_a_crafted_package(tmp_p
     problems = layout_violations(tmp_path / "pkg", "pkg")
     for expected in ("pkg.errors imports pkg.ch1_runs", "pkg.nets.mlp imports pkg.ch2_fit",
                      "pkg.ch1_runs imports pkg.ch2_fit", "pkg.ch2_fit imports pkg.authoring.pages",
-                     "pkg.ch3_flow imports pkg.ch3_widgets", "pkg.grade imports pkg.ch1_runs"):
+                     "pkg.ch3_flow imports pkg.ch3_widgets", "pkg.grade imports pkg.ch1_runs",
+                     "pkg.exercises.checks imports pkg.grading.judge", "pkg.grading.judge imports pkg.ch2_fit"):
         assert expected in problems
     assert any(p.startswith("circle:") and "pkg.data" in p and "pkg.training" in p for p in problems)
     assert any(p.startswith("circle:") and "pkg.ch3_flow" in p and "pkg.ch3_widgets" in p for p in problems)
     assert not any(p.startswith("pkg.ch3_widgets imports pkg.ch1_runs") or p.startswith("pkg.authoring") for p in problems)
+    assert "pkg.grading.judge imports pkg.exercises.checks" not in problems
 
 
 def _all_modules() -> set[str]:

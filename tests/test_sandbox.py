@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from book.sandbox import SCRATCH, Sandbox, python_paths
+from book.grading.sandbox import SCRATCH, Sandbox, python_paths
 
 
 def test_the_private_tmp_is_mounted_before_the_course_so_a_checkout_under_tmp_stays_visible(tmp_path):
@@ -63,16 +63,16 @@ def test_the_kernel_reaches_neither_the_runners_nor_bubblewraps_pipes():
     import pytest
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from book.grade import _sandbox_env
-    from book.sandbox import unavailable_reason
+    from book.grading.exchange import RUNNER, sandbox_env
+    from book.grading.sandbox import unavailable_reason
 
     if unavailable_reason() is not None:
         pytest.skip(f"no sandbox: {unavailable_reason()}")
     notebook = nbformat.writes(new_notebook(cells=[new_code_cell(REACH)])).encode()
     with Sandbox(notebook) as box:
         box.prepare()
-        env = _sandbox_env(box.scratch_inside, box.tmp_inside)
-        proc = box.start([sys.executable, "-m", "book.notebook_runner", f"{box.scratch_inside}/submission.ipynb",
+        env = sandbox_env(box.scratch_inside, box.tmp_inside)
+        proc = box.start([sys.executable, "-m", RUNNER, f"{box.scratch_inside}/submission.ipynb",
                           "--timeout", "60"], env)
         grader_pipes = {f"pipe:[{os.fstat(stream.fileno()).st_ino}]" for stream in (proc.stdin, proc.stdout)}
         first = json.loads(proc.stdout.readline())

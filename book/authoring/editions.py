@@ -20,8 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..exercises import ROOT, SOURCE_DIR, sources
-from .exercise_pages import book_page, student_notebook
+from ..exercises.sources import exercise_sources
+from .exercise_pages import ROOT, SOURCE_DIR, book_page, student_notebook
 
 __all__ = ["COURSE_SOURCE", "course_tree", "main"]
 
@@ -43,7 +43,7 @@ def course_tree(dest: Path = COURSE_SOURCE, root: Path = ROOT, source_dir: Path 
     for name in LINKED:
         if (root / name).exists():
             os.symlink(root / name, dest / name)
-    for source in sources(source_dir):
+    for source in exercise_sources(source_dir):
         (dest / "exercises" / f"{source.stem}.md").write_text(book_page(source, root, edition="course"))
         (dest / "exercises" / f"{source.stem}.ipynb").write_text(
             nbformat.writes(student_notebook(source, root), version=4) + "\n")

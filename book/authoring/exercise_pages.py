@@ -19,14 +19,17 @@ is missing or stale (``make book`` runs the check).
 
 from __future__ import annotations
 
+import argparse
 import copy
 import sys
 from pathlib import Path
 
-from ..exercises import ROOT, SOURCE_DIR, cell_tags, hidden_tests, read_source, sources, written_answers
+from ..exercises.sources import cell_tags, exercise_sources, hidden_tests, read_source, written_answers
 
 __all__ = ["EDITIONS", "strip_solution", "points_table", "student_notebook", "book_page", "build", "check", "main"]
 
+ROOT = Path(__file__).resolve().parents[2]      # the course's checkout
+SOURCE_DIR = ROOT / "exercises" / "source"      # the one source of each exercise
 OUTPUT_DIR = ROOT / "exercises"
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -265,7 +268,7 @@ def _expected(source: Path, root: Path) -> tuple[str, str]:
 def build(source_dir: Path = SOURCE_DIR, out_dir: Path = OUTPUT_DIR, root: Path = ROOT) -> list[Path]:
     """Write every book page and student notebook; returns the paths written."""
     written = []
-    for source in sources(source_dir):
+    for source in exercise_sources(source_dir):
         page_text, nb_text = _expected(source, root)
         for path, text in zip(_targets(source, out_dir), (page_text, nb_text)):
             if not path.exists() or path.read_text() != text:
@@ -277,7 +280,7 @@ def build(source_dir: Path = SOURCE_DIR, out_dir: Path = OUTPUT_DIR, root: Path 
 def check(source_dir: Path = SOURCE_DIR, out_dir: Path = OUTPUT_DIR, root: Path = ROOT) -> list[str]:
     """What is missing or stale among the generated files (empty when all are in sync)."""
     problems = []
-    for source in sources(source_dir):
+    for source in exercise_sources(source_dir):
         for path, text in zip(_targets(source, out_dir), _expected(source, root)):
             if not path.exists():
                 problems.append(f"{path.relative_to(root)} is missing")
@@ -287,22 +290,22 @@ def check(source_dir: Path = SOURCE_DIR, out_dir: Path = OUTPUT_DIR, root: Path 
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = argv[0] if argv else "check"
-    if command == "build":
+    parser = argparse.ArgumentParser(prog="python -m book.authoring.exercise_pages", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("build", help="write every book page and student notebook from its source")
+    commands.add_parser("check", help="exit 1 when a generated file is missing or stale (the default)")
+    args = parser.parse_args(argv)
+    if args.command == "build":
         written = build()
         for path in written:
             print(f"wrote {path.relative_to(ROOT)}")
-        print(f"{len(sources())} exercise(s); {len(written)} file(s) updated")
+        print(f"{len(exercise_sources(SOURCE_DIR))} exercise(s); {len(written)} file(s) updated")
         return 0
-    if command == "check":
-        problems = check()
-        for p in problems:
-            print(p)
-        print("exercises in sync" if not problems else f"{len(problems)} problem(s): run `python -m book.authoring.exercise_pages build`")
-        return 1 if problems else 0
-    print(__doc__)
-    return 2
+    problems = check()
+    for p in problems:
+        print(p)
+    print("exercises in sync" if not problems else f"{len(problems)} problem(s): run `python -m book.authoring.exercise_pages build`")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

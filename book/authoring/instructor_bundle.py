@@ -26,8 +26,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..exercises import ROOT, SOURCE_DIR, cell_tags, hidden_tests, read_source, sources, written_answers
-from .exercise_pages import _drop_markers, _install_cell, points_table
+from ..exercises.sources import cell_tags, exercise_sources, hidden_tests, read_source, written_answers
+from .exercise_pages import ROOT, SOURCE_DIR, _drop_markers, _install_cell, points_table
 
 __all__ = ["solution_notebook", "rubrics_text", "marking_guide", "exercise_title", "exercise_points",
            "canvas_template", "moodle_template", "build_bundle", "main"]
@@ -105,7 +105,7 @@ def rubrics_text(source: Path) -> str:
 def marking_guide(source_dir: Path = SOURCE_DIR) -> str:
     rows = ["| exercise | checked automatically | written, marked by hand | total | written share |",
             "|---|---:|---:|---:|---:|"]
-    for source in sources(source_dir):
+    for source in exercise_sources(source_dir):
         auto, written = exercise_points(source)
         rows.append(f"| {exercise_title(source)} (`{source.stem}`) | {auto:g} | {written:g} | {auto + written:g} | "
                     f"{written / (auto + written):.0%} |")
@@ -132,7 +132,7 @@ def marking_guide(source_dir: Path = SOURCE_DIR) -> str:
         "grades the automatic part; mark the written answers with the rubrics below.", "",
         "## Rubrics and model answers", "",
     ]
-    for source in sources(source_dir):
+    for source in exercise_sources(source_dir):
         auto, written = exercise_points(source)
         parts += [rubrics_text(source), "", points_table(source), ""]
     return "\n".join(parts)
@@ -147,7 +147,7 @@ def canvas_template(source_dir: Path = SOURCE_DIR) -> str:
     optional *Points Possible* row. Export the course's gradebook from Canvas for the learners' rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    exercises = sources(source_dir)
+    exercises = exercise_sources(source_dir)
     writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *map(_column, exercises)])
     writer.writerow(["    Points Possible", "", "", "", "", *(f"{sum(exercise_points(s)):g}" for s in exercises)])
     return buffer.getvalue()
@@ -158,7 +158,7 @@ def moodle_template(source_dir: Path = SOURCE_DIR) -> str:
     grade item (mapped to *new grade item* or an existing one on import)."""
     buffer = io.StringIO()
     csv.writer(buffer).writerow(["First name", "Last name", "ID number", "Email address",
-                                 *map(_column, sources(source_dir))])
+                                 *map(_column, exercise_sources(source_dir))])
     return buffer.getvalue()
 
 
@@ -167,14 +167,14 @@ def build_bundle(out: Path = DEFAULT_OUT, source_dir: Path = SOURCE_DIR, root: P
     """Write the bundle folder ``out`` (replacing it) and ``out.zip``; return the zip's path."""
     import nbformat
 
-    from ..grade import write_gradescope_zip
+    from ..grading.gradescope import write_gradescope_zip
 
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     for folder in ("solutions", "rubrics", "hidden-tests", "gradebook", "gradescope"):
         (out / folder).mkdir(parents=True)
-    for source in sources(source_dir):
+    for source in exercise_sources(source_dir):
         (out / "solutions" / f"{source.stem}.ipynb").write_text(
             nbformat.writes(solution_notebook(source, root), version=4) + "\n")
         (out / "rubrics" / f"{source.stem}.md").write_text(rubrics_text(source) + "\n")

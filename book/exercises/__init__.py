@@ -1,8 +1,11 @@
 """Self-checks for the exercise notebooks, and where their sources and hidden tests are.
 
 One module per exercise (:mod:`book.exercises.ex01` … ``ex07``) holds that exercise's checks and, for each, the
-grader's probe and judge; :mod:`book.exercises.core` holds what they share. Notebooks import every check from
-here: ``from book.exercises import check_basic_block``.
+grader's answer and judge. What they share is one module per concern: :mod:`book.exercises.feedback` (what a
+check says to a learner), :mod:`book.exercises.protocol` (what passes between a learner's kernel and the
+grader) and :mod:`book.exercises.sources` (reading exercise sources; the build and the grader use it, a
+learner's notebook never imports it). Notebooks import every check from here:
+``from book.exercises import check_basic_block``.
 
 For learners: every task ends with a check cell such as ``check_basic_block(BasicBlock)``. A check
 runs your code on small inputs and answers in words: what it expected, what your code did, and,
@@ -20,7 +23,7 @@ For instructors (see ``instructors.md``): each exercise has one source,
   ``python -m book.grade`` after the submission, left out of the student notebook and the book page.
 - ``answer`` on a markdown cell, with metadata ``task``, ``answer`` (an id such as ``3b``), ``points`` and
   ``title``, its first line ``**Your answer (3b)**``: a written answer; the grader collects the learner's text
-  for review (see :func:`book.exercises.core.collect_answers`).
+  for review (see :func:`book.exercises.sources.collect_answers`).
 - ``rubric`` on a markdown cell, with metadata ``answer``: how to mark that answer; in the grader's feedback
   file only.
 - ``book-only`` on a code cell: runs on the book page, hidden there, left out of the student notebook (the
@@ -34,8 +37,8 @@ with solutions) and ``exercises/exNN_name.ipynb`` (the student notebook for Cola
 from __future__ import annotations
 
 from . import ex01, ex02, ex03, ex04, ex05, ex06, ex07
-from .core import (JUDGED, NOT_DONE, ROOT, SOURCE_DIR, Feedback, TaskFailed, cell_tags, collect_answers, grade_task,
-                   hidden_test_request, hidden_tests, judge, preload, probe, read_source, sources, written_answers)
+from .feedback import NOT_DONE, Feedback, TaskFailed, grade_task
+from .protocol import JUDGED
 from .ex01 import *  # noqa: F403
 from .ex02 import *  # noqa: F403
 from .ex03 import *  # noqa: F403
@@ -52,6 +55,5 @@ for _module in EXERCISE_MODULES:
         raise ImportError(f"{_module.__name__} registers {sorted(_clash)}, which another exercise registered already")
     JUDGED.update(_module.JUDGED)
 
-__all__ = ["Feedback", "TaskFailed", "grade_task", "NOT_DONE", "ROOT", "SOURCE_DIR", "sources", "read_source",
-           "cell_tags", "hidden_tests", "hidden_test_request", "probe", "judge", "preload", "written_answers", "collect_answers", "EXERCISE_MODULES",
+__all__ = ["Feedback", "TaskFailed", "grade_task", "NOT_DONE", "EXERCISE_MODULES",
            *(name for module in EXERCISE_MODULES for name in module.__all__)]

@@ -1,13 +1,12 @@
-"""The self-checks of Exercise 1, the degradation problem: what the notebook's check cells run, and the grader's probe and judge for each."""
+"""The self-checks of Exercise 1, the degradation problem: what the notebook's check cells run, and, for each, the grader's answer and judge."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from .core import (
-    _Fail, _Replay, _Unreadable, _as_float, _checker, _close, _load_state, _one_number,
-    _plain, _record, _replay_judge, _replay_probe, _rng, _run,
-    _same_state, _seeded,
+from .feedback import _Fail, _as_float, _checker, _close, _one_number, _rng, _run
+from .protocol import (
+    _Replay, _Unreadable, _load_state, _plain, _record, _replay_judge, _replay_answer, _same_state, _seeded,
 )
 
 __all__ = ['check_weighted_layers', 'check_add_identity_blocks', 'check_final_error']
@@ -105,7 +104,7 @@ def _identity_cases(seed):
     return [(rng.choice([8, 14]), rng.randint(1, 3), _seeded(seed, i)) for i in range(2)]
 
 
-def _probe_identity_blocks(add_identity_blocks, seed, thorough, answers):
+def _answer_identity_blocks(add_identity_blocks, seed, thorough, answers):
     import torch
 
     from ..nets.conv1d import resnet
@@ -236,9 +235,9 @@ def check_final_error(final_error: Callable, thorough: bool = False, seed: int |
     return "the mean final error over seeds, from any list of runs and from the recorded ones."
 
 
-# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
 JUDGED = {
-    "check_final_error": (_replay_probe(check_final_error), _replay_judge(check_final_error)),
-    "check_weighted_layers": (_replay_probe(check_weighted_layers), _replay_judge(check_weighted_layers)),
-    "check_add_identity_blocks": (_probe_identity_blocks, _judge_identity_blocks),
+    "check_final_error": (_replay_answer(check_final_error), _replay_judge(check_final_error)),
+    "check_weighted_layers": (_replay_answer(check_weighted_layers), _replay_judge(check_weighted_layers)),
+    "check_add_identity_blocks": (_answer_identity_blocks, _judge_identity_blocks),
 }

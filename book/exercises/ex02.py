@@ -1,4 +1,4 @@
-"""The self-checks of Exercise 2, learn the change: what the notebook's check cells run, and the grader's probe and judge for each."""
+"""The self-checks of Exercise 2, learn the change: what the notebook's check cells run, and, for each, the grader's answer and judge."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ from typing import Callable
 
 import math
 
-from .core import (
-    _Fail, _Replay, _as_float, _checker, _close, _is_tensor, _load_state,
-    _plain, _record, _replay_judge, _replay_probe, _rng, _run, _seeded, _shape,
-)
+from .feedback import _Fail, _as_float, _checker, _close, _is_tensor, _rng, _run, _shape
+from .protocol import _Replay, _load_state, _plain, _record, _replay_judge, _replay_answer, _seeded
 
 __all__ = ['check_residual', 'check_zero_init_branch', 'check_block_changes']
 
@@ -144,7 +142,7 @@ def _residual_branch(width, s):
     return branch, x
 
 
-def _probe_residual(Residual, seed, thorough, answers):
+def _answer_residual(Residual, seed, thorough, answers):
     import torch
 
     for width, s in _residual_cases(seed, thorough):
@@ -201,7 +199,7 @@ def _zero_init_branch(dims, s):
     return nn.Sequential(*layers)
 
 
-def _probe_zero_init(zero_init_branch, seed, thorough, answers):
+def _answer_zero_init(zero_init_branch, seed, thorough, answers):
     for dims, s in _zero_init_cases(seed, thorough):
         branch = _zero_init_branch(dims, s)
         _record(answers, zero_init_branch, _ReferenceResidual(branch))
@@ -359,9 +357,9 @@ def check_block_changes(block_changes: Callable, thorough: bool = False, seed: i
             "included: each block's change, relative to what reaches it.")
 
 
-# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
 JUDGED = {
-    "check_residual": (_probe_residual, _judge_residual),
-    "check_zero_init_branch": (_probe_zero_init, _judge_zero_init),
-    "check_block_changes": (_replay_probe(check_block_changes), _replay_judge(check_block_changes)),
+    "check_residual": (_answer_residual, _judge_residual),
+    "check_zero_init_branch": (_answer_zero_init, _judge_zero_init),
+    "check_block_changes": (_replay_answer(check_block_changes), _replay_judge(check_block_changes)),
 }

@@ -1,15 +1,12 @@
-"""The self-checks of Exercise 3, gradient flow: what the notebook's check cells run, and the grader's probe and judge for each."""
+"""The self-checks of Exercise 3, gradient flow: what the notebook's check cells run, and, for each, the grader's answer and judge."""
 
 from __future__ import annotations
 
 import math
 from typing import Callable
 
-from .core import (
-    _Fail, _Replay, _Unreadable, _checker, _exact, _is_tensor, _one_number,
-    _plain, _record, _replay_judge, _replay_probe, _rng, _run,
-    _seeded,
-)
+from .feedback import _Fail, _checker, _is_tensor, _one_number, _rng, _run
+from .protocol import _Replay, _Unreadable, _record, _replay_answer, _replay_judge, _seeded
 
 __all__ = ['check_layer_grad_norms', 'check_init_linear', 'predicted_activation_stds', 'check_gradient_ratio']
 
@@ -227,7 +224,7 @@ def _init_cases(seed, thorough):
     return [_seeded(seed, i) for i in range(3 if thorough else 1)]
 
 
-def _probe_init_linear(init_linear, seed, thorough, answers):
+def _answer_init_linear(init_linear, seed, thorough, answers):
     for s in _init_cases(seed, thorough):
         layers = _init_layers(s)
         for m in layers:
@@ -350,9 +347,9 @@ def check_gradient_ratio(gradient_ratio: Callable, thorough: bool = False, seed:
             "residual stack, measured with your own probe.")
 
 
-# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
 JUDGED = {
-    "check_layer_grad_norms": (_replay_probe(check_layer_grad_norms), _replay_judge(check_layer_grad_norms)),
-    "check_init_linear": (_probe_init_linear, _judge_init_linear),
-    "check_gradient_ratio": (_replay_probe(check_gradient_ratio), _replay_judge(check_gradient_ratio)),
+    "check_layer_grad_norms": (_replay_answer(check_layer_grad_norms), _replay_judge(check_layer_grad_norms)),
+    "check_init_linear": (_answer_init_linear, _judge_init_linear),
+    "check_gradient_ratio": (_replay_answer(check_gradient_ratio), _replay_judge(check_gradient_ratio)),
 }

@@ -1,15 +1,12 @@
-"""The self-checks of Exercise 4, building ResNets: what the notebook's check cells run, and the grader's probe and judge for each."""
+"""The self-checks of Exercise 4, building ResNets: what the notebook's check cells run, and, for each, the grader's answer and judge."""
 
 from __future__ import annotations
 
 import copy
 from typing import Callable
 
-from .core import (
-    _Fail, _Replay, _Unreadable, _checker, _close, _exact, _one_number,
-    _is_tensor, _plain, _record, _replay_judge, _replay_probe, _rng,
-    _run, _seeded, _shape,
-)
+from .feedback import _Fail, _checker, _close, _one_number, _is_tensor, _rng, _run, _shape
+from .protocol import _Replay, _Unreadable, _exact, _plain, _record, _replay_judge, _replay_answer, _seeded
 
 __all__ = ['check_basic_block', 'check_cifar_resnet_parameters', 'check_early_training_loss']
 
@@ -95,17 +92,17 @@ def check_basic_block(BasicBlock, thorough: bool = False) -> str:
                         f"({', '.join(map(str, want))}): give its 1×1 convolution stride={stride}.")
         # With every BatchNorm outside the shortcut set to γ = β = 0 the branch outputs 0, so the block must
         # return relu(shortcut(x)) exactly: this checks the sum and where the final ReLU sits.
-        probe = copy.deepcopy(block).train()
-        in_shortcut = {id(m) for m in probe.shortcut.modules()}
-        norms = [m for m in probe.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_shortcut]
+        trial = copy.deepcopy(block).train()
+        in_shortcut = {id(m) for m in trial.shortcut.modules()}
+        norms = [m for m in trial.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_shortcut]
         if not norms:
             raise _Fail("the branch has no BatchNorm: use conv → BatchNorm1d → ReLU → conv → BatchNorm1d.")
         with torch.no_grad():
             for m in norms:
                 m.weight.zero_()
                 m.bias.zero_()
-            y0 = probe(x)
-            s = probe.shortcut(x)
+            y0 = trial(x)
+            s = trial.shortcut(x)
         if _close(y0, s) and not _close(s, torch.relu(s)):
             raise _Fail("the block returns F(x) + shortcut(x) with no ReLU after the sum; the basic block "
                         "ends with relu(F(x) + shortcut(x)).")
@@ -328,7 +325,7 @@ def _rebuild_shortcut(leaves, x):
     return x
 
 
-def _probe_basic_block(BasicBlock, seed, thorough, answers):
+def _answer_basic_block(BasicBlock, seed, thorough, answers):
     import torch
     from torch import nn
 
@@ -348,15 +345,15 @@ def _probe_basic_block(BasicBlock, seed, thorough, answers):
                                           "shortcut_used": used, "branch": leaves}
         if not isinstance(y, torch.Tensor):
             return
-        probe = _record(answers, lambda: copy.deepcopy(block).train())
-        in_shortcut = {id(m) for m in probe.shortcut.modules()}
-        norms = [m for m in probe.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_shortcut]
-        report = answers[-1]["report"] = {"norms": len(norms), "shortcut": _describe(probe.shortcut)}
+        trial = _record(answers, lambda: copy.deepcopy(block).train())
+        in_shortcut = {id(m) for m in trial.shortcut.modules()}
+        norms = [m for m in trial.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_shortcut]
+        report = answers[-1]["report"] = {"norms": len(norms), "shortcut": _describe(trial.shortcut)}
         with torch.no_grad():
             for m in norms:
                 m.weight.zero_()
                 m.bias.zero_()
-            _record(answers, probe, x)
+            _record(answers, trial, x)
 
 
 @_checker("Task 1 · a basic block with a projection shortcut")
@@ -542,9 +539,9 @@ def check_early_training_loss(early_training_loss: Callable, thorough: bool = Fa
             "trusted on ResNet-20 and ResNet-56.")
 
 
-# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
 JUDGED = {
-    "check_basic_block": (_probe_basic_block, _judge_basic_block),
-    "check_cifar_resnet_parameters": (_replay_probe(check_cifar_resnet_parameters), _replay_judge(check_cifar_resnet_parameters)),
-    "check_early_training_loss": (_replay_probe(check_early_training_loss), _replay_judge(check_early_training_loss)),
+    "check_basic_block": (_answer_basic_block, _judge_basic_block),
+    "check_cifar_resnet_parameters": (_replay_answer(check_cifar_resnet_parameters), _replay_judge(check_cifar_resnet_parameters)),
+    "check_early_training_loss": (_replay_answer(check_early_training_loss), _replay_judge(check_early_training_loss)),
 }

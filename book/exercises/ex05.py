@@ -1,4 +1,4 @@
-"""The self-checks of Exercise 5, the unrolled view: what the notebook's check cells run, and the grader's probe and judge for each."""
+"""The self-checks of Exercise 5, the unrolled view: what the notebook's check cells run, and, for each, the grader's answer and judge."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import itertools
 import math
 from typing import Callable
 
-from .core import _Fail, _checker, _close, _is_tensor, _one_number, _replay_judge, _replay_probe, _rng, _run
+from .feedback import _Fail, _checker, _close, _is_tensor, _one_number, _rng, _run
+from .protocol import _replay_judge, _replay_answer
 
 __all__ = ['check_count_paths', 'check_unrolled_output', 'check_swapped_error']
 
@@ -122,9 +123,9 @@ def _without(model, indices):
 def _error(model, x, y, train_mode: bool = False) -> float:
     import torch
 
-    probe = copy.deepcopy(model).train(train_mode)
+    trial = copy.deepcopy(model).train(train_mode)
     with torch.no_grad():
-        return (probe(x).argmax(1) != y).sum().item() / len(y)
+        return (trial(x).argmax(1) != y).sum().item() / len(y)
 
 
 def _swap_setup(residual: bool, seed: int):
@@ -209,9 +210,9 @@ def check_swapped_error(swapped_error: Callable, thorough: bool = False, seed: i
             "trained nets.")
 
 
-# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
 JUDGED = {
-    "check_count_paths": (_replay_probe(check_count_paths), _replay_judge(check_count_paths)),
-    "check_unrolled_output": (_replay_probe(check_unrolled_output), _replay_judge(check_unrolled_output)),
-    "check_swapped_error": (_replay_probe(check_swapped_error), _replay_judge(check_swapped_error)),
+    "check_count_paths": (_replay_answer(check_count_paths), _replay_judge(check_count_paths)),
+    "check_unrolled_output": (_replay_answer(check_unrolled_output), _replay_judge(check_unrolled_output)),
+    "check_swapped_error": (_replay_answer(check_swapped_error), _replay_judge(check_swapped_error)),
 }

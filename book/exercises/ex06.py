@@ -1,4 +1,4 @@
-"""The self-checks of Exercise 6, the transformer's residual stream: what the notebook's check cells run, and the grader's probe and judge for each."""
+"""The self-checks of Exercise 6, the transformer's residual stream: what the notebook's check cells run, and, for each, the grader's answer and judge."""
 
 from __future__ import annotations
 
@@ -6,14 +6,10 @@ import copy
 import math
 from typing import Callable
 
-from .core import (
-    NOT_DONE, _Fail, _Replay, _Unreadable, _checker, _close, _is_tensor, _one_number,
-    _record, _replay_judge, _replay_probe, _rng,
-    _run, _seeded,
-)
+from .feedback import NOT_DONE, _Fail, _checker, _close, _is_tensor, _one_number, _rng, _run
+from .protocol import _Replay, _Unreadable, _record, _replay_judge, _replay_answer, _seeded
 
-__all__ = ['check_pre_norm_block', 'check_post_norm_block', 'check_norm_blocks', 'check_output_change',
-           'check_deepnorm_constants']
+__all__ = ['check_pre_norm_block', 'check_post_norm_block', 'check_norm_blocks', 'check_output_change']
 
 
 def _stream_case(cls, d_model: int, seed: int):
@@ -108,46 +104,6 @@ def check_post_norm_block(PostNormBlock, thorough: bool = False) -> str:
     return _POST_NORM_PASSED
 
 
-@_checker("DeepNorm's constants")
-def check_deepnorm_constants(deepnorm_constants: Callable, thorough: bool = False, seed: int | None = None) -> str:
-    """``deepnorm_constants(n_layers)`` → ``(alpha, beta)`` for an encoder-only DeepNet: ((2N)^¼, (8N)^-¼)."""
-    layers = [6, 12, 100] if not thorough else [1, 6, 12, 100, 1000]
-    if seed is not None:
-        rng = _rng(seed)
-        layers = [rng.randint(1, 20), rng.randint(21, 200), rng.randint(201, 5000)]
-    for n in layers:
-        got = _run(f"deepnorm_constants({n})", deepnorm_constants, n)
-        try:
-            alpha, beta = (float(v) for v in got)
-        except Exception:
-            raise _Fail(f"deepnorm_constants({n}) returned {got!r}; return a pair of numbers (alpha, beta).") from None
-        want = ((2 * n) ** 0.25, (8 * n) ** -0.25)
-
-        def same(a, b):
-            return math.isclose(a, b, rel_tol=1e-6)
-
-        if same(alpha, want[0]) and same(beta, want[1]):
-            continue
-        if same(alpha, want[1]) and same(beta, want[0]):
-            hint = "you swapped them: alpha (> 1) scales the shortcut x, beta (< 1) scales the initial weights."
-        elif same(alpha, (3 * n) ** 0.25) and same(beta, (12 * n) ** -0.25):
-            hint = ("(3M)^¼ and (12M)^-¼ are DeepNet's constants for the decoder of an encoder-decoder model; an "
-                    "encoder-only (or decoder-only) stack of N layers has constants of its own (Wang et al., 2022, "
-                    "their Table 1).")
-        elif same(alpha, (2 * n) ** 0.5) or same(beta, (8 * n) ** -0.5):
-            hint = "you used a square root; DeepNorm uses the fourth root."
-        elif same(alpha, want[0]):
-            hint = "alpha is right; beta is not: look up DeepNorm's β for an encoder (or decoder) of N layers."
-        elif same(beta, want[1]):
-            hint = "beta is right; alpha is not: look up DeepNorm's α for an encoder (or decoder) of N layers."
-        else:
-            hint = ("neither matches DeepNorm's constants for a stack of N layers: α up-weights the shortcut (> 1), "
-                    "β shrinks the initial weights (< 1), both a power of N.")
-        raise _Fail(f"for N = {n} layers your function returns ({alpha:.4g}, {beta:.4g}): {hint}")
-    a, b = (2 * 100) ** 0.25, (8 * 100) ** -0.25
-    return f"for a 100-layer encoder, alpha = {a:.3f} and beta = {b:.3f}: up-weight the shortcut, shrink the branch."
-
-
 def _stream_cases(seed, thorough):
     rng = _rng(seed)
     return [(rng.choice([8, 12, 16, 24]), _seeded(seed, i)) for i in range(2 if thorough else 1)]
@@ -166,7 +122,7 @@ def _stream_inputs(d_model, s):
     return sublayer, gamma, beta, x
 
 
-def _probe_stream(cls, seed, thorough, answers):
+def _answer_stream(cls, seed, thorough, answers):
     import torch
     from torch import nn
 
@@ -245,7 +201,7 @@ def _judge_post_norm(answers, seed, thorough) -> str:
 def check_norm_blocks(PreNormBlock, PostNormBlock, thorough: bool = False) -> str:
     """Both blocks at once, for the notebook's one check cell: :func:`check_pre_norm_block`, then :func:`check_post_norm_block`.
 
-    The hidden tests grade the two blocks with those two checks (one point each), so this one needs no probe and judge.
+    The hidden tests grade the two blocks with those two checks (one point each), so this one needs no answer and judge of its own.
     """
     for name, check, cls in (("PreNormBlock", check_pre_norm_block, PreNormBlock),
                              ("PostNormBlock", check_post_norm_block, PostNormBlock)):
@@ -366,10 +322,9 @@ def check_output_change(output_change: Callable, thorough: bool = False, seed: i
             "of the scored logits: Liu et al.'s measure of how much depth amplifies an update.")
 
 
-# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
 JUDGED = {
-    "check_pre_norm_block": (_probe_stream, _judge_pre_norm),
-    "check_post_norm_block": (_probe_stream, _judge_post_norm),
-    "check_deepnorm_constants": (_replay_probe(check_deepnorm_constants), _replay_judge(check_deepnorm_constants)),
-    "check_output_change": (_replay_probe(check_output_change), _replay_judge(check_output_change)),
+    "check_pre_norm_block": (_answer_stream, _judge_pre_norm),
+    "check_post_norm_block": (_answer_stream, _judge_post_norm),
+    "check_output_change": (_replay_answer(check_output_change), _replay_judge(check_output_change)),
 }

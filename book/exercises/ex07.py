@@ -1,4 +1,4 @@
-"""The self-checks of Exercise 7, the family of skip connections: what the notebook's check cells run, and the grader's probe and judge for each.
+"""The self-checks of Exercise 7, the family of skip connections: what the notebook's check cells run, and, for each, the grader's answer and judge.
 
 Both checks are *replayed*: their cases are drawn from ``_rng(seed)``, the learner's function only returns tensors
 and numbers, and the grader recomputes the reference (and the usual wrong variants, to name the mistake) itself.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .core import _Fail, _as_float, _checker, _is_tensor, _replay_judge, _replay_probe, _rng, _run
+from .feedback import _Fail, _as_float, _checker, _is_tensor, _rng, _run
+from .protocol import _replay_judge, _replay_answer
 
 __all__ = ["check_sinkhorn", "check_composite_gain"]
 
@@ -222,8 +223,8 @@ def check_composite_gain(composite_gain: Callable, thorough: bool = False, seed:
             "signal can grow, the largest absolute column sum how much the gradient can.")
 
 
-# The grader's probe (inside the learner's sandbox) and judge (in the grader) for each check.
+# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
 JUDGED = {
-    "check_sinkhorn": (_replay_probe(check_sinkhorn), _replay_judge(check_sinkhorn)),
-    "check_composite_gain": (_replay_probe(check_composite_gain), _replay_judge(check_composite_gain)),
+    "check_sinkhorn": (_replay_answer(check_sinkhorn), _replay_judge(check_sinkhorn)),
+    "check_composite_gain": (_replay_answer(check_composite_gain), _replay_judge(check_composite_gain)),
 }

@@ -115,7 +115,7 @@ def _system_binds() -> list[str]:
 
 def python_paths() -> list[Path]:
     """What a sandboxed Python needs read-only: its installation, the environment and the course package."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]     # all of ``book``: the runner is ``book.grading.runner``
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package}
     return sorted(paths)
 
@@ -195,10 +195,10 @@ def unavailable_reason() -> str | None:
         reason = f"the grader runs as root and there is no unprivileged user to run learners' code as " \
                  f"(create one: `useradd --system --no-create-home {LEARNER_USER}`)"
     else:
-        probe = [*_drop_privileges(), _bwrap(), "--unshare-all", "--unshare-user", "--disable-userns",
+        trial = [*_drop_privileges(), _bwrap(), "--unshare-all", "--unshare-user", "--disable-userns",
                  "--die-with-parent", *_system_binds(), "--proc", "/proc", "--dev", "/dev", "/usr/bin/env", "true"]
         try:
-            done = subprocess.run(probe, capture_output=True, text=True, timeout=30, cwd="/")
+            done = subprocess.run(trial, capture_output=True, text=True, timeout=30, cwd="/")
             if done.returncode != 0:
                 reason = f"bubblewrap cannot start a sandbox here: {done.stderr.strip()[:300]}"
         except (OSError, subprocess.TimeoutExpired) as err:

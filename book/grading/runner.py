@@ -1,16 +1,17 @@
-"""Run one learner's notebook and answer the grader's requests: ``python -m book.notebook_runner NOTEBOOK``.
+"""Run one learner's notebook and answer the grader's requests: ``python -m book.grading.runner NOTEBOOK``.
 
-The grader starts this inside the learner's sandbox (:mod:`book.sandbox`); it decides nothing. It speaks
+The grader starts this inside the learner's sandbox (:mod:`book.grading.sandbox`); it decides nothing. It speaks
 JSON lines with the grader:
 
 1. it runs the notebook's code cells in a fresh kernel (a time limit per cell and for the whole run; a cell
    that kills the kernel is left out and the notebook run again), then writes ``{"cells": {...}}``: which
    cells raised, timed out or stopped the kernel;
 2. it reads one line, ``{"requests": [...]}``, sent only now, with seeds the grader has just drawn;
-3. for each request it runs one cell, ``book.exercises.probe(request, globals())``, in the same kernel, and
-   writes ``{"answers": [...]}``: the text each probe printed (or ``null``).
+3. for each request it runs one cell, ``book.exercises.protocol.answer(request, globals())``, in the same
+   kernel, and writes ``{"answers": [...]}``: the text each such cell printed (or ``null``).
 
-Everything it writes is plain data that the learner's code could have changed; the grader treats it so.
+Everything it writes is plain data that the learner's code could have changed; the grader treats it so
+(:mod:`book.grading.report` reads it). It imports nothing of the course: the answering cell runs in the kernel.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-MARKER = "\x1egrader-answer:"      # starts the line a probe prints
+MARKER = "\x1egrader-answer:"      # starts the line an answering cell prints
 
 
 def _client_class():
@@ -60,7 +61,7 @@ class Run:
     crashed_at: int | None = None                        # index into the executed cells
     out_of_time: bool = False
     cell_timeouts: int = 0
-    answers: list = field(default_factory=list)          # one per request: the probe's text, or None
+    answers: list = field(default_factory=list)          # one per request: the answer's text, or None
 
 
 def _error_of(cell):
@@ -76,13 +77,13 @@ def _answer_of(cell):
     return lines[-1][len(MARKER):] if lines else None
 
 
-def _probe_source(request: dict) -> str:
-    return ("import json as _grader_json, book.exercises as _grader_exercises\n"
-            f"print({MARKER!r} + _grader_exercises.probe(_grader_json.loads({json.dumps(request)!r}), globals()))")
+def _answer_source(request: dict) -> str:
+    return ("import json as _grader_json, book.exercises.protocol as _grader_protocol\n"
+            f"print({MARKER!r} + _grader_protocol.answer(_grader_json.loads({json.dumps(request)!r}), globals()))")
 
 
 def execute(code: list[str], args, deadline: float, ask=None) -> Run:
-    """Run ``code`` in one fresh kernel; then, if ``ask`` is given, the probes for the requests it returns."""
+    """Run ``code`` in one fresh kernel; then, if ``ask`` is given, a cell that answers each request it returns."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbclient.util import run_sync
     from nbformat.v4 import new_code_cell, new_notebook
@@ -141,7 +142,7 @@ def execute(code: list[str], args, deadline: float, ask=None) -> Run:
                         if deadline - time.monotonic() <= 1:
                             run.out_of_time = True
                             break
-                        cell = new_code_cell(_probe_source(request))
+                        cell = new_code_cell(_answer_source(request))
                         nb.cells.append(cell)
                         client.max_output_chars = 40_000_000
                         alive, _error = run_cell(cell, len(nb.cells) - 1, args.test_timeout)
@@ -180,7 +181,7 @@ def _not_dumpable() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m book.notebook_runner")
+    parser = argparse.ArgumentParser(prog="python -m book.grading.runner")
     parser.add_argument("notebook")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--cell-timeout", type=float, default=60)

@@ -1,0 +1,301 @@
+"""What passes between a learner's kernel and the grader: a request, an answer of plain data, a verdict.
+
+The grader (``python -m book.grade``) never decides anything where a learner's code runs. For each hidden
+test it sends the learner's sandboxed kernel one request, after the learner's cells ran: "call your
+definitions on the cases of this seed". :func:`answer` runs there and answers with plain data (numbers,
+strings, nested lists; JSON). :func:`judge` runs in the grader's own process: it rebuilds the same cases
+from the seed, reads the answer into exact built-in types and decides with the same words as the self-check.
+A learner's code can change what :func:`answer` sends, but not what :func:`judge` expects.
+
+Each exercise's module registers, for each check the grader can ask for, its two halves in ``JUDGED``:
+the answer (inside the sandbox) and the judge (in the grader).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Callable
+
+from .feedback import NOT_DONE, Feedback, _Fail, _is_tensor
+
+__all__ = ["JUDGED", "answer", "judge", "preload"]
+
+# Every check the grader can ask a learner's kernel for: name -> (answer, judge). Filled by ``book.exercises``
+# from the ``JUDGED`` of each exercise's module (``ex01`` … ``ex07``) when the package is imported.
+JUDGED: dict[str, tuple[Callable, Callable]] = {}
+
+MAX_ANSWER_CHARS = 30_000_000     # the largest answer the grader reads
+ERROR_CHARS = 200                 # a learner's exception message is cut to this length in the feedback
+
+
+class _Stop(Exception):
+    """Raised inside :func:`answer` when the learner's code raised: the answer so far is sent."""
+
+
+def _plain(value, depth: int = 0):
+    """A learner's return value as JSON-ready plain data (inside the sandbox; the grader trusts none of it)."""
+    import numbers
+
+    if depth > 20:
+        return {"object": "too deeply nested"}
+    if value is None or type(value) in (bool, str):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int.__int__(value) if isinstance(value, int) else int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v, depth + 1) for v in list(value)[:100_000]]
+        return {"tuple": items} if isinstance(value, tuple) else items
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            t = value.detach().to("cpu")
+            kind = "float" if t.is_floating_point() else ("bool" if t.dtype == torch.bool else "int")
+            return {"tensor": {"kind": kind, "shape": list(t.shape), "data": t.reshape(-1).tolist()}}
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return {"object": type(value).__name__[:60]}
+
+
+class _Unreadable(_Fail, ValueError):
+    """The sandbox's answer is not what the grader asked for (a cell changed the printing or the imports)."""
+
+    def __init__(self, what: str):
+        super().__init__(f"the grader could not read your notebook's answer ({what}); did a cell change how the "
+                         "notebook prints, or replace parts of torch or of the course package?")
+
+
+def _exact(value, depth: int = 0):
+    """Read plain data from the sandbox into exact built-in types and fresh tensors (in the grader).
+
+    Only JSON's own types arrive (``json.loads`` makes no subclass), and only these shapes are accepted;
+    anything else raises ``ValueError``.
+    """
+    if depth > 20:
+        raise _Unreadable("nested too deeply")
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        return kind(value) if value is not None else None
+    if kind is list:
+        return [_exact(v, depth + 1) for v in value]
+    if kind is dict and len(value) == 1:
+        (tag, body), = value.items()
+        if tag == "tuple" and type(body) is list:
+            return tuple(_exact(v, depth + 1) for v in body)
+        if tag == "object" and type(body) is str:
+            return _Opaque(body[:60])
+        if tag == "tensor" and type(body) is dict:
+            import torch
+
+            shape, data = body.get("shape"), body.get("data")
+            if type(shape) is not list or not all(type(s) is int and 0 <= s for s in shape) or type(data) is not list:
+                raise _Unreadable("a malformed tensor")
+            if math.prod(shape) != len(data) or not all(type(v) in (int, float, bool) for v in data):
+                raise _Unreadable("a malformed tensor")
+            dtype = {"float": torch.float64, "int": torch.int64, "bool": torch.bool}.get(body.get("kind"))
+            if dtype is None:
+                raise _Unreadable("a malformed tensor")
+            t = torch.tensor(data, dtype=dtype).reshape(shape)
+            return t.float() if dtype == torch.float64 else t
+    raise _Unreadable(f"unexpected data of type {kind.__name__}")
+
+
+class _Opaque:
+    """A value the sandbox could not turn into plain data: only its type's name arrived."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name} object>"
+
+
+def _learner_error(name, message) -> Exception:
+    """An exception that stands for one the learner's code raised: its type's name, its message trimmed and labelled."""
+    name = str(name)[:60]
+    if name == "NotImplementedError":
+        return NotImplementedError()
+    if name == "RecursionError":
+        return RecursionError()
+    safe = "".join(ch for ch in name if ch.isalnum() or ch == "_") or "Exception"
+    text = " ".join(str(message).split())
+    if len(text) > ERROR_CHARS:
+        text = text[:ERROR_CHARS] + " …"
+    return type(safe, (Exception,), {})(f"[message from your code] {text}" if text else "[no message]")
+
+
+def _record(answers: list, fn, *args, **kwargs):
+    """Call learner code inside the sandbox and write down what came back (or what it raised)."""
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as err:  # noqa: BLE001 - SystemExit and KeyboardInterrupt from learner code too
+        answers.append({"raised": [type(err).__name__, str(err)[:2 * ERROR_CHARS]]})
+        raise _Stop from None
+    answers.append({"value": _plain(value)})
+    return value
+
+
+class _Replay:
+    """In the grader: hand back the sandbox's answers, one per call, as exact built-in values."""
+
+    def __init__(self, answers):
+        if type(answers) is not list:
+            raise _Unreadable("no list of answers")
+        self.answers, self.used = answers, 0
+
+    def next(self):
+        if self.used >= len(self.answers):
+            raise _Fail("your notebook's kernel sent fewer answers than the test asked for "
+                        "(did a cell redirect or replace the grader's request?).")
+        item = self.answers[self.used]
+        self.used += 1
+        if type(item) is dict and type(item.get("raised")) is list and len(item["raised"]) == 2:
+            raise _learner_error(*item["raised"])
+        if type(item) is not dict or "value" not in item:
+            raise _Unreadable("a malformed answer")
+        return _exact(item["value"])
+
+    def __call__(self, *args, **kwargs):
+        return self.next()
+
+
+# --------------------------------------------------------------------------- replayed checks
+# A check whose learner function takes and returns plain values (numbers, tensors, lists) is run twice with the
+# same seed: in the sandbox with the learner's function (only its return values are kept) and in the grader
+# with those return values replayed. The learner's code never runs where the verdict is reached.
+
+def _replay_answer(check):
+    def run(namespace_fn, seed, thorough, answers):
+        def recorder(*args, **kwargs):
+            value = _record(answers, namespace_fn, *args, **kwargs)
+            return _exact(json.loads(json.dumps(_plain(value))))  # the sandbox goes on with what the grader will see
+        kwargs = {"thorough": thorough} if thorough is not None else {}
+        check(recorder, seed=seed, **kwargs)
+    return run
+
+
+def _replay_judge(check):
+    def run(answers, seed, thorough) -> "Feedback":
+        kwargs = {"thorough": thorough} if thorough is not None else {}
+        return check(_Replay(answers), seed=seed, **kwargs)
+    return run
+
+
+# --------------------------------------------------------------------------- answers and judges of the class tasks
+# Where the learner writes a class or a function that changes a module, the sandbox reports what the learner's
+# objects computed on the seed's inputs, and the parameters that the grader needs to recompute them itself.
+
+def _seeded(seed: int, i: int) -> int:
+    return (seed * 1_000_003 + i) % 2**31
+
+
+def _state_tensors(state) -> dict | None:
+    if type(state) is not dict or len(state) > 10_000:
+        return None
+    out = {}
+    for key, value in state.items():
+        t = _exact(value)
+        if type(key) is not str or not _is_tensor(t):
+            return None
+        out[key] = t
+    return out
+
+
+def _same_state(module, state) -> bool:
+    got = _state_tensors(state)
+    want = module.state_dict()
+    return got is not None and set(got) == set(want) and all(
+        got[k].shape == want[k].shape and bool((got[k].double() == want[k].double()).all()) for k in want)
+
+
+def _load_state(module, state) -> bool:
+    got = _state_tensors(state)
+    want = module.state_dict()
+    if got is None or set(got) != set(want) or any(got[k].shape != want[k].shape for k in want):
+        return False
+    module.load_state_dict({k: got[k].to(want[k].dtype) for k in want})
+    return True
+
+
+def preload() -> None:
+    """Import what the judges use, once, before any submission runs (the grader's code is then in memory)."""
+    import torch  # noqa: F401
+
+    from ..nets import conv1d, mlp  # noqa: F401
+
+
+def answer(request: dict, namespace: dict) -> str:
+    """Inside the learner's sandboxed kernel: answer one grader request with plain data (a JSON string).
+
+    ``request`` is ``{"check": name, "names": [...], "seed": int, "thorough": bool | None}`` (a course task) or
+    ``{"call": name, "args": [...]}`` (an instructor's ``assert name(args) == value``). Never raises.
+    """
+    answers: list = []
+    try:
+        names = list(request.get("names") or [request.get("call")])
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            return json.dumps({"missing": str(missing[0])})
+        if "call" in request:
+            _record(answers, namespace[request["call"]], *request.get("args", []))
+        else:
+            run = JUDGED[request["check"]][0]
+            run(*(namespace[n] for n in names), request["seed"], request.get("thorough"), answers)
+    except _Stop:
+        pass
+    except BaseException as err:  # noqa: BLE001 - the grader reads whatever came before
+        answers.append({"answer-error": f"{type(err).__name__}: {str(err)[:ERROR_CHARS]}"})
+    return json.dumps({"answers": answers})
+
+
+def judge(request: dict, reply: str | None, task: str) -> Feedback:
+    """In the grader: the verdict on one request, from the sandbox's ``reply`` (untrusted JSON text)."""
+    try:
+        if reply is None or len(reply) > MAX_ANSWER_CHARS:
+            return Feedback(task, False, "your notebook's kernel sent no answer the grader could read.")
+        data = json.loads(reply)
+        if type(data) is dict and type(data.get("missing")) is str:
+            name = "".join(ch for ch in data["missing"] if ch.isidentifier() or ch.isalnum())[:60]
+            return Feedback(task, False, f"`{name}` is not defined: the cell that defines it was deleted, renamed, "
+                                         "or did not run.")
+        answers = data["answers"] if type(data) is dict else None
+        if type(answers) is not list:
+            raise ValueError("no answers")
+        if "call" in request:
+            return _judge_call(request, answers, task)
+        return JUDGED[request["check"]][1](answers, request["seed"], request.get("thorough"))
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as err:
+        return Feedback(task, False, f"the grader could not read your notebook's answer ({type(err).__name__}); "
+                                     "did a cell change how the notebook prints or imports?")
+
+
+def _judge_call(request, answers, task) -> Feedback:
+    replay = _Replay(answers)
+    what = f"{request['call']}({', '.join(map(repr, request.get('args', [])))})"
+    try:
+        got = replay.next()
+    except NotImplementedError:
+        return Feedback(task, False, NOT_DONE)
+    except _Fail as fail:
+        return Feedback(task, False, str(fail))
+    except Exception as err:
+        return Feedback(task, False, f"{what} raised {type(err).__name__}: {err}")
+    if _is_tensor(got):
+        got = got.tolist() if got.numel() != 1 else got.item()
+    if "range" in request:
+        low, high = request["range"]
+        if type(got) in (int, float) and math.isfinite(got) and low <= got <= high:
+            return Feedback(task, True, request.get("message_ok") or f"{what} = {got:.4g}, within the expected range")
+        shown = f"{got:.4g}" if type(got) in (int, float) else repr(got)[:200]
+        return Feedback(task, False, request.get("message") or
+                        f"{what} returned {shown}, outside the range a correct experiment gives.")
+    if got == request["expected"] and type(got) is type(request["expected"]) or (
+            type(got) in (int, float) and type(request["expected"]) in (int, float) and got == request["expected"]):
+        return Feedback(task, True, request.get("message_ok") or "passed")
+    shown = repr(got)
+    return Feedback(task, False, request.get("message") or f"{what} returned {shown[:200]}, which is not the expected value.")

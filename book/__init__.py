@@ -14,7 +14,7 @@ Foundations
     - :mod:`book.records`       recorded runs: long results kept in the repository with their provenance
     - :mod:`book.data`          MNIST-1D, generated offline and cached
     - :mod:`book.sequence_task` the sort task of Chapter 6 and its masked loss
-    - :mod:`book.training`      a fast in-memory training loop with a divergence guard
+    - :mod:`book.training`      the two training loops (SGD for the conv nets, Adam), one divergence rule, seeds, one thread
     - :mod:`book.probes`        per-layer gradient and activation statistics via hooks
     - :mod:`book.plots`         an opt-in house style with fixed, colourblind-safe colours
     - :mod:`book.diagrams`      block diagrams drawn from a description, one style for the whole course
@@ -30,13 +30,14 @@ Networks (:mod:`book.nets`)
     - :mod:`book.nets.skips`       highway, dense, Euler-step, U-Net and hyper-connected networks (Chapter 7)
 
 Chapters (one experiments module and, where the chapter has an explorer, one widgets module)
+    - :mod:`book.trained_nets`         the trained 1-D conv nets Chapters 1 to 5 share: DepthRun, TrainedNet, one store
     - :mod:`book.ch1_degradation`      Chapter 1: plain and residual depth runs
     - :mod:`book.ch1_widgets`          Chapter 1's depth explorer
     - :mod:`book.fingerprint`          ``python -m book.fingerprint``: does this machine compute the book's numbers bit for bit?
     - :mod:`book.ch2_learn_the_change` Chapter 2: fitting the identity, inserting zero blocks
     - :mod:`book.ch3_gradient_highway` Chapter 3: gradient flow, initializations, shattered gradients
     - :mod:`book.ch3_widgets`          Chapter 3's gradient-flow explorer and animations
-    - :mod:`book.ch4_building_resnets` Chapter 4: the trained nets and their shortcut variants
+    - :mod:`book.ch4_building_resnets` Chapter 4: the recorded noisy-label runs and learning-rate sweep
     - :mod:`book.reproduce`            Chapter 4's GPU script, the paper's CIFAR-10 figure: ``python -m book.reproduce``
     - :mod:`book.ch5_unrolled_view`    Chapter 5: paths, lesions, path gradients and loss landscapes
     - :mod:`book.ch5_widgets`          Chapter 5's lesion explorer

@@ -16,7 +16,7 @@ import time
 import ipywidgets as W
 
 from .cache import is_cached
-from .ch1_degradation import DepthRun, run_depth
+from .trained_nets import DepthRun, run_depth
 from .errors import ConfigError
 from .training import TrainResult
 from .widgets import Explorer

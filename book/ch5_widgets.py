@@ -19,7 +19,8 @@ def lesion_errors(deleted, depth: int | None = None, seed: int = 0) -> dict[str,
     Raises:
         ConfigError: a block that cannot be deleted (it changes the shape) or does not exist.
     """
-    from .ch5_unrolled_view import STUDY_DEPTH, TrainedNet, deletable_blocks, delete_blocks, trained_net
+    from .ch5_unrolled_view import deletable_blocks, delete_blocks
+    from .trained_nets import STUDY_DEPTH, TrainedNet, trained_net
     from .data import load_mnist1d
     from .errors import ConfigError
     from .training import evaluate
@@ -52,7 +53,8 @@ class LesionExplorer(Explorer):
     def __init__(self, depth: int | None = None, seed: int = 0):
         import ipywidgets as w
 
-        from .ch5_unrolled_view import STUDY_DEPTH, TrainedNet, deletable_blocks, trained_net
+        from .ch5_unrolled_view import deletable_blocks
+        from .trained_nets import STUDY_DEPTH, TrainedNet, trained_net
 
         self.depth, self.seed = depth or STUDY_DEPTH, seed
         model, _ = trained_net(TrainedNet(depth=self.depth, residual=True, seed=seed), progress=False)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from .errors import ConfigError, check_whole_number
 from .nets.transformer import NORM_PLACEMENTS
 from .widgets import Explorer
-from .ch6_residual_stream import (CHAPTER_LR, CHAPTER_STEPS, InitProbe, LensSpec, TrainSpec, logit_lens, probe_at_init,
-                                  run_training)
+from .ch6_residual_stream import (CHAPTER_LR, CHAPTER_STEPS, InitGradients, LensSpec, TrainSpec, gradients_at_init,
+                                  logit_lens, run_training)
 
 __all__ = ["ResidualStreamExplorer", "bench_cases", "MAX_PROBE_DEPTH", "MAX_TRAIN_DEPTH", "LEARNING_RATES"]
 
@@ -97,14 +97,14 @@ class ResidualStreamExplorer(Explorer):
     # -------------------------------------------------------------- live redraw
     def probe(self) -> dict:
         """The at-init measurement behind the plot (raises ConfigError on bad settings)."""
-        spec = InitProbe(norm=self.norm.value, n_layer=self._depth(MAX_PROBE_DEPTH), batch_size=PROBE_BATCH)
+        spec = InitGradients(norm=self.norm.value, n_layer=self._depth(MAX_PROBE_DEPTH), batch_size=PROBE_BATCH)
         if self.cache:
-            return probe_at_init(spec)
-        from .ch6_residual_stream import _probe
+            return gradients_at_init(spec)
+        from .ch6_residual_stream import _gradients_at_init
         from .training import single_thread
 
         with single_thread():
-            return _probe(spec)
+            return _gradients_at_init(spec)
 
     def redraw(self) -> None:
         """Recompute the per-block gradient norms at init and redraw them."""

@@ -33,7 +33,7 @@ RECORDED_FINGERPRINT = _path()
 
 def compute() -> dict:
     """The fingerprint run's per-epoch training loss and error, exact (``repr`` of the floats)."""
-    from .ch1_degradation import DepthRun, train_prefix
+    from .trained_nets import DepthRun, train_prefix
     from .training import single_thread
 
     with single_thread():

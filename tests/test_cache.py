@@ -12,7 +12,7 @@ import pytest
 
 from book import cache
 from book.cache import atomic_write, cached, code_fingerprint, is_cached, module_dependencies, result_key
-from book.ch1_degradation import DepthRun, run_depth
+from book.trained_nets import DepthRun, run_depth
 from book.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,13 +101,58 @@ def test_a_chapter_depends_on_what_it_imports_and_nothing_else():
             "book.training", "book.errors"} <= deps
     # nothing a result of Chapter 3 does not import: widgets, grading, authoring, other chapters
     assert not {m for m in deps if "widgets" in m or "authoring" in m or m in ("book.grade", "book.exercises")}
-    assert "book.ch1_degradation" in deps          # Chapter 3 probes Chapter 1's trained nets
+    assert "book.trained_nets" in deps             # Chapter 3 probes the trained nets of Chapter 1
     assert not {m for m in module_dependencies("book.ch6_residual_stream") if m.startswith("book.ch")} - \
         {"book.ch6_residual_stream"}                 # the transformer chapter depends on no earlier chapter
     assert "book.ch1_degradation" not in module_dependencies("book.ch2_learn_the_change")
-    # Chapter 5's results depend on Chapter 4's nets and, through them, on Chapter 1's runs
-    assert {"book.ch4_building_resnets", "book.ch1_degradation", "book.nets.conv1d"} <= \
-        set(module_dependencies("book.ch5_unrolled_view"))
+    # Chapter 5's results depend on the trained nets, not on the recordings of Chapters 1 and 4
+    ch5 = set(module_dependencies("book.ch5_unrolled_view"))
+    assert {"book.trained_nets", "book.nets.conv1d"} <= ch5
+    assert not {"book.ch1_degradation", "book.ch4_building_resnets", "book.nets.resnets"} & ch5
+
+
+def test_a_result_depends_only_on_the_code_it_computes_with():
+    from book.ch3_gradient_highway import BNGradFlow
+    from book.trained_nets import TrainedNet
+
+    def depends_on(spec) -> set[str]:
+        return set(module_dependencies(type(spec).__module__))
+
+    # a Chapter 3 probe of a trained net: the probe, the net and its training, not Chapter 1's recording code
+    # nor the ImageNet ResNets
+    probe = depends_on(BNGradFlow(trained=True))
+    assert {"book.ch3_gradient_highway", "book.probes", "book.trained_nets", "book.nets.conv1d",
+            "book.training", "book.data"} <= probe
+    assert not {"book.ch1_degradation", "book.records", "book.nets.resnets"} & probe
+    # a Chapter 4 (and 5) trained net with a scaled shortcut: no chapter module, no image ResNet, no recording code
+    net = depends_on(TrainedNet(depth=20, shortcut_scale=0.5))
+    assert {"book.trained_nets", "book.nets.conv1d", "book.nets.shortcuts", "book.training", "book.data"} <= net
+    assert not {m for m in net if m.startswith("book.ch")}
+    assert not {"book.nets.resnets", "book.records", "book.probes"} & net
+
+
+def test_the_trained_net_store_writes_one_format_and_nothing_with_disk_false(tmp_path, monkeypatch):
+    import torch
+
+    from book import trained_nets
+    from book.trained_nets import TrainedNet, trained_net
+
+    monkeypatch.setenv("RESIDUAL_COURSE_CACHE", str(tmp_path))
+    spec = TrainedNet(depth=8, seed=7, epochs=1, shortcut_scale=0.5)
+    model, curves = trained_net(spec, progress=False, disk=False)
+    assert not (tmp_path / "experiments").exists() or not list((tmp_path / "experiments").iterdir())
+    assert trained_net(spec, progress=False, disk=False)[0] is model      # kept in memory
+    cache.clear_memory_cache(), trained_nets._NETS.clear()
+    stored, stored_curves = trained_net(spec, progress=False)             # trained again, and stored
+    assert stored_curves.train_loss == curves.train_loss                  # the same run, bit for bit
+    assert sorted(p.suffix for p in (tmp_path / "experiments").iterdir()) == [".json", ".pt"]
+    cache.clear_memory_cache(), trained_nets._NETS.clear()
+    loaded, loaded_curves = trained_net(spec, progress=False)             # read back: curves and weights
+    assert loaded_curves == stored_curves
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), stored.state_dict().values()))
+    # without a variant a TrainedNet is its DepthRun: one stored result
+    run = DepthRun(depth=8, residual=True, seed=7, epochs=1)
+    assert result_key("conv-net", run) == result_key("conv-net", trained_nets._stored_as(TrainedNet(run)))
 
 
 def _package(root: Path, files: dict[str, str]) -> Path:

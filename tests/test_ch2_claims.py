@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from book.ch2_learn_the_change import CLAIM_SEEDS, FIT_VARIANTS, IdentityFit, InsertBlocks, identity_fit, insert_blocks
+from book.ch2_learn_the_change import FIT_VARIANTS, IdentityFit, InsertBlocks, identity_fit, insert_blocks
+from book.training import CLAIM_SEEDS
 from book.nets.mlp import ResidualLayer
 from book.nets.conv1d import BasicBlock1d, PlainBlock1d
 

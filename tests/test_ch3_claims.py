@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from book.ch3_gradient_highway import (ACTIVATION_STD_INITS, CH3_DEPTHS, CLAIM_DEPTH, CLAIM_SEEDS, FORWARD_DEPTH,
+from book.ch3_gradient_highway import (ACTIVATION_STD_INITS, CH3_DEPTHS, CLAIM_DEPTH, FORWARD_DEPTH,
                            FORWARD_VARIANTS, INIT_ZOO, SHATTER_CLAIM_DEPTH, SHATTER_SEEDS, GradFlow, Shatter, first_to_last_ratio,
                            gradient_flow, init_zoo_spec, shattered_correlation)
 from book.nets.mlp import MLPStack
+from book.training import CLAIM_SEEDS
 
 assert len(CLAIM_SEEDS) >= 3
 

@@ -8,7 +8,9 @@ from book.numerics import pinned
 import torch
 
 from book.nets.resnets import cifar_resnet
-from book.ch4_building_resnets import BAD_LR, CLAIM_SEEDS, SCALED_SHORTCUT, STUDY_DEPTH, TrainedNet, trained_net
+from book.ch4_building_resnets import BAD_LR, SCALED_SHORTCUT
+from book.trained_nets import STUDY_DEPTH, TrainedNet, trained_net
+from book.training import CLAIM_SEEDS
 
 
 def _train_error(**kwargs) -> float:

@@ -10,10 +10,11 @@ from book.numerics import pinned
 import torch
 
 from book.ch5_unrolled_view import (
-    CLAIM_SEEDS, LANDSCAPE_DEPTH, STUDY_DEPTH, LandscapeSpec, TrainedNet, delete_blocks, deletable_blocks,
-    downsampling_blocks, gradient_by_length, landscape, lesion_single, path_gradient_by_length,
-    path_length_distribution, trained_net,
+    LANDSCAPE_DEPTH, LandscapeSpec, delete_blocks, deletable_blocks, downsampling_blocks, gradient_by_length,
+    landscape, lesion_single, path_gradient_by_length, path_length_distribution,
 )
+from book.trained_nets import STUDY_DEPTH, TrainedNet, trained_net
+from book.training import CLAIM_SEEDS
 
 
 def _net(residual: bool, seed: int, depth: int = STUDY_DEPTH):

@@ -1,4 +1,4 @@
-"""Every claim of chapter 6, at the chapter's own settings, over SEEDS (three seeds).
+"""Every claim of chapter 6, at the chapter's own settings, over CLAIM_SEEDS (three seeds).
 
 The settings are imported from book.ch6_residual_stream, the module the
 chapter imports them from, so the text and these tests cannot drift apart.
@@ -11,9 +11,10 @@ import pytest
 from book.numerics import pinned
 import torch
 
-from book.ch6_residual_stream import (CHAPTER_WARMUP, CLAIM_DEPTH, DEEP_LAYERS, DEEP_LR, PROBE_DEPTHS, SEEDS,
-                                          TARGET_LOSS, TASK, InitProbe, TrainSpec, deep_comparison, probe_at_init,
+from book.ch6_residual_stream import (CHAPTER_WARMUP, CLAIM_DEPTH, DEEP_LAYERS, DEEP_LR, PROBE_DEPTHS, TARGET_LOSS,
+                                          TASK, InitGradients, TrainSpec, deep_comparison, gradients_at_init,
                                           run_training, warmup_comparison)
+from book.training import CLAIM_SEEDS
 
 DEEPEST = max(PROBE_DEPTHS)
 SHALLOWEST = min(PROBE_DEPTHS)
@@ -27,66 +28,66 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-def probe(norm: str, depth: int, seed: int) -> dict:
-    return probe_at_init(InitProbe(norm=norm, n_layer=depth, seed=seed))
+def at_init(norm: str, depth: int, seed: int) -> dict:
+    return gradients_at_init(InitGradients(norm=norm, n_layer=depth, seed=seed))
 
 
 # --------------------------------------------------------------------------- at initialization
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_post_ln_last_layer_gradient_exceeds_pre_ln(seed):
-    post = probe("post-ln", CLAIM_DEPTH, seed)["grad_norms"][-1]
-    pre = probe("pre-ln", CLAIM_DEPTH, seed)["grad_norms"][-1]
+    post = at_init("post-ln", CLAIM_DEPTH, seed)["grad_norms"][-1]
+    pre = at_init("pre-ln", CLAIM_DEPTH, seed)["grad_norms"][-1]
     assert post > 1.5 * pre
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_the_gap_widens_with_depth_because_pre_ln_shrinks(seed):
     """Pre-LN's last-layer gradient falls with depth; post-LN's does not, so the ratio grows."""
-    pre_shallow = probe("pre-ln", SHALLOWEST, seed)["grad_norms"][-1]
-    pre_deep = probe("pre-ln", DEEPEST, seed)["grad_norms"][-1]
+    pre_shallow = at_init("pre-ln", SHALLOWEST, seed)["grad_norms"][-1]
+    pre_deep = at_init("pre-ln", DEEPEST, seed)["grad_norms"][-1]
     assert pre_deep < 0.6 * pre_shallow
-    ratio_claim = probe("post-ln", CLAIM_DEPTH, seed)["grad_norms"][-1] / probe("pre-ln", CLAIM_DEPTH, seed)["grad_norms"][-1]
-    ratio_deep = probe("post-ln", DEEPEST, seed)["grad_norms"][-1] / pre_deep
+    ratio_claim = at_init("post-ln", CLAIM_DEPTH, seed)["grad_norms"][-1] / at_init("pre-ln", CLAIM_DEPTH, seed)["grad_norms"][-1]
+    ratio_deep = at_init("post-ln", DEEPEST, seed)["grad_norms"][-1] / pre_deep
     assert ratio_deep > ratio_claim
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_pre_ln_gradients_fall_from_bottom_to_top(seed):
     """The chapter's correction to "even": pre-LN's per-block gradients shrink towards the output."""
-    grads = probe("pre-ln", CLAIM_DEPTH, seed)["grad_norms"]
+    grads = at_init("pre-ln", CLAIM_DEPTH, seed)["grad_norms"]
     assert grads[0] > 1.4 * grads[-1]
-    grads = probe("pre-ln", DEEPEST, seed)["grad_norms"]
+    grads = at_init("pre-ln", DEEPEST, seed)["grad_norms"]
     assert grads[0] > 2 * grads[-1]
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_pre_ln_stream_grows_with_depth(seed):
-    rms = probe("pre-ln", DEEPEST, seed)["stream_rms"]
+    rms = at_init("pre-ln", DEEPEST, seed)["stream_rms"]
     quarter = len(rms) // 4
     assert rms[0] < rms[quarter] < rms[2 * quarter] < rms[3 * quarter] < rms[-1]
     assert rms[-1] > 3 * rms[0]
-    tops = [probe("pre-ln", depth, seed)["stream_rms"][-1] for depth in PROBE_DEPTHS]
+    tops = [at_init("pre-ln", depth, seed)["stream_rms"][-1] for depth in PROBE_DEPTHS]
     assert tops == sorted(tops)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_post_ln_stream_stays_unit_size(seed):
-    rms = probe("post-ln", DEEPEST, seed)["stream_rms"]
+    rms = at_init("post-ln", DEEPEST, seed)["stream_rms"]
     assert all(abs(r - 1.0) < 0.01 for r in rms[1:])
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_pre_ln_writes_shrink_relative_to_the_stream(seed):
-    ratios = probe("pre-ln", DEEPEST, seed)["write_ratio"]
+    ratios = at_init("pre-ln", DEEPEST, seed)["write_ratio"]
     assert sum(ratios[-4:]) < 0.6 * sum(ratios[:4])
-    post = probe("post-ln", DEEPEST, seed)["write_ratio"]
+    post = at_init("post-ln", DEEPEST, seed)["write_ratio"]
     assert min(post) > max(ratios[-4:])  # every post-LN block rewrites more of its stream than late pre-LN blocks
 
 
 # --------------------------------------------------------------------------- training
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_warmup_claims(seed):
     runs = warmup_comparison(seed=seed, progress=False)
     pre, post, post_warm = runs["pre-ln, no warm-up"], runs["post-ln, no warm-up"], runs["post-ln, warm-up"]
@@ -98,7 +99,7 @@ def test_warmup_claims(seed):
     assert CHAPTER_WARMUP > 0
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_deep_post_ln_fails_where_deepnorm_and_rezero_train(seed):
     shallow_post = run_training(TrainSpec(norm="post-ln", lr=DEEP_LR, seed=seed), progress=False)
     assert shallow_post.reached(TARGET_LOSS)  # the learning rate is fine for a shallow post-LN stack ...
@@ -109,12 +110,12 @@ def test_deep_post_ln_fails_where_deepnorm_and_rezero_train(seed):
     assert DEEP_LAYERS >= 2 * CLAIM_DEPTH
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_deepnorm_and_rezero_blocks_write_little_at_init(seed):
-    post = sum(probe("post-ln", DEEP_LAYERS, seed)["write_ratio"]) / DEEP_LAYERS
-    deepnorm = sum(probe("deepnorm", DEEP_LAYERS, seed)["write_ratio"]) / DEEP_LAYERS
+    post = sum(at_init("post-ln", DEEP_LAYERS, seed)["write_ratio"]) / DEEP_LAYERS
+    deepnorm = sum(at_init("deepnorm", DEEP_LAYERS, seed)["write_ratio"]) / DEEP_LAYERS
     assert deepnorm < 0.5 * post
-    assert probe("rezero", DEEP_LAYERS, seed)["write_ratio"] == [0.0] * DEEP_LAYERS
+    assert at_init("rezero", DEEP_LAYERS, seed)["write_ratio"] == [0.0] * DEEP_LAYERS
 
 
 # --------------------------------------------------------------------------- reading the stream of the trained models
@@ -129,7 +130,7 @@ def lens(norm: str, seed: int) -> dict:
     return logit_lens(LensSpec(train=lens_run(norm, seed)), progress=False)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 @pytest.mark.parametrize("norm", LENS_NORMS)
 def test_the_answer_becomes_readable_through_the_blocks(norm, seed):
     acc = lens(norm, seed)["accuracy"]
@@ -139,7 +140,7 @@ def test_the_answer_becomes_readable_through_the_blocks(norm, seed):
     assert first_readable_block(acc) >= 2     # no single block does it all
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_pre_ln_deep_blocks_are_nearly_removable_post_ln_blocks_are_not(seed):
     """The curse of depth at small scale: removing a late pre-LN block costs little; a late post-LN block costs more."""
     pre, post = lens("pre-ln", seed)["ablation"], lens("post-ln", seed)["ablation"]
@@ -150,7 +151,7 @@ def test_pre_ln_deep_blocks_are_nearly_removable_post_ln_blocks_are_not(seed):
     assert late_post > 2.5 * late_pre
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 @pytest.mark.parametrize("norm", [n for n in LENS_NORMS if n in ADDITIVE_NORMS])
 def test_direct_logit_attributions_add_up_to_the_margin(norm, seed):
     """The stream is a sum: the embedding's and every block's contributions add up to the correct token's margin."""
@@ -177,7 +178,7 @@ def test_post_ln_amplifies_an_update_most_and_deepnorm_bounds_it(seed):
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
 def test_without_shortcuts_the_tokens_collapse_to_one_vector(seed):
-    spread = {norm: probe(norm, DEEPEST, seed)["token_spread"]
+    spread = {norm: at_init(norm, DEEPEST, seed)["token_spread"]
               for norm in ("no-residual", "post-ln", "pre-ln", "deepnorm", "rezero")}
     assert spread["no-residual"][12] < 0.05 * spread["no-residual"][0]
     assert spread["no-residual"][-1] < 1e-3
@@ -189,21 +190,21 @@ def test_without_shortcuts_the_tokens_collapse_to_one_vector(seed):
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
 def test_layernorm_scaling_slows_the_stream_growth(seed):
-    pre, scaled = probe("pre-ln", DEEPEST, seed)["stream_rms"], probe("pre-ln-scaled", DEEPEST, seed)["stream_rms"]
+    pre, scaled = at_init("pre-ln", DEEPEST, seed)["stream_rms"], at_init("pre-ln-scaled", DEEPEST, seed)["stream_rms"]
     assert scaled[-1] / scaled[0] < 0.6 * (pre[-1] / pre[0])
     assert scaled[-1] > scaled[0]                                             # slowed, not stopped
     # at initialization the scaling damps the deep branches even more than the stream
-    assert probe("pre-ln-scaled", DEEPEST, seed)["write_ratio"][-1] < 0.7 * probe("pre-ln", DEEPEST, seed)["write_ratio"][-1]
+    assert at_init("pre-ln-scaled", DEEPEST, seed)["write_ratio"][-1] < 0.7 * at_init("pre-ln", DEEPEST, seed)["write_ratio"][-1]
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_pre_ln_ends_lower_than_post_ln_with_warmup_at_equal_steps(seed):
     """The chapter's honest side of the trade-off: at this scale post-LN does not end better when it trains."""
     runs = warmup_comparison(seed=seed, progress=False)
     assert runs["pre-ln, no warm-up"].eval_loss < runs["post-ln, warm-up"].eval_loss
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_layernorm_scaling_does_not_lift_the_curse_at_six_blocks(seed):
     scaled = lens("pre-ln-scaled", seed)["ablation"]
     half = len(scaled) // 2
@@ -222,8 +223,8 @@ from book.ch6_residual_stream import (CHAPTER_LR, RECORDED_SWEEP, SWEEP_LRS, SWE
 def test_the_recorded_sweep_still_matches_the_code():
     record = json.loads(RECORDED_SWEEP.read_text())
     assert record["provenance"]["norms"] == list(SWEEP_NORMS) and record["provenance"]["lrs"] == list(SWEEP_LRS)
-    assert record["provenance"]["seeds"] == list(SEEDS)
-    assert len(record["runs"]) == len(SWEEP_NORMS) * len(SWEEP_LRS) * len(SEEDS)
+    assert record["provenance"]["seeds"] == list(CLAIM_SEEDS)
+    assert len(record["runs"]) == len(SWEEP_NORMS) * len(SWEEP_LRS) * len(CLAIM_SEEDS)
     assert recording_problems(record) == []
 
 
@@ -249,4 +250,4 @@ def test_post_ln_has_the_narrowest_stable_range_and_rezero_the_widest():
     for lr in SWEEP_LRS:
         if lr >= CHAPTER_LR:                                         # post-LN without warm-up learns nothing there
             assert all(runs[("post-ln", lr, s)].diverged or runs[("post-ln", lr, s)].eval_loss > 0.9 * TASK.chance_loss
-                       for s in SEEDS)
+                       for s in CLAIM_SEEDS)

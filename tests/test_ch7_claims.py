@@ -1,4 +1,4 @@
-"""Every claim of chapter 7, at the chapter's own settings, over SEEDS (three seeds; five where it is cheap).
+"""Every claim of chapter 7, at the chapter's own settings, over CLAIM_SEEDS (three seeds; five where it is cheap).
 
 The specs' defaults are the chapter's settings and seed 0 is the chapter's own run, so the page and these tests
 share cached results.
@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from book.ch7_family_of_skips import (CHEAP_SEEDS, MEMORY_DEPTHS, ODE_EVAL_STEPS, SEEDS, DenseSpec, HighwaySpec,
+from book.ch7_family_of_skips import (CHEAP_SEEDS, MEMORY_DEPTHS, ODE_EVAL_STEPS, DenseSpec, HighwaySpec,
                                       HyperSpec, MemorySpec, ODESpec, UNetSpec, dense_run, euler_growth, highway_run,
                                       hyper_run, ode_run, random_mixing_gains, saved_activation_bytes, unet_run)
 from book.nets.skips import HighwayLayer, HyperNet, ResidualSkipLayer, SkipMLP, SkipMLPConfig, sinkhorn
+from book.training import CLAIM_SEEDS
 
 
 @pytest.fixture(autouse=True)
@@ -64,13 +65,13 @@ def test_a_hypernet_with_one_stream_is_a_residual_net():
 
 # --------------------------------------------------------------------------- highway networks
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_residual_trains_best_then_highway_then_plain(seed):
     err = {kind: highway_run(HighwaySpec(kind=kind, seed=seed))["train_error"][-1] for kind in ("highway", "residual", "plain")}
     assert err["residual"] + 0.05 < err["highway"] < err["plain"] - 0.05, err
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_trained_highway_gates_stay_mostly_closed(seed):
     run = highway_run(HighwaySpec(kind="highway", seed=seed))
     assert abs(np.mean(run["gates_init"]) - 1 / (1 + np.exp(2.0))) < 0.03   # sigmoid(−2) ≈ 0.12 at the start
@@ -79,7 +80,7 @@ def test_trained_highway_gates_stay_mostly_closed(seed):
 
 # --------------------------------------------------------------------------- DenseNet
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_dense_and_residual_train_alike_at_equal_parameters(seed):
     dense, res = dense_run(DenseSpec(kind="dense", seed=seed)), dense_run(DenseSpec(kind="residual", seed=seed))
     assert abs(dense["params"] - res["params"]) < 0.03 * dense["params"]
@@ -101,7 +102,7 @@ def test_dense_activation_memory_grows_faster_than_residual():
 
 # --------------------------------------------------------------------------- the ODE view
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_weight_shared_stack_converges_at_first_order(seed):
     run = ode_run(ODESpec(seed=seed))
     dist = run["distance"]
@@ -120,7 +121,7 @@ def test_euler_explodes_beyond_its_stability_limit():
     assert abs(euler_growth(0.001, -10.0) - np.exp(-10.0)) < 1e-5
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_trained_stack_runs_well_inside_its_stability_limit(seed):
     run = ode_run(ODESpec(seed=seed))
     assert 2 / run["jacobian_max_abs_eig"] > 2 * ODESpec().horizon / ODESpec().train_steps
@@ -128,7 +129,7 @@ def test_trained_stack_runs_well_inside_its_stability_limit(seed):
 
 # --------------------------------------------------------------------------- U-Net
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_long_skips_denoise_better_especially_the_detail(seed):
     with_skips, without = unet_run(UNetSpec(skips=True, seed=seed)), unet_run(UNetSpec(skips=False, seed=seed))
     assert with_skips["params"] == without["params"]
@@ -147,7 +148,7 @@ def test_random_mixing_products_grow_and_projected_ones_do_not(seed):
     assert gains["worst_sum_error"] < 0.01
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_training_grows_the_unconstrained_gain_and_mhc_keeps_it_at_one(seed):
     hc, mhc = hyper_run(HyperSpec(constrained=False, seed=seed)), hyper_run(HyperSpec(constrained=True, seed=seed))
     assert abs(hc["gains_init"][-1] - 1) < 1e-6 and abs(mhc["gains_init"][-1] - 1) < 0.01

@@ -229,7 +229,7 @@ def test_swaps_cost_resnet20_less_than_deletions(seed):
     seed; in the second and third stages every swap cost less than the mean of deleting either of its blocks (in the
     first stage, 4 of 24 swaps cost as much or more); 7↔8 cost 0-4 points, 4↔5 1-14; plain-20's swaps gave 78-95 %.
     """
-    from book.ch4_building_resnets import TrainedNet, trained_net
+    from book.trained_nets import TrainedNet, trained_net
     from book.ch5_unrolled_view import lesion_single
     from book.data import load_mnist1d
 

@@ -4,7 +4,8 @@ The import rule (read from the code with :func:`book.cache.import_graph`):
 
 - a foundation (``errors``, ``cache``, ``data``, ``training``, …) imports only foundations;
 - a network (``nets.*``) imports foundations and networks;
-- a chapter's experiments (``chN_*``) import foundations, networks and earlier chapters' experiments;
+- a chapter's experiments (``chN_*``) import foundations, networks and earlier chapters' experiments, the
+  trained nets that several chapters share (``trained_nets``) counting as a chapter 0;
 - a chapter's widgets (``chN_widgets``) and scripts (``reproduce``, Chapter 4's; ``fingerprint``, Chapter 1's) import the same plus
   their own chapter's experiments and earlier chapters' widgets;
 - the exercises' self-checks import foundations, networks and chapters; the grader (``grade``, ``grading.*``)
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FOUNDATION, NETS, CHAPTER, WIDGETS, EXERCISES, GRADER, AUTHORING, PACKAGE = range(8)
 SCRIPTS = {"reproduce": 4, "fingerprint": 1}  # command-line scripts that belong to a chapter
+SHARED = {"trained_nets"}  # results several chapters share: a chapter 0, before the first
 
 
 def layer(module: str, package: str = "book") -> tuple[int, int]:
@@ -50,6 +52,8 @@ def layer(module: str, package: str = "book") -> tuple[int, int]:
         return GRADER, 0
     if rel in SCRIPTS:
         return WIDGETS, SCRIPTS[rel]
+    if rel in SHARED:
+        return CHAPTER, 0
     match = re.fullmatch(r"ch(\d+)_\w+", rel)
     if match:
         return (WIDGETS if rel.endswith("_widgets") else CHAPTER), int(match.group(1))

@@ -13,7 +13,7 @@ from book.errors import ConfigError
 from book.sequence_task import SortTask, masked_cross_entropy
 from book.nets.transformer import (NORM_PLACEMENTS, DeepNormBlock, PreLNBlock, Transformer, TransformerConfig,
                               check_transformer_config)
-from book.ch6_residual_stream import (InitProbe, TrainSpec, check_train_spec, probe_at_init, run_training,
+from book.ch6_residual_stream import (InitGradients, TrainSpec, gradients_at_init, run_training, validate_train_spec,
                                           unevenness)
 
 SMALL = dict(vocab_size=17, block_size=16, n_layer=3, n_head=4, n_embd=32)
@@ -169,8 +169,8 @@ def test_bad_task_raises(bad):
 # --------------------------------------------------------------------------- probes and training
 
 def test_probe_gradients_match_autograd_on_the_whole_model():
-    spec = InitProbe(norm="pre-ln", n_layer=3, seed=1)
-    result = probe_at_init(spec, disk=False)
+    spec = InitGradients(norm="pre-ln", n_layer=3, seed=1)
+    result = gradients_at_init(spec, disk=False)
     from book.ch6_residual_stream import TASK
 
     torch.manual_seed(spec.seed)
@@ -185,7 +185,7 @@ def test_probe_gradients_match_autograd_on_the_whole_model():
 
 
 def test_rezero_writes_nothing_at_init():
-    result = probe_at_init(InitProbe(norm="rezero", n_layer=4), disk=False)
+    result = gradients_at_init(InitGradients(norm="rezero", n_layer=4), disk=False)
     assert result["write_ratio"] == [0.0] * 4
 
 
@@ -213,4 +213,4 @@ def test_warmup_schedule():
                                  dict(warmup_steps=500), dict(norm="sideways"), dict(n_layer=0)])
 def test_bad_train_spec_raises(bad):
     with pytest.raises(ConfigError):
-        check_train_spec(TrainSpec(**bad))
+        validate_train_spec(TrainSpec(**bad))

@@ -284,18 +284,18 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, resolution:
     rescaled filter does not change the loss — the reason for filter normalization.
     """
     gen = torch.Generator().manual_seed(seed)
-    probe = copy.deepcopy(model).train()
-    theta = [p.detach().clone() for p in probe.parameters()]
-    d1 = filter_normalized_direction(probe, gen)
-    d2 = filter_normalized_direction(probe, gen)
+    moved = copy.deepcopy(model).train()
+    theta = [p.detach().clone() for p in moved.parameters()]
+    d1 = filter_normalized_direction(moved, gen)
+    d2 = filter_normalized_direction(moved, gen)
     coords = torch.linspace(-span, span, resolution).tolist()
     grid = []
     for b in coords:
         row = []
         for a in coords:
-            for p, t, u, v in zip(probe.parameters(), theta, d1, d2):
+            for p, t, u, v in zip(moved.parameters(), theta, d1, d2):
                 p.copy_(t + a * u + b * v)
-            loss = F.cross_entropy(probe(x), y).item()
+            loss = F.cross_entropy(moved(x), y).item()
             row.append(loss if math.isfinite(loss) else 1e3)
         grid.append(row)
     return {"coords": coords, "loss": grid}

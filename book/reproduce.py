@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import csv
 import json
-import math
 import os
 import pickle
 import sys
@@ -42,8 +41,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import atomic_write
+from .errors import ConfigError
+from .nets.conv1d import validate_6n_plus_2_depth
 from .nets.counting import count_parameters
 from .nets.resnets import PAPER_TEST_ERROR, CifarResNet, CifarResNetConfig
+from .training import TrainConfig, divergence, seeded
 
 __all__ = ["RunConfig", "CifarData", "load_cifar10", "synthetic_cifar", "augment", "train_run", "main",
            "MissingDataError", "CIFAR_URL"]
@@ -311,8 +313,7 @@ def train_run(cfg: RunConfig, data: CifarData, out: str | Path, rt: Runtime | No
     if steps_per_epoch < 1:
         raise ValueError(f"{n_train} training images are fewer than one batch of {cfg.batch_size}.")
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)  # the initial weights depend only on the seed
+    with seeded(cfg.seed):  # the initial weights depend only on the seed
         model = cfg.model()
     model = model.to(rt.device)
     if rt.channels_last:
@@ -373,8 +374,11 @@ def train_run(cfg: RunConfig, data: CifarData, out: str | Path, rt: Runtime | No
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.iterations:
             loss_sum, wrong, n = _all_reduce_sum(sums, rt)
-            if not math.isfinite(loss_sum):
-                raise FloatingPointError(f"{cfg.name}: the training loss became {loss_sum} at iteration {step}.")
+            # the course's divergence rule, on the mean loss since the last evaluation (the same on every process)
+            first = history[0]["train_loss"] if history else loss_sum / n
+            problem = divergence(loss_sum / n, first, TrainConfig.divergence_factor)
+            if problem:
+                raise FloatingPointError(f"{cfg.name} diverged by iteration {step}: {problem}")
             record = {"iteration": step, "lr": cfg.lr_at(step - 1), "train_loss": loss_sum / n,
                       "train_error": wrong / n, "test_error": evaluate_test_error(model, data, rt)}
             history.append(record)
@@ -476,8 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for d in args.depth:
-        if d < 8 or (d - 2) % 6:
-            build_parser().error(f"depth {d} is not 6n+2 (e.g. 20, 32, 44, 56, 110).")
+        try:
+            validate_6n_plus_2_depth(d)
+        except ConfigError as err:
+            build_parser().error(str(err))
     from .numerics import pin
 
     pin()   # on a CPU, the course's numerical path (book.numerics); a GPU's kernels are not affected

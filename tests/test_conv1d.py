@@ -4,7 +4,7 @@ from torch import nn
 
 from book.errors import ConfigError
 from book.nets.conv1d import (BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, deepen_with_identities, plain_net,
-                              resnet, valid_conv_depths)
+                              resnet, validate_6n_plus_2_depth)
 from book.nets.shortcuts import PadChannelsShortcut
 
 
@@ -85,8 +85,15 @@ def test_bad_widths_are_a_clear_config_error(widths):
         ConvNet1d(ConvNetConfig(depth=8, widths=widths))
 
 
+def _is_6n_plus_2(depth) -> bool:
+    try:
+        return validate_6n_plus_2_depth(depth) == depth
+    except ConfigError:
+        return False
+
+
 def test_valid_depths():
-    assert valid_conv_depths(56) == [8, 14, 20, 26, 32, 38, 44, 50, 56]
+    assert [d for d in range(57) if _is_6n_plus_2(d)] == [8, 14, 20, 26, 32, 38, 44, 50, 56]
     assert isinstance(PlainBlock1d(4, 4), nn.Module)
 
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, is_whole_number
 from .shortcuts import PadChannelsShortcut
 
 __all__ = [
     "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "StochasticDepthBlock1d",
-    "conv_net", "plain_net", "resnet", "valid_conv_depths", "check_conv_config",
+    "conv_net", "plain_net", "resnet", "validate_6n_plus_2_depth", "check_conv_config",
     "deepen_with_identities", "make_identity_",
 ]
 
@@ -129,22 +129,24 @@ class ConvNetConfig:
         return (self.depth - 2) // 6
 
 
-def valid_conv_depths(max_depth: int = 110) -> list[int]:
-    """Depths the 6n+2 family allows: 8, 14, 20, …"""
-    return [6 * n + 2 for n in range(1, (max_depth - 2) // 6 + 1)]
+def validate_6n_plus_2_depth(depth) -> int:
+    """Return ``depth`` if He et al.'s CIFAR family has it (6n+2 weighted layers, n ≥ 1: 8, 14, 20, …); else raise
+    :class:`~book.errors.ConfigError` naming the nearest depths it has. The 1-D nets here and the image nets of
+    :mod:`book.nets.resnets` share it."""
+    if is_whole_number(depth) and depth >= 8 and (depth - 2) % 6 == 0:
+        return depth
+    hint = ""
+    if is_whole_number(depth) and depth >= 8:
+        lower = depth - (depth - 2) % 6
+        hint = f" The nearest allowed depths are {lower} and {lower + 6}."
+    raise ConfigError(
+        f"depth {depth!r} is not a depth this network family has: it needs 6n+2 weighted layers "
+        f"(n ≥ 1), e.g. 8, 14, 20, 32, 44, 56.{hint}"
+    )
 
 
 def check_conv_config(cfg: ConvNetConfig) -> None:
-    depth = cfg.depth
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        hint = ""
-        if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 8:
-            lower = depth - (depth - 2) % 6
-            hint = f" The nearest allowed depths are {lower} and {lower + 6}."
-        raise ConfigError(
-            f"depth {depth!r} is not a depth this network family has: it needs 6n+2 weighted layers "
-            f"(n ≥ 1), e.g. 8, 14, 20, 32, 44, 56.{hint}"
-        )
+    validate_6n_plus_2_depth(cfg.depth)
     if any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in cfg.widths):
         raise ConfigError(f"widths {cfg.widths!r} must be positive whole numbers of channels, e.g. (16, 32, 64).")
     if list(cfg.widths) != sorted(cfg.widths):

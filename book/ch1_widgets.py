@@ -15,8 +15,7 @@ import time
 
 import ipywidgets as W
 
-from .cache import is_cached
-from .trained_nets import DepthRun, run_depth
+from .trained_nets import DepthRun, is_trained, run_depth
 from .errors import ConfigError
 from .training import TrainResult
 from .widgets import Explorer
@@ -90,7 +89,7 @@ class DepthExplorer(Explorer):
         except ConfigError as err:
             self.say(str(err), "error")
             return None
-        from_cache = spec in self.runs or is_cached("depth", spec)
+        from_cache = spec in self.runs or is_trained(spec)
         self.button.disabled = True
         self.say(f"{'Loading' if from_cache else 'Training'} {spec.label} (seed {spec.seed})…")
         start = time.perf_counter()

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .cache import atomic_write, cached, forget, result_key, result_path
+from .cache import atomic_write, cached, forget, is_cached, result_key, result_path
 from .data import load_mnist1d
 from .errors import ConfigError, check_whole_number
 from .nets.conv1d import ConvNet1d, ConvNetConfig, check_conv_config
 from .nets.shortcuts import ScaledShortcut
 from .training import TrainConfig, TrainResult, seeded, train
 
-__all__ = ["STUDY_DEPTH", "DepthRun", "TrainedNet", "trained_net", "run_depth", "trained_model", "train_net",
-           "train_prefix", "prefix_mismatches"]
+__all__ = ["STUDY_DEPTH", "DepthRun", "TrainedNet", "trained_net", "run_depth", "trained_model", "is_trained",
+           "forget_trained", "train_net", "train_prefix", "prefix_mismatches"]
 
 STUDY_DEPTH = 20                 # Chapter 4's shortcut study and Chapter 5's lesions and path gradients use 20 layers
 
@@ -228,6 +228,19 @@ def trained_net(spec: DepthRun | TrainedNet, progress: bool = True,
 def trained_model(spec: DepthRun | TrainedNet, progress: bool = True) -> ConvNet1d:
     """The trained net of ``spec`` in eval mode (shared: deep-copy it before changing it)."""
     return trained_net(spec, progress=progress)[0]
+
+
+def is_trained(spec: DepthRun | TrainedNet) -> bool:
+    """Whether the store holds ``spec``'s result (in memory or on disk); nothing is trained."""
+    return is_cached(KIND, _stored_as(spec))
+
+
+def forget_trained(spec: DepthRun | TrainedNet) -> None:
+    """Drop ``spec``'s curves and weights from the store (it trains again on the next request)."""
+    spec = _stored_as(spec)
+    _NETS.pop(result_key(KIND, spec), None)
+    forget(KIND, spec)
+    result_path(KIND, spec, ".pt").unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- checking a recorded run

@@ -5,13 +5,12 @@ import pytest
 
 matplotlib.use("Agg")
 
-from book.cache import forget  # noqa: E402
-from book.trained_nets import DepthRun, run_depth  # noqa: E402
+from book.trained_nets import DepthRun, forget_trained, run_depth  # noqa: E402
 from book.ch1_widgets import MAX_EXPLORER_DEPTH, DepthExplorer, bench_cases  # noqa: E402
 
 
 def test_click_trains_caches_and_redraws():
-    forget("conv-net", DepthRun(depth=8, residual=True, seed=5))  # a cold start, even when an earlier run cached it
+    forget_trained(DepthRun(depth=8, residual=True, seed=5))  # a cold start, even when an earlier run cached it
     explorer = DepthExplorer(progress=False)
     explorer.depth.value, explorer.kind.value, explorer.seed.value = 8, True, 5
     drawn = explorer.redraws

@@ -91,9 +91,9 @@ def noisy_label_problems(record: dict, cases: int = 2, epochs: int = 2, toleranc
     problems = setting_problems(record, DepthRun(epochs=NOISE_EPOCHS))
     for r in record.get("runs", [])[:cases]:
         data, _ = noisy_training_set(load_mnist1d(), r["noise"], r["seed"])
-        problems += prefix_mismatches(_noisy_spec(r["depth"], r["residual"], r["seed"]), r, epochs, tolerance, data=data,
-                                      name=f"depth {r['depth']} residual={r['residual']} noise {r['noise']} "
-                                           f"seed {r['seed']}")
+        name = f"depth {r['depth']} residual={r['residual']} noise {r['noise']} seed {r['seed']}"
+        problems += prefix_mismatches(_noisy_spec(r["depth"], r["residual"], r["seed"]), r, epochs, tolerance,
+                                      data=data, name=name)
     return problems
 
 

@@ -82,7 +82,8 @@ def divergence(loss: float, first: float, factor: float) -> str | None:
     """
     if math.isfinite(loss) and loss <= factor * max(first, 1e-3):
         return None
-    return f"the training loss reached {loss:.3g} (it started at {first:.3g}); try a smaller learning rate or a warm-up."
+    return (f"the training loss reached {loss:.3g} (it started at {first:.3g}); "
+            "try a smaller learning rate or a warm-up.")
 
 
 # --------------------------------------------------------------------------- SGD for the conv nets

@@ -1,5 +1,5 @@
 """Exercises 2 and 3's investigations: the checks pass the solutions on many seeds, name the usual mistakes (in the
-learner's kernel and through the grader's probe and judge), and the range tests and model answers hold on the real
+learner's kernel and through the grader's answer and judge), and the range tests and model answers hold on the real
 experiments.
 
 Exercise 2, Task 3: ``block_changes(blocks, x)``, each block's change relative to what reaches it, on stacks of
@@ -72,7 +72,7 @@ def _fails_with(feedback, *phrases: str):
 
 
 def _judged(check: str, name: str, fn, seed: int = 3):
-    """The grader's verdict on ``fn``: probe in this process (the sandbox's part), judge on the reply."""
+    """The grader's verdict on ``fn``: answered in this process (the sandbox's part), judge on the reply."""
     request = {"check": check, "names": [name], "seed": seed, "thorough": True}
     return protocol.judge(request, protocol.answer(request, {name: fn}), "task 3")
 

@@ -1,5 +1,5 @@
 """The investigations of Exercises 4 and 5: their checks name the usual mistakes, pass the solutions on any seed,
-agree with the grader's probe and judge, and the range tests and model answers hold on the real experiments.
+agree with the grader's answer and judge, and the range tests and model answers hold on the real experiments.
 
 Exercise 4, Task 3: does zero-initializing the last BatchNorm γ of every block (Goyal et al.) speed the start of
 training up? Exercise 5, Task 3: what does swapping two neighbouring blocks cost a trained net, against deleting one?
@@ -41,7 +41,7 @@ def _fails_with(feedback: ex.Feedback, *phrases: str):
 
 
 def _judged(check_name: str, fn_name: str, namespace: dict, seed: int) -> ex.Feedback:
-    """The grader's verdict: the probe runs ``namespace``'s function, the judge decides from its answers alone."""
+    """The grader's verdict: the answer runs ``namespace``'s function, the judge decides from its answers alone."""
     request = {"check": check_name, "names": [fn_name], "seed": seed, "thorough": True}
     return protocol.judge(request, protocol.answer(request, namespace), "t")
 
@@ -111,7 +111,7 @@ def test_early_training_loss_mistakes_are_named():
     assert "Traceback" not in feedback.message
 
 
-def test_early_training_loss_probe_and_judge_agree_with_the_self_check():
+def test_early_training_loss_answer_and_judge_agree_with_the_self_check():
     right = _solution(EX04, "early_training_loss")
     assert _judged("check_early_training_loss", "early_training_loss", right, seed=17)
     wrong = {"early_training_loss": _early(ignore_flag=True)}
@@ -208,7 +208,7 @@ def test_swapped_error_mistakes_are_named():
     assert "Traceback" not in feedback.message
 
 
-def test_swapped_error_probe_and_judge_agree_with_the_self_check():
+def test_swapped_error_answer_and_judge_agree_with_the_self_check():
     right = _solution(EX05, "swapped_error")
     assert _judged("check_swapped_error", "swapped_error", right, seed=13)
     for how, phrase in (("in_place", "changed the model"), ("sequential", "both positions")):

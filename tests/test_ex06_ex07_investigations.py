@@ -1,5 +1,5 @@
 """Exercises 6 and 7: the investigations' checks name the usual mistakes, pass the solutions on many seeds, and
-give the same verdict through the grader's probe and judge; the findings the model answers quote hold.
+give the same verdict through the grader's answer and judge; the findings the model answers quote hold.
 
 Notebooks run in-process here (their cells are plain Python), as in ``tests/test_exercises.py``.
 """
@@ -64,7 +64,7 @@ def _fails_with(feedback: ex.Feedback, *phrases: str):
 
 
 def _graded(check_name: str, fn_name: str, fn, seed: int) -> ex.Feedback:
-    """The grader's verdict: probe in the 'kernel' (this namespace), judge from the plain answers alone."""
+    """The grader's verdict: answered in the 'kernel' (this namespace), judge from the plain answers alone."""
     request = {"check": check_name, "names": [fn_name], "seed": seed, "thorough": True}
     return protocol.judge(request, protocol.answer(request, {fn_name: fn}), "t")
 

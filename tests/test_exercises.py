@@ -182,7 +182,7 @@ def test_blank_student_notebook_fails_each_task_with_the_not_done_message(name):
         assert isinstance(value, ex.Feedback) and not value and value.message == ex.NOT_DONE, value
     first_check = checks[0][0]
     assert not any(isinstance(v, Exception) for i, _, v in results if i < first_check), "fails before the first task"
-    # the hidden tests give the same words, in the learner's kernel and by the grader's probe and judge
+    # the hidden tests give the same words, in the learner's kernel and by the grader's answer and judge
     for test in sources.hidden_tests(SOURCE_DIR / f"{name}.md"):
         if "check" in test["request"]:
             with pytest.raises(ex.TaskFailed, match="not done yet"):
@@ -193,7 +193,7 @@ def test_blank_student_notebook_fails_each_task_with_the_not_done_message(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_solution_scores_full_marks_through_probe_and_judge(name):
+def test_the_solution_scores_full_marks_through_answer_and_judge(name):
     namespace, _ = _solution_run(name)
     for test in sources.hidden_tests(SOURCE_DIR / f"{name}.md"):
         request = {**test["request"], "seed": 11}

@@ -1,6 +1,6 @@
 """Judges that cannot be talked round: each weak spot of issue 25 tried by a tiny submission, in process.
 
-Each test runs the learner's code as the sandbox would (``probe``, then the answer through JSON) and judges it
+Each test runs the learner's code as the sandbox would (``protocol.answer``, then the answer through JSON) and judges it
 as the grader does (``judge``), and runs the learner-side self-check on the same code: the attack earns nothing
 from either, and a correct answer still passes both. No kernel and no sandbox: a few seconds in all.
 """

@@ -248,3 +248,12 @@ def test_importing_every_learner_module_loads_no_build_tooling():
             "print(sorted(m for m in sys.modules if m.startswith('book.authoring')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_learners_import_of_the_exercises_loads_neither_the_sources_nor_the_grader():
+    """``from book.exercises import check_…`` reaches nothing outside the package: no source parsing (jupytext,
+    the repository's exercises/source), no grader."""
+    code = ("import sys, book.exercises\n"
+            "print(sorted(m for m in sys.modules if m in ('jupytext', 'book.exercises.sources') or m.startswith('book.grad')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip().splitlines()[-1] == "[]"

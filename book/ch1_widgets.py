@@ -78,8 +78,8 @@ class DepthExplorer(Explorer):
         if seed < 0:
             raise ConfigError(f"seed {seed} must be ≥ 0.")
         spec = DepthRun(depth=depth, residual=self.kind.value, seed=seed, width=width)
-        from .nets.conv1d import check_conv_config
-        check_conv_config(spec.model_config())
+        from .nets.conv1d import validate_conv_config
+        validate_conv_config(spec.model_config())
         return spec
 
     def train(self) -> TrainResult | None:

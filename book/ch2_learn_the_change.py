@@ -22,7 +22,7 @@ from torch import nn
 from .cache import cached
 from .data import load_mnist1d
 from .errors import ConfigError, check_choice, check_whole_number
-from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, check_conv_config
+from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, validate_conv_config
 from .nets.mlp import MLPConfig, MLPStack
 from .training import TrainConfig, evaluate, one_thread, seeded, train, train_adam
 
@@ -216,5 +216,5 @@ def _insert_blocks(spec: InsertBlocks, progress: bool) -> dict:
 
 def insert_blocks(spec: InsertBlocks, progress: bool = True) -> dict:
     """Run (or fetch) :class:`InsertBlocks`: errors before and after growing, and ‖F(x)‖/‖x‖ per block."""
-    check_conv_config(ConvNetConfig(depth=spec.depth, widths=spec.widths))
+    validate_conv_config(ConvNetConfig(depth=spec.depth, widths=spec.widths))
     return cached("insert-blocks", spec, lambda: _insert_blocks(spec, progress))

@@ -22,7 +22,7 @@ from torch import nn
 from .cache import cached
 from .data import load_mnist1d
 from .errors import check_choice, check_whole_number
-from .nets.mlp import RESIDUAL_INITS, MLPConfig, MLPStack, check_mlp_config
+from .nets.mlp import RESIDUAL_INITS, MLPConfig, MLPStack, validate_mlp_config
 from .probes import LayerStats, input_gradients, probe, stack_points
 from .trained_nets import DepthRun, trained_model
 from .training import one_thread, seeded
@@ -83,7 +83,7 @@ def _probe_gradient_flow(spec: GradFlow) -> dict:
 def gradient_flow(spec: GradFlow) -> LayerStats:
     """Probe ``spec`` at initialization (or fetch it): entry 0 is the input layer, entry l the l-th layer/block."""
     _validate_depth(spec.depth)
-    check_mlp_config(spec.mlp_config())
+    validate_mlp_config(spec.mlp_config())
     return LayerStats.from_dict(cached("gradflow", spec, lambda: _probe_gradient_flow(spec)))
 
 

@@ -98,8 +98,8 @@ class GradientFlowExplorer(Explorer):
             norm_position="post" if init == "zero_gamma" else "pre",
             branch_layers=2 if init == "fixup" else 1,
         )
-        from .nets.mlp import check_mlp_config
-        check_mlp_config(spec.mlp_config())
+        from .nets.mlp import validate_mlp_config
+        validate_mlp_config(spec.mlp_config())
         return spec
 
     def figure(self, stats: LayerStats, spec: GradFlow):

@@ -30,7 +30,7 @@ from torch import nn
 
 from .cache import atomic_write, cached, forget, result_key, result_path
 from .errors import ConfigError, check_whole_number
-from .nets.transformer import Transformer, TransformerConfig, check_transformer_config
+from .nets.transformer import Transformer, TransformerConfig, validate_transformer_config
 from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
 from .sequence_task import SortTask, masked_cross_entropy
 from .training import CLAIM_SEEDS, one_thread, seeded, train_adam
@@ -41,14 +41,14 @@ __all__ = [
     "record_sweep", "recorded_sweep", "recording_problems", "stable_range", "RECORDED_SWEEP", "PREFIX_STEPS",
     "LENS_NORMS", "ADDITIVE_NORMS", "lens_run", "LensSpec", "logit_lens", "first_readable_block",
     "AMPLIFICATION_NORMS", "AMPLIFICATION_LR", "Amplification", "amplification",
-    "PROBE_DEPTHS", "CLAIM_DEPTH", "CHAPTER_LR", "CHAPTER_WARMUP", "CHAPTER_STEPS",
+    "INIT_DEPTHS", "CLAIM_DEPTH", "CHAPTER_LR", "CHAPTER_WARMUP", "CHAPTER_STEPS",
     "SWEEP_LRS", "SWEEP_NORMS", "DEEP_LAYERS", "DEEP_LR", "DEEP_NORMS", "TARGET_LOSS", "TASK",
 ]
 
 # --------------------------------------------------------------------------- the chapter's settings
 
 TASK = SortTask(length=8, n_symbols=16)   # chance loss ln 16 ≈ 2.77 nats per sorted token
-PROBE_DEPTHS = (3, 6, 12, 24)             # depths of the at-init gradient measurement
+INIT_DEPTHS = (3, 6, 12, 24)             # depths of the at-init gradient measurement
 CLAIM_DEPTH = 6                           # the depth the at-init claims are tested at (Xiong et al.'s 6 layers)
 CHAPTER_LR = 1e-2                         # Adam's peak learning rate for the warm-up experiment
 CHAPTER_WARMUP = 50                       # warm-up steps (a quarter of training) when warm-up is on
@@ -113,7 +113,7 @@ def gradients_at_init(spec: InitGradients, disk: bool = True) -> dict:
     is the stream leaving the top block); ``write_ratio[l]``:
     ``‖x_{l+1} − x_l‖ / ‖x_l‖``, per token, averaged; ``loss``: the loss at init.
     """
-    check_transformer_config(spec.model_config())
+    validate_transformer_config(spec.model_config())
     return cached("transformer-init", spec, lambda: _gradients_at_init(spec), disk=disk)
 
 
@@ -158,7 +158,7 @@ class TrainSpec:
 
 def validate_train_spec(spec: TrainSpec) -> None:
     """Raise :class:`ConfigError` with a clear message if ``spec`` cannot be run."""
-    check_transformer_config(spec.model_config())
+    validate_transformer_config(spec.model_config())
     if not (isinstance(spec.lr, (int, float)) and math.isfinite(spec.lr) and spec.lr > 0):
         raise ConfigError(f"the learning rate must be a positive number, got {spec.lr!r}.")
     for name in ("warmup_steps", "steps", "batch_size"):
@@ -489,7 +489,7 @@ def _amplification(spec: Amplification) -> dict:
 
 def amplification(spec: Amplification) -> dict:
     """``{"output_change": ‖Δf‖/‖f‖ of the logits after one Adam-sized step, "loss_before", "loss_after"}`` (cached)."""
-    check_transformer_config(spec.model_config())
+    validate_transformer_config(spec.model_config())
     return cached("transformer-amplification", spec, lambda: _amplification(spec))
 
 

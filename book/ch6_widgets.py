@@ -20,12 +20,12 @@ from .widgets import Explorer
 from .ch6_residual_stream import (CHAPTER_LR, CHAPTER_STEPS, InitGradients, LensSpec, TrainSpec, gradients_at_init,
                                   logit_lens, run_training)
 
-__all__ = ["ResidualStreamExplorer", "bench_cases", "MAX_PROBE_DEPTH", "MAX_TRAIN_DEPTH", "LEARNING_RATES"]
+__all__ = ["ResidualStreamExplorer", "bench_cases", "MAX_INIT_DEPTH", "MAX_TRAIN_DEPTH", "LEARNING_RATES"]
 
-MAX_PROBE_DEPTH = 100   # the at-init probe stays well under a second up to here
+MAX_INIT_DEPTH = 100   # the at-init measurement stays well under a second up to here
 MAX_TRAIN_DEPTH = 24    # training deeper stacks takes minutes on a CPU
 LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-PROBE_BATCH = 8         # sequences in the widget's probe batch: enough for the shape, fast at depth 100
+INIT_BATCH = 8         # sequences in the widget's at-init batch: enough for the shape, fast at depth 100
 
 
 def _plot_colors():
@@ -40,11 +40,11 @@ class ResidualStreamExplorer(Explorer):
     """Gradient norms at init (live) and training on click, for one transformer setting.
 
     Args:
-        depth: blocks (1 … 100 for the probe, ≤ 24 to train).
+        depth: blocks (1 … 100 for the gradients at init, ≤ 24 to train).
         norm: a placement from :data:`book.nets.transformer.NORM_PLACEMENTS`.
         warmup_steps: linear learning-rate warm-up steps (0 … training steps).
         lr: Adam's peak learning rate, one of :data:`LEARNING_RATES`.
-        cache: reuse cached probes and runs (``False`` recomputes the probe, for timing).
+        cache: reuse cached measurements and runs (``False`` recomputes the gradients at init, for timing).
     """
 
     def __init__(self, depth: int = 6, norm: str = "post-ln", warmup_steps: int = 0, lr: float = CHAPTER_LR,
@@ -65,7 +65,7 @@ class ResidualStreamExplorer(Explorer):
         self.train_output = w.Output()  # progress bar and loss curve
         self.widget = w.VBox([w.HBox([self.depth, self.norm]), w.HBox([self.warmup, self.lr, self.train_button]),
                               self.message, self.output, self.train_output])
-        self.last_probe: dict | None = None  # what the plot shows now (None: nothing drawn)
+        self.last_measurement: dict | None = None  # what the plot shows now (None: nothing drawn)
         self.last_run = None                  # the last run trained or fetched by Train
         self.last_lens: dict | None = None    # the logit lens of that run's trained model
         self.curve_drawn = False              # whether that run's loss curve is drawn (never for a diverged run)
@@ -95,9 +95,9 @@ class ResidualStreamExplorer(Explorer):
         self.redraw()
 
     # -------------------------------------------------------------- live redraw
-    def probe(self) -> dict:
+    def measure(self) -> dict:
         """The at-init measurement behind the plot (raises ConfigError on bad settings)."""
-        spec = InitGradients(norm=self.norm.value, n_layer=self._depth(MAX_PROBE_DEPTH), batch_size=PROBE_BATCH)
+        spec = InitGradients(norm=self.norm.value, n_layer=self._depth(MAX_INIT_DEPTH), batch_size=INIT_BATCH)
         if self.cache:
             return gradients_at_init(spec)
         from .ch6_residual_stream import _gradients_at_init
@@ -111,14 +111,14 @@ class ResidualStreamExplorer(Explorer):
         import matplotlib.pyplot as plt
 
         try:
-            result = self.probe()
+            result = self.measure()
         except (ConfigError, ValueError, TypeError) as err:
             self.say(str(err), "error")
-            self.last_probe = None
+            self.last_measurement = None
             self.clear(self.output)
             return
         self.say("")
-        self.last_probe = result
+        self.last_measurement = result
         norm, depth = self.norm.value, len(result["grad_norms"])
         fig, (ax_grad, ax_stream) = plt.subplots(1, 2, figsize=(8.5, 3))
         layers = range(1, depth + 1)
@@ -199,6 +199,6 @@ def bench_cases() -> list[tuple[str, callable]]:
     lens_explorer.train()  # trains (or loads) once; each timed case redraws the curve and the lens from the cache
 
     return [("ch6 lens view after Train, pre-ln depth 6 (cached run)", lens_explorer.train),
-            ("ch6 init probe, post-ln depth 6", update(6, "post-ln")),
-            ("ch6 init probe, pre-ln depth 100", update(100, "pre-ln")),
-            ("ch6 init probe, deepnorm depth 100", update(100, "deepnorm"))]
+            ("ch6 gradients at init, post-ln depth 6", update(6, "post-ln")),
+            ("ch6 gradients at init, pre-ln depth 100", update(100, "pre-ln")),
+            ("ch6 gradients at init, deepnorm depth 100", update(100, "deepnorm"))]

@@ -175,7 +175,7 @@ def train(model: nn.Module, data, config: TrainConfig | None = None, seed: int =
                           weight_decay=config.weight_decay)
     order = torch.Generator().manual_seed(seed)        # the batch order is a function of the seed alone
     x, y = data.x_train, data.y_train
-    log = _EpochLog(config, data, description, progress)
+    log = EpochLog(config, data, description, progress)
     model.train()
     for epoch in range(config.epochs if stop_after is None else min(stop_after, config.epochs)):
         for group in opt.param_groups:
@@ -195,7 +195,7 @@ def train(model: nn.Module, data, config: TrainConfig | None = None, seed: int =
     return log.close()
 
 
-class _EpochLog:
+class EpochLog:
     """The bookkeeping of :func:`train`: the epoch's sums, the divergence rule, the curves and a progress bar."""
 
     def __init__(self, config: TrainConfig, data, description: str, progress: bool):

@@ -11,13 +11,13 @@ import pytest
 from book.numerics import pinned
 import torch
 
-from book.ch6_residual_stream import (CHAPTER_WARMUP, CLAIM_DEPTH, DEEP_LAYERS, DEEP_LR, PROBE_DEPTHS, TARGET_LOSS,
+from book.ch6_residual_stream import (CHAPTER_WARMUP, CLAIM_DEPTH, DEEP_LAYERS, DEEP_LR, INIT_DEPTHS, TARGET_LOSS,
                                           TASK, InitGradients, TrainSpec, deep_comparison, gradients_at_init,
                                           run_training, warmup_comparison)
 from book.training import CLAIM_SEEDS
 
-DEEPEST = max(PROBE_DEPTHS)
-SHALLOWEST = min(PROBE_DEPTHS)
+DEEPEST = max(INIT_DEPTHS)
+SHALLOWEST = min(INIT_DEPTHS)
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def test_pre_ln_stream_grows_with_depth(seed):
     quarter = len(rms) // 4
     assert rms[0] < rms[quarter] < rms[2 * quarter] < rms[3 * quarter] < rms[-1]
     assert rms[-1] > 3 * rms[0]
-    tops = [at_init("pre-ln", depth, seed)["stream_rms"][-1] for depth in PROBE_DEPTHS]
+    tops = [at_init("pre-ln", depth, seed)["stream_rms"][-1] for depth in INIT_DEPTHS]
     assert tops == sorted(tops)
 
 
@@ -166,13 +166,13 @@ def test_post_ln_amplifies_an_update_most_and_deepnorm_bounds_it(seed):
     def change(norm, depth):
         return amplification(Amplification(norm=norm, n_layer=depth, seed=seed))["output_change"]
 
-    deepest, shallowest = max(PROBE_DEPTHS), min(PROBE_DEPTHS)
+    deepest, shallowest = max(INIT_DEPTHS), min(INIT_DEPTHS)
     assert change("post-ln", deepest) > 2.5 * change("pre-ln", deepest)
     assert change("post-ln", deepest) > 4 * change("post-ln", shallowest)   # post-LN's amplification grows with depth
     post_growth = change("post-ln", deepest) / change("post-ln", shallowest)
     pre_growth = change("pre-ln", deepest) / change("pre-ln", shallowest)
     assert post_growth > 1.5 * pre_growth                                    # ... faster than pre-LN's
-    for depth in PROBE_DEPTHS:
+    for depth in INIT_DEPTHS:
         assert change("deepnorm", depth) < 0.35 * change("post-ln", depth)  # DeepNorm's constants hold it down
 
 

@@ -7,35 +7,35 @@ import pytest
 
 matplotlib.use("Agg")
 
-from book.ch6_widgets import (LEARNING_RATES, MAX_PROBE_DEPTH, MAX_TRAIN_DEPTH, ResidualStreamExplorer,
+from book.ch6_widgets import (LEARNING_RATES, MAX_INIT_DEPTH, MAX_TRAIN_DEPTH, ResidualStreamExplorer,
                                       bench_cases)
 
 
 def test_initial_redraw_draws_a_plot_and_no_message():
     ex = ResidualStreamExplorer(depth=4, norm="pre-ln")
-    assert ex.last_probe is not None and len(ex.last_probe["grad_norms"]) == 4
+    assert ex.last_measurement is not None and len(ex.last_measurement["grad_norms"]) == 4
     assert ex.message.value == ""
 
 
 def test_changing_depth_or_norm_redraws_with_the_new_setting():
     ex = ResidualStreamExplorer(depth=3)
     ex.depth.value = 5
-    assert len(ex.last_probe["grad_norms"]) == 5
+    assert len(ex.last_measurement["grad_norms"]) == 5
     ex.norm.value = "rezero"
     assert ex.message.value == ""
-    assert ex.last_probe["write_ratio"] == [0.0] * 5  # ReZero blocks start as the identity
-    ex.set(depth=MAX_PROBE_DEPTH, norm="deepnorm")
-    assert len(ex.last_probe["grad_norms"]) == MAX_PROBE_DEPTH
+    assert ex.last_measurement["write_ratio"] == [0.0] * 5  # ReZero blocks start as the identity
+    ex.set(depth=MAX_INIT_DEPTH, norm="deepnorm")
+    assert len(ex.last_measurement["grad_norms"]) == MAX_INIT_DEPTH
 
 
-@pytest.mark.parametrize("depth", [0, -3, MAX_PROBE_DEPTH + 1])
+@pytest.mark.parametrize("depth", [0, -3, MAX_INIT_DEPTH + 1])
 def test_bad_depth_is_a_message_not_a_traceback(depth):
     ex = ResidualStreamExplorer(depth=3)
     ex.depth.value = depth
     assert "depth must be" in ex.message.value
-    assert ex.last_probe is None  # the stale plot is cleared, nothing garbage is drawn
+    assert ex.last_measurement is None  # the stale plot is cleared, nothing garbage is drawn
     ex.depth.value = 3
-    assert ex.message.value == "" and ex.last_probe is not None
+    assert ex.message.value == "" and ex.last_measurement is not None
 
 
 def test_bad_values_through_set_are_messages():

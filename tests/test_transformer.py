@@ -12,7 +12,7 @@ from torch import nn
 from book.errors import ConfigError
 from book.sequence_task import SortTask, masked_cross_entropy
 from book.nets.transformer import (NORM_PLACEMENTS, DeepNormBlock, PreLNBlock, Transformer, TransformerConfig,
-                              check_transformer_config)
+                              validate_transformer_config)
 from book.ch6_residual_stream import (InitGradients, TrainSpec, gradients_at_init, run_training, validate_train_spec,
                                           unevenness)
 
@@ -129,7 +129,7 @@ def test_parity_with_torch_transformer_encoder_layer(norm_first):
                                  dict(vocab_size=True)])
 def test_bad_config_raises_config_error(bad):
     with pytest.raises(ConfigError):
-        check_transformer_config(TransformerConfig(**{**SMALL, **bad}))
+        validate_transformer_config(TransformerConfig(**{**SMALL, **bad}))
 
 
 def test_too_long_sequence_raises():

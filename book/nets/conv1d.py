@@ -26,7 +26,7 @@ from .shortcuts import PadChannelsShortcut
 
 __all__ = [
     "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "StochasticDepthBlock1d",
-    "conv_net", "plain_net", "resnet", "validate_6n_plus_2_depth", "check_conv_config",
+    "conv_net", "plain_net", "resnet", "validate_6n_plus_2_depth", "validate_conv_config",
     "deepen_with_identities", "make_identity_",
 ]
 
@@ -145,7 +145,7 @@ def validate_6n_plus_2_depth(depth) -> int:
     )
 
 
-def check_conv_config(cfg: ConvNetConfig) -> None:
+def validate_conv_config(cfg: ConvNetConfig) -> None:
     validate_6n_plus_2_depth(cfg.depth)
     if any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in cfg.widths):
         raise ConfigError(f"widths {cfg.widths!r} must be positive whole numbers of channels, e.g. (16, 32, 64).")
@@ -165,7 +165,7 @@ class ConvNet1d(nn.Module):
 
     def __init__(self, config: ConvNetConfig):
         super().__init__()
-        check_conv_config(config)
+        validate_conv_config(config)
         self.config = config
         block = BasicBlock1d if config.residual else PlainBlock1d
         w = config.widths

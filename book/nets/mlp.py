@@ -41,7 +41,7 @@ from torch import nn
 from ..errors import ConfigError, check_choice, check_whole_number
 
 __all__ = ["MLPConfig", "MLPStack", "PlainLayer", "ResidualLayer", "INITS", "GENERIC_INITS",
-           "RESIDUAL_INITS", "ACTIVATIONS", "NORMS", "check_mlp_config"]
+           "RESIDUAL_INITS", "ACTIVATIONS", "NORMS", "validate_mlp_config"]
 
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "linear")
@@ -70,7 +70,7 @@ class MLPConfig:
     branch_layers: int = 1           # weight layers per residual branch (m)
 
 
-def check_mlp_config(cfg: MLPConfig) -> None:
+def validate_mlp_config(cfg: MLPConfig) -> None:
     for name in ("depth", "width", "in_features", "out_features", "branch_layers"):
         check_whole_number(name, getattr(cfg, name), minimum=1)
     check_choice("activation", cfg.activation, ACTIVATIONS)
@@ -179,7 +179,7 @@ class MLPStack(nn.Module):
 
     def __init__(self, config: MLPConfig):
         super().__init__()
-        check_mlp_config(config)
+        validate_mlp_config(config)
         self.config = config
         c = config
         self.embed = nn.Linear(c.in_features, c.width)

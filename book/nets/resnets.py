@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .conv1d import validate_6n_plus_2_depth
 from .shortcuts import PadChannelsShortcut, ProjectionShortcut
 
 __all__ = [
@@ -232,11 +233,8 @@ class CifarResNetConfig:
         return (self.depth - 2) // 6
 
 
-def _check_cifar_config(cfg: CifarResNetConfig) -> None:
-    d = cfg.depth
-    if isinstance(d, bool) or not isinstance(d, int) or d < 8 or (d - 2) % 6:
-        raise ConfigError(f"depth {d!r} is not 6n+2 (n ≥ 1): the CIFAR family has depths 8, 14, 20, 32, 44, "
-                          f"56, 110, 1202, …")
+def _validate_cifar_config(cfg: CifarResNetConfig) -> None:
+    validate_6n_plus_2_depth(cfg.depth)
     if cfg.block not in CIFAR_BLOCKS:
         raise ConfigError(f"block {cfg.block!r} is not one of {sorted(CIFAR_BLOCKS)}.")
     if cfg.shortcut not in SHORTCUT_OPTIONS:
@@ -252,7 +250,7 @@ class CifarResNet(nn.Module):
     def __init__(self, config: CifarResNetConfig | None = None):
         super().__init__()
         config = config or CifarResNetConfig()
-        _check_cifar_config(config)
+        _validate_cifar_config(config)
         self.config = config
         block = CIFAR_BLOCKS[config.block]
         preact = config.block == "preact"

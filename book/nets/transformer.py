@@ -38,7 +38,7 @@ from .shortcuts import ScaledShortcut
 __all__ = [
     "NORM_PLACEMENTS", "NormPlacement", "TransformerConfig", "LayerNorm", "CausalSelfAttention", "MLP",
     "PostLNBlock", "PreLNBlock", "ScaledPreLNBlock", "DeepNormBlock", "ReZeroBlock", "NoNormBlock", "NoResidualBlock",
-    "ScaledShortcut", "Transformer", "BLOCKS", "check_transformer_config",
+    "ScaledShortcut", "Transformer", "BLOCKS", "validate_transformer_config",
 ]
 
 NormPlacement = Literal["post-ln", "pre-ln", "pre-ln-scaled", "deepnorm", "rezero", "none", "no-residual"]
@@ -62,7 +62,7 @@ class TransformerConfig:
         return self.n_embd // self.n_head
 
 
-def check_transformer_config(cfg: TransformerConfig) -> None:
+def validate_transformer_config(cfg: TransformerConfig) -> None:
     """Raise :class:`ConfigError` with a clear message if ``cfg`` cannot be built."""
     for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
         check_whole_number(name, getattr(cfg, name), minimum=1)
@@ -287,7 +287,7 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        check_transformer_config(cfg)
+        validate_transformer_config(cfg)
         self.config = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.register_buffer("pos_emb", sinusoidal_positions(cfg.block_size, cfg.n_embd), persistent=False)

@@ -76,8 +76,8 @@ def deletable_blocks(model: ConvNet1d) -> list[int]:
     """
     out = []
     for i, block in enumerate(model.blocks):
-        conv = block.branch[0]
-        if conv.stride[0] == 1 and conv.in_channels == block.branch[3].out_channels:
+        first, last = block.branch.conv1, block.branch.conv2
+        if first.stride[0] == 1 and first.in_channels == last.out_channels:
             out.append(i)
     return out
 

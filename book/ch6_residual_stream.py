@@ -444,7 +444,7 @@ def first_readable_block(accuracy: list[float], share: float = 0.9) -> int:
 
 # --------------------------------------------------------------------------- update amplification at initialization
 
-AMPLIFICATION_NORMS = ("post-ln", "pre-ln", "deepnorm")
+AMPLIFICATION_NORMS = ("post-ln", "pre-ln", "deepnorm", "rezero")
 AMPLIFICATION_LR = 1e-4            # the size of Adam's first step on every weight
 
 

@@ -8,6 +8,8 @@ and the claim tests that ask for the same setting compute it once.
 - :class:`GradFlow`      per-layer gradient norm and activation std at initialization
 - :class:`Shatter`       correlation of input gradients at neighbouring inputs (Balduzzi et al. 2017)
 - :class:`BNGradFlow`    per-block gradients of Chapter 1's batch-normalized conv nets, at init and trained
+- :class:`WeightGradients` every conv layer's relative gradient while plain-20/56 train, and the recorded
+  intervention that equalizes it (``python -m book.ch3_gradient_highway record-equalized``)
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from .data import load_mnist1d
 from .errors import check_choice, check_whole_number
 from .nets.mlp import RESIDUAL_INITS, MLPConfig, MLPStack, validate_mlp_config
 from .probes import LayerStats, input_gradients, probe, stack_points
+from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
 from .trained_nets import DepthRun, trained_model
-from .training import one_thread, seeded
+from .training import one_thread, seeded, train
 
 __all__ = [
     "BNGradFlow", "bn_gradient_flow", "BN_NETS", "explosion_ratio", "BNShatter", "bn_shattering",
@@ -33,6 +36,8 @@ __all__ = [
     "FORWARD_VARIANTS", "SHATTER_CLAIM_DEPTH",
     "GradFlow", "gradient_flow", "first_to_last_ratio", "INIT_ZOO", "init_zoo_spec",
     "Shatter", "shattered_correlation", "SHATTER_VARIANTS", "SHATTER_DEPTHS", "SHATTER_SEEDS",
+    "WeightGradients", "EQUALIZE_DEPTHS", "EQUALIZE_SEEDS", "RECORDED_EQUALIZE", "record_equalized",
+    "recorded_equalized", "equalized_problems",
 ]
 
 MAX_DEPTH = 200                       # deepest stack the chapter and its widget probe
@@ -281,3 +286,113 @@ def bn_shattering(spec: BNShatter) -> dict:
     """``{"similarity": mean cosine of neighbouring input gradients, "per_pair": [...]}`` (cached)."""
     spec.run().validate()
     return cached("bn-shatter", spec, lambda: _bn_shatter(spec))
+
+
+# --------------------------------------------------------------------------- during training: cause or symptom?
+
+EQUALIZE_DEPTHS = (20, 56)            # plain-20 trains, plain-56 degrades (Chapter 1)
+EQUALIZE_SEEDS = (0, 1, 2, 3, 4)
+EQUALIZE_PREFIX_EPOCHS = 2            # epochs a test re-runs to check the recording
+RECORDED_EQUALIZE = RECORDED_DIR / "ch3_equalized_updates.json"
+
+
+@dataclass(frozen=True)
+class WeightGradients:
+    """One of Chapter 1's plain runs, with every conv layer's ``‖∂L/∂W‖ / ‖W‖`` measured at every step.
+
+    Under batch norm a conv layer's output does not change when its weights are scaled, so the size of a step
+    that matters is the *relative* one, ``‖ΔW‖ / ‖W‖``, which SGD makes proportional to ``‖∂L/∂W‖ / ‖W‖``.
+    With ``equalize=False`` this is exactly Chapter 1's run (same initial weights, batches and curves). With
+    ``equalize=True`` every conv layer's gradient is rescaled before each step so that its relative size is the
+    median layer's (an intervention in the spirit of LARS, You et al. 2017): no layer gets a larger or smaller
+    relative step than the others, so an explosion across depth can no longer shape training.
+    """
+
+    depth: int = 56
+    seed: int = 0
+    equalize: bool = False
+    residual: bool = False
+
+    def run(self) -> DepthRun:
+        return DepthRun(depth=self.depth, residual=self.residual, seed=self.seed)
+
+    @property
+    def label(self) -> str:
+        return f"{self.run().label}{', equalized' if self.equalize else ''}"
+
+
+def _weight_gradients(spec: WeightGradients, progress: bool = False, stop_after: int | None = None) -> dict:
+    data = load_mnist1d()
+    with seeded(spec.seed):                   # Chapter 1's initial weights for this seed
+        model = spec.run().build()
+    convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv1d)]
+    steps, ratios, norms = [], [], []
+
+    def before_step():
+        ratio = torch.stack([w.grad.norm() / w.norm() for w in convs])   # (layers,)
+        steps.append(ratio)
+        if spec.equalize:
+            target = ratio.median()
+            for w, r in zip(convs, ratio):
+                w.grad.mul_(target / r.clamp_min(1e-30))
+
+    def on_epoch(epoch, result):
+        ratios.append(torch.stack(steps).mean(0).tolist())   # the epoch's mean, per layer (before any rescaling)
+        norms.append([w.norm().item() for w in convs])
+        steps.clear()
+
+    result = train(model, data, spec.run().train_config(), seed=spec.seed, progress=progress,
+                   description=spec.label, on_epoch=on_epoch, stop_after=stop_after, before_step=before_step)
+    return {**result.to_dict(), "ratios": ratios, "weight_norms": norms}
+
+
+def record_equalized(path=RECORDED_EQUALIZE, seeds=EQUALIZE_SEEDS, progress: bool = True) -> dict:
+    """Train plain-20 and plain-56, with and without equalized relative steps, and record their curves.
+
+    ``python -m book.ch3_gradient_highway record-equalized`` (about ten minutes on one core).
+    """
+    import time
+    from dataclasses import asdict
+
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        for depth in EQUALIZE_DEPTHS:
+            for equalize in (False, True):
+                spec = WeightGradients(depth=depth, seed=seed, equalize=equalize)
+                runs.append({**asdict(spec), **_weight_gradients(spec, progress)})
+    about = provenance("python -m book.ch3_gradient_highway record-equalized", time.perf_counter() - start,
+                       spec=asdict(DepthRun()), depths=list(EQUALIZE_DEPTHS), seeds=list(seeds))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_equalized(path=RECORDED_EQUALIZE) -> dict:
+    """``{"provenance": {...}, "runs": {(depth, equalize, seed): run}}``; each run has the curves of a
+    :class:`~book.training.TrainResult` plus ``ratios[epoch][layer]`` and ``weight_norms[epoch][layer]``."""
+    record = read_record(path)
+    return {"provenance": record["provenance"],
+            "runs": {(r["depth"], r["equalize"], r["seed"]): r for r in record["runs"]}}
+
+
+def equalized_problems(path=RECORDED_EQUALIZE, cases=((56, True, 0), (20, False, 1))) -> list[str]:
+    """Re-run the first epochs of some recorded runs; describe every number that differs (none, on the pinned path)."""
+    record = read_record(path)
+    problems = setting_problems(record, DepthRun())
+    runs = {(r["depth"], r["equalize"], r["seed"]): r for r in record["runs"]}
+    for depth, equalize, seed in cases:
+        then = runs[(depth, equalize, seed)]
+        now = _weight_gradients(WeightGradients(depth=depth, seed=seed, equalize=equalize),
+                                stop_after=EQUALIZE_PREFIX_EPOCHS)
+        for key in ("train_error", "train_loss", "ratios"):
+            if now[key] != then[key][:EQUALIZE_PREFIX_EPOCHS]:
+                problems.append(f"plain-{depth}{' equalized' if equalize else ''} seed {seed}: the first "
+                                f"{EQUALIZE_PREFIX_EPOCHS} epochs' {key} differ from the recording")
+    return problems
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:], "book.ch3_gradient_highway",
+                  {"record-equalized": (record_equalized, RECORDED_EQUALIZE)}))

@@ -154,7 +154,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 @one_thread
 def train(model: nn.Module, data, config: TrainConfig | None = None, seed: int = 0, progress: bool = True,
           description: str = "training", on_epoch: Callable[[int, TrainResult], None] | None = None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, before_step: Callable[[], None] | None = None) -> TrainResult:
     """Train ``model`` on ``data`` with SGD and momentum, on one CPU thread; returns the per-epoch curves.
 
     Training error and loss are averaged over the epoch's mini-batches (in train mode, as the paper's curves
@@ -169,6 +169,8 @@ def train(model: nn.Module, data, config: TrainConfig | None = None, seed: int =
         on_epoch: called after every epoch with ``(epoch, result_so_far)``.
         stop_after: stop after this many epochs, keeping the schedule of ``config.epochs``: the first
             epochs of a long run, to check a recorded run against the code.
+        before_step: called after every backward pass, before the step: it may read or change the gradients
+            (Chapter 3 measures and rescales them there).
     """
     config = config or TrainConfig()
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -187,6 +189,8 @@ def train(model: nn.Module, data, config: TrainConfig | None = None, seed: int =
                 break
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if before_step is not None:
+                before_step()
             opt.step()
             log.batch(logits, y[idx])
         if log.result.diverged:

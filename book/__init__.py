@@ -18,14 +18,14 @@ Foundations
     - :mod:`book.probes`        per-layer gradient and activation statistics via hooks
     - :mod:`book.plots`         an opt-in house style with fixed, colourblind-safe colours
     - :mod:`book.diagrams`      block diagrams drawn from a description, one style for the whole course
-    - :mod:`book.widgets`       the one widget helper: escaped messages (ipywidgets 7.7.1 and 8)
-    - :mod:`book.colab`         the repository URL and the Colab install cell
+    - :mod:`book.widgets`       the ``Explorer`` base of every chapter's widget, and escaped messages (ipywidgets 7.7.1 and 8)
 
 Networks (:mod:`book.nets`)
+    - :mod:`book.nets.counting`    parameters and multiply-adds of any network, one way for every chapter
     - :mod:`book.nets.shortcuts`   every shortcut module, one definition each
     - :mod:`book.nets.conv1d`      plain and residual 1-D conv nets (the 6n+2 family)
     - :mod:`book.nets.mlp`         plain and residual MLP stacks with ten initializations
-    - :mod:`book.nets.resnets`     image ResNets (CIFAR 6n+2, ImageNet 18–152), shortcut options
+    - :mod:`book.nets.resnets`     image ResNets (CIFAR 6n+2, ImageNet 18–152 by their config), shortcut options
     - :mod:`book.nets.transformer` a small transformer with post-LN, pre-LN, DeepNorm and ReZero blocks
     - :mod:`book.nets.skips`       highway, dense, Euler-step, U-Net and hyper-connected networks (Chapter 7)
 
@@ -77,6 +77,8 @@ Authoring (:mod:`book.authoring`, build-only: no module above imports it)
     - :mod:`book.authoring.editions`       the course edition: the book's sources with exercise pages as learners get them
     - :mod:`book.authoring.instructor_bundle` solutions, rubrics, hidden tests, marking guide, gradebook templates, Gradescope zips
     - :mod:`book.authoring.notebooks`      the chapters' ``.ipynb`` for Colab and Jupyter, rendered from the ``.md`` and a build
+    - :mod:`book.authoring.colab`          the repository URL and the install cell every notebook starts with
+    - :mod:`book.authoring.shown_code`     the cells that show the package's own code, checked and rewritten from it
     - :mod:`book.authoring.jupyter_markdown` MyST Markdown to the plain Markdown that Jupyter and Colab render
     - :mod:`book.authoring.exercise_pages` exercise pages and student notebooks from their sources
     - :mod:`book.authoring.site_check`     headless-Chromium checks of the built site

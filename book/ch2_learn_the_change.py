@@ -6,6 +6,7 @@ chapter's settings) and a function that returns a JSON-able result through
 same setting compute it once.
 
 - :class:`IdentityFit`   plain vs residual MLP stacks trained to copy their input (or nearly)
+- :class:`LearnTheChange` the small change of a near-identity map, residual against two plain controls
 - :class:`InsertBlocks`  a trained ResNet grows zero-initialised blocks; per-block ‖F(x)‖/‖x‖
 """
 
@@ -26,7 +27,8 @@ from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, v
 from .nets.mlp import MLPConfig, MLPStack
 from .training import TrainConfig, evaluate, one_thread, seeded, train, train_adam
 
-__all__ = ["MAX_DEPTH", "IdentityFit", "identity_fit", "FIT_VARIANTS", "InsertBlocks", "insert_blocks"]
+__all__ = ["MAX_DEPTH", "IdentityFit", "identity_fit", "FIT_VARIANTS", "LearnTheChange", "learn_the_change",
+           "change_stack", "CHANGE_STACKS", "CHANGE_LRS", "CHANGE_DEPTH", "InsertBlocks", "insert_blocks"]
 
 MAX_DEPTH = 200                       # deepest stack the identity-fitting experiment accepts
 
@@ -126,6 +128,104 @@ def identity_fit(spec: IdentityFit, progress: bool = True) -> dict:
         raise ConfigError(f"identity ends need width ≥ features, got width {spec.width} and {spec.features} features.")
     check_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
     return cached("identity-fit", spec, lambda: _identity_fit(spec, progress))
+
+
+# --------------------------------------------------------------------------- (a') the change, against two plain controls
+
+CHANGE_STACKS = ("residual, zero branches", "plain, identity init", "plain, He init")
+CHANGE_LRS = (3e-4, 1e-3, 3e-3)       # Adam's learning rate: each stack is compared at each, and at its best
+CHANGE_DEPTH = 50                     # deep enough that a plain stack's fragility shows
+
+
+@dataclass(frozen=True)
+class LearnTheChange:
+    r"""Learn the small change in :math:`y = x + 0.1\sin(3x)` with a 50-layer MLP stack, from three starts.
+
+    - ``"residual, zero branches"``: every branch's last layer is zero, so the stack computes :math:`y = x` at
+      step 0 (He et al.'s reparametrization :math:`H(x) = x + F(x)`, with :math:`F = 0`);
+    - ``"plain, identity init"``: the control He et al.'s hypothesis needs: a plain ReLU stack *also* computing
+      :math:`y = x` at step 0 (every weight matrix the identity, carrying :math:`x` as the pair
+      :math:`\mathrm{relu}(x), \mathrm{relu}(-x)`), so the two differ only in the parametrization;
+    - ``"plain, He init"``: a plain stack with the sensible random init of Chapter 1's nets.
+
+    All three use ReLU, no normalization, Adam at ``lr`` and fresh standard normal inputs at every step. Both
+    identity-started stacks read the input as :math:`(x, -x)`. The measure is the share of the change not yet
+    learned, :math:`\|f(x) - y\|^2 / \|y - x\|^2` on held-out inputs: 1 for a stack that computes exactly
+    :math:`x`, 0 when the change is learned, above 1 when the stack is further from :math:`y` than :math:`x` is.
+    """
+
+    stack: str = CHANGE_STACKS[0]
+    depth: int = CHANGE_DEPTH
+    lr: float = 1e-3
+    seed: int = 0
+    epsilon: float = 0.1              # the size of the change
+    features: int = 16
+    width: int = 32                   # twice the features: room for relu(x) and relu(-x)
+    steps: int = 300
+    batch_size: int = 128
+    record_every: int = 25
+
+
+def change_stack(spec: LearnTheChange) -> MLPStack:
+    """The untrained stack of ``spec`` (draws from the global generator: build it under ``seeded``)."""
+    residual = spec.stack.startswith("residual")
+    model = MLPStack(MLPConfig(depth=spec.depth, width=spec.width, in_features=spec.features,
+                               out_features=spec.features, residual=residual,
+                               init="zero_branch" if residual else "kaiming"))
+    if spec.stack == "plain, He init":
+        return model
+    eye = torch.eye(spec.features)
+    with torch.no_grad():
+        model.embed.weight.copy_(torch.cat([eye, -eye]))           # x ↦ (x, −x)
+        model.embed.bias.zero_()
+        model.head.bias.zero_()
+        if residual:                                               # (x, −x) ↦ (x + x) / 2
+            model.head.weight.copy_(torch.cat([eye, -eye], 1) / 2)
+        else:                                                      # relu(x) − relu(−x) = x
+            model.head.weight.copy_(torch.cat([eye, -eye], 1))
+            for layer in model.layers:                             # relu(h) = h for h ≥ 0: every layer passes it on
+                layer.linear.weight.copy_(torch.eye(spec.width))
+                layer.linear.bias.zero_()
+    return model
+
+
+@one_thread
+def _learn_the_change(spec: LearnTheChange, progress: bool) -> dict:
+    gen = torch.Generator().manual_seed(10_000 + spec.seed)
+    x_test = torch.randn(1024, spec.features, generator=gen)
+    change = spec.epsilon * torch.sin(3 * x_test)
+    with seeded(spec.seed):
+        model = change_stack(spec)
+
+    def unlearned() -> float:
+        with torch.no_grad():
+            return float(((model(x_test) - x_test - change) ** 2).mean() / (change ** 2).mean())
+
+    def batches():
+        while True:
+            x = torch.randn(spec.batch_size, spec.features, generator=gen)
+            yield x, x + spec.epsilon * torch.sin(3 * x)
+
+    steps, shares = [0], [unlearned()]
+
+    def record(step: int, *_) -> None:
+        if (step + 1) % spec.record_every == 0:
+            steps.append(step + 1)
+            shares.append(unlearned())
+
+    train_adam(model, batches(), F.mse_loss, spec.steps, lambda step: spec.lr, divergence_factor=math.inf,
+               on_step=record, progress=progress, description=f"{spec.stack}, lr {spec.lr:g} (seed {spec.seed})")
+    return {"steps": steps, "unlearned": shares}
+
+
+def learn_the_change(spec: LearnTheChange, progress: bool = False) -> dict:
+    """``{"steps": [...], "unlearned": [...]}``: the share of the change not yet learned through training (cached)."""
+    check_choice("stack", spec.stack, CHANGE_STACKS)
+    check_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
+    if spec.width < 2 * spec.features:
+        raise ConfigError(f"the identity-started stacks need width ≥ 2 × features, got {spec.width} and "
+                          f"{spec.features}.")
+    return cached("learn-the-change", spec, lambda: _learn_the_change(spec, progress))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from book import exercises as ex
 from book.exercises import protocol, sources
 from book.grading.collect import SOURCE_DIR
 from book.authoring import exercise_pages as pages
-from book.colab import INSTALL_MARKER, install_cell
+from book.authoring.colab import INSTALL_MARKER, install_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sources.exercise_sources(SOURCE_DIR)

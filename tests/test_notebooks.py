@@ -11,7 +11,7 @@ import pytest
 
 from book.authoring.jupyter_markdown import myst_leftovers
 from book.authoring.notebooks import check, fix_install_cell, install_problems, render, sources, stored_glue
-from book.colab import INSTALL_MARKER, colab_url, install_cell, repository
+from book.authoring.colab import INSTALL_MARKER, colab_url, install_cell, repository
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.md"))

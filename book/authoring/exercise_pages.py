@@ -85,7 +85,7 @@ def _drop_markers(source: str) -> str:
 def _install_cell(root: Path):
     from nbformat.v4 import new_code_cell
 
-    from ..colab import install_cell
+    from .colab import install_cell
 
     return new_code_cell(install_cell(root), metadata={"tags": ["remove-cell"]})
 

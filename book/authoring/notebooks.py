@@ -12,7 +12,7 @@ opens in Colab or downloads, so it has to read like the page in plain Jupyter, w
   listed at the end;
 - code cells keep their code, without outputs; cells hidden on the web page start folded
   (``# @title`` and ``cellView: form`` on Colab, ``source_hidden`` in JupyterLab); the first is the
-  install cell (:func:`book.colab.install_cell`).
+  install cell (:func:`book.authoring.colab.install_cell`).
 
 The glued numbers come from the executed notebooks of a book build (``_build/jupyter_execute``). Each
 generated notebook keeps the values it used in its metadata, so ``sync`` and ``check`` need no build.
@@ -37,7 +37,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..colab import INSTALL_MARKER, install_cell
+from .colab import INSTALL_MARKER, install_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("chapters",)  # exercises pair with generated student notebooks: see book.authoring.exercise_pages
@@ -177,7 +177,7 @@ def render(md_path: Path, glue: dict[str, str], root: Path = ROOT):
     source = jupytext.read(md_path)
     first_code = next((c for c in source.cells if c.cell_type == "code"), None)
     if first_code is None or first_code.source != install_cell(root):
-        raise ValueError(f"{rel}: the first code cell must be the install cell of book.colab "
+        raise ValueError(f"{rel}: the first code cell must be the install cell of book.authoring.colab "
                          "(run `python -m book.authoring.notebooks sync`)")
     bib, url = _bibliography(root), site_url(root)
     used: dict[str, str] = {}
@@ -301,7 +301,7 @@ def install_problems(root: Path = ROOT) -> list[str]:
     for md in sources(root):
         match = _CELL.search(md.read_text())
         if match is None or match[2] != install_cell(root):
-            problems.append(f"{md.relative_to(root)}: the first code cell is not the install cell of book.colab "
+            problems.append(f"{md.relative_to(root)}: the first code cell is not the install cell of book.authoring.colab "
                             "(`python -m book.authoring.notebooks sync`)")
     return problems
 

@@ -449,7 +449,7 @@ def open_site(html_root: Path, *, repo_root: Path | None = None, colab_url=None,
     """Serve ``html_root`` and open it in headless Chromium; yields a :class:`Site`.
 
     ``colab_url(notebook_path)`` gives the address the Colab button of a notebook page
-    must have (``book.colab.colab_url``); ``repo_root`` is where the notebooks must exist.
+    must have (``book.authoring.colab.colab_url``); ``repo_root`` is where the notebooks must exist.
     Pass ``browser`` (from :func:`launch_chromium`) to share one browser between sites.
     """
     with contextlib.ExitStack() as stack:

@@ -18,7 +18,7 @@ INSTALL_MARKER = "# @title Set up the course"
 
 
 def _config_path(root: Path | None = None) -> Path:
-    root = root or Path(__file__).resolve().parent.parent
+    root = root or Path(__file__).resolve().parents[2]
     return root / "_config.yml"
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from .cache import cached
 from .data import load_mnist1d
-from .errors import ConfigError, check_choice, check_whole_number
+from .errors import ConfigError, validate_choice, validate_whole_number
 from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, validate_conv_config
 from .nets.mlp import MLPConfig, MLPStack
 from .training import TrainConfig, evaluate, one_thread, seeded, train, train_adam
@@ -122,11 +122,11 @@ def _identity_fit(spec: IdentityFit, progress: bool) -> dict:
 
 def identity_fit(spec: IdentityFit, progress: bool = True) -> dict:
     """``{"steps": [...], "error": [...]}``: relative held-out error through training (cached)."""
-    check_choice("target", spec.target, ("identity", "near_identity"))
-    check_choice("init", spec.init, ("default", "kaiming", "orthogonal", "zero_branch"))
+    validate_choice("target", spec.target, ("identity", "near_identity"))
+    validate_choice("init", spec.init, ("default", "kaiming", "orthogonal", "zero_branch"))
     if spec.identity_ends and spec.width < spec.features:
         raise ConfigError(f"identity ends need width ≥ features, got width {spec.width} and {spec.features} features.")
-    check_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
+    validate_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
     return cached("identity-fit", spec, lambda: _identity_fit(spec, progress))
 
 
@@ -220,8 +220,8 @@ def _learn_the_change(spec: LearnTheChange, progress: bool) -> dict:
 
 def learn_the_change(spec: LearnTheChange, progress: bool = False) -> dict:
     """``{"steps": [...], "unlearned": [...]}``: the share of the change not yet learned through training (cached)."""
-    check_choice("stack", spec.stack, CHANGE_STACKS)
-    check_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
+    validate_choice("stack", spec.stack, CHANGE_STACKS)
+    validate_whole_number("depth", spec.depth, minimum=1, maximum=MAX_DEPTH)
     if spec.width < 2 * spec.features:
         raise ConfigError(f"the identity-started stacks need width ≥ 2 × features, got {spec.width} and "
                           f"{spec.features}.")

@@ -23,7 +23,7 @@ from torch import nn
 
 from .cache import cached
 from .data import load_mnist1d
-from .errors import check_choice, check_whole_number
+from .errors import validate_choice, validate_whole_number
 from .nets.mlp import RESIDUAL_INITS, MLPConfig, MLPStack, validate_mlp_config
 from .probes import LayerStats, input_gradients, probe, stack_points
 from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
@@ -72,7 +72,7 @@ class GradFlow:
 
 
 def _validate_depth(depth) -> None:
-    check_whole_number("depth", depth, minimum=1, maximum=MAX_DEPTH)
+    validate_whole_number("depth", depth, minimum=1, maximum=MAX_DEPTH)
 
 
 @one_thread
@@ -183,7 +183,7 @@ def _shatter(spec: Shatter) -> dict:
 def shattered_correlation(spec: Shatter) -> dict:
     """``{"correlation": float, "gradients": [...]}`` for ``spec`` (cached)."""
     _validate_depth(spec.depth)
-    check_choice("variant", spec.variant, SHATTER_VARIANTS)
+    validate_choice("variant", spec.variant, SHATTER_VARIANTS)
     return cached("shatter", spec, lambda: _shatter(spec))
 
 

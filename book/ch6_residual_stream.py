@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .cache import atomic_write, cached, forget, result_key, result_path
-from .errors import ConfigError, check_whole_number
+from .errors import ConfigError, validate_whole_number
 from .nets.transformer import Transformer, TransformerConfig, validate_transformer_config
 from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
 from .sequence_task import SortTask, masked_cross_entropy
@@ -162,7 +162,7 @@ def validate_train_spec(spec: TrainSpec) -> None:
     if not (isinstance(spec.lr, (int, float)) and math.isfinite(spec.lr) and spec.lr > 0):
         raise ConfigError(f"the learning rate must be a positive number, got {spec.lr!r}.")
     for name in ("warmup_steps", "steps", "batch_size"):
-        check_whole_number(name, getattr(spec, name), minimum=0 if name == "warmup_steps" else 1)
+        validate_whole_number(name, getattr(spec, name), minimum=0 if name == "warmup_steps" else 1)
     if spec.warmup_steps > spec.steps:
         raise ConfigError(f"warm-up ({spec.warmup_steps} steps) is longer than training ({spec.steps} steps).")
 

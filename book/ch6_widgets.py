@@ -14,7 +14,7 @@ traceback. :func:`bench_cases` gives ``make bench`` one live update per case.
 
 from __future__ import annotations
 
-from .errors import ConfigError, check_whole_number
+from .errors import ConfigError, validate_whole_number
 from .nets.transformer import NORM_PLACEMENTS
 from .widgets import Explorer
 from .ch6_residual_stream import (CHAPTER_LR, CHAPTER_STEPS, InitGradients, LensSpec, TrainSpec, gradients_at_init,
@@ -75,7 +75,7 @@ class ResidualStreamExplorer(Explorer):
 
     # -------------------------------------------------------------- helpers
     def _depth(self, limit: int) -> int:
-        return check_whole_number("depth", self.depth.value, minimum=1, maximum=limit)
+        return validate_whole_number("depth", self.depth.value, minimum=1, maximum=limit)
 
     def set(self, **values) -> None:
         """Set controls by name (``depth``, ``norm``, ``warmup``, ``lr``), then redraw once.

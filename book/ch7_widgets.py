@@ -42,11 +42,11 @@ class EulerExplorer(Explorer):
 
     def set(self, steps: int | None = None, decay: float | None = None) -> None:
         """Set the sliders (tests, the benchmark) and redraw once; values outside the sliders' range show a message."""
-        from .errors import ConfigError, check_whole_number
+        from .errors import ConfigError, validate_whole_number
 
         try:
             if steps is not None:
-                check_whole_number("the number of steps", steps, minimum=1, maximum=MAX_STEPS)
+                validate_whole_number("the number of steps", steps, minimum=1, maximum=MAX_STEPS)
             if decay is not None and not (isinstance(decay, (int, float)) and 0 <= decay <= MAX_DECAY):
                 raise ConfigError(f"the decay rate must be a number from 0 to {MAX_DECAY:g}, got {decay!r}.")
         except ConfigError as err:

@@ -1,4 +1,4 @@
-"""One error for every setting that cannot be used, and the checks that raise it.
+"""One error for every setting that cannot be used, and the validators that raise it.
 
 A learner who types depth 9 into a widget, or a negative seed into a spec,
 gets a :class:`ConfigError` whose message says what to change, never a
@@ -8,7 +8,7 @@ one class (a :class:`ValueError`), so ``except ConfigError`` catches them all.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "check_whole_number", "check_choice", "is_whole_number"]
+__all__ = ["ConfigError", "validate_whole_number", "validate_choice", "is_whole_number"]
 
 
 class ConfigError(ValueError):
@@ -20,7 +20,7 @@ def is_whole_number(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_whole_number(name: str, value, minimum: int | None = None, maximum: int | None = None,
+def validate_whole_number(name: str, value, minimum: int | None = None, maximum: int | None = None,
                        hint: str = "") -> int:
     """Return ``value`` if it is a whole number in ``[minimum, maximum]``; else raise :class:`ConfigError`.
 
@@ -42,7 +42,7 @@ def check_whole_number(name: str, value, minimum: int | None = None, maximum: in
     raise ConfigError(f"{name} must be {wanted}, got {value!r}.{(' ' + hint) if hint else ''}")
 
 
-def check_choice(name: str, value, choices) -> object:
+def validate_choice(name: str, value, choices) -> object:
     """Return ``value`` if it is one of ``choices``; else raise :class:`ConfigError` listing them."""
     if value in tuple(choices):
         return value

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import check_whole_number
+from .errors import validate_whole_number
 
 __all__ = ["SortTask", "Batch", "masked_cross_entropy"]
 
@@ -42,7 +42,7 @@ class SortTask:
 
     def __post_init__(self):
         for name in ("length", "n_symbols"):
-            check_whole_number(name, getattr(self, name), minimum=2)
+            validate_whole_number(name, getattr(self, name), minimum=2)
 
     @property
     def vocab_size(self) -> int:

@@ -23,7 +23,7 @@ from torch import nn
 
 from .cache import atomic_write, cached, forget, is_cached, result_key, result_path
 from .data import load_mnist1d
-from .errors import ConfigError, check_whole_number
+from .errors import ConfigError, validate_whole_number
 from .nets.conv1d import ConvNet1d, ConvNetConfig, validate_conv_config
 from .nets.shortcuts import ScaledShortcut
 from .training import TrainConfig, TrainResult, seeded, train
@@ -146,7 +146,7 @@ class TrainedNet:
 
 def _validate(config: ConvNetConfig, seed: int) -> None:
     validate_conv_config(config)
-    check_whole_number("seed", seed, minimum=0)
+    validate_whole_number("seed", seed, minimum=0)
 
 
 # --------------------------------------------------------------------------- training one

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError, check_choice, check_whole_number
+from ..errors import ConfigError, validate_choice, validate_whole_number
 
 __all__ = ["MLPConfig", "MLPStack", "PlainLayer", "ResidualLayer", "INITS", "GENERIC_INITS",
            "RESIDUAL_INITS", "ACTIVATIONS", "NORMS", "validate_mlp_config"]
@@ -72,15 +72,15 @@ class MLPConfig:
 
 def validate_mlp_config(cfg: MLPConfig) -> None:
     for name in ("depth", "width", "in_features", "out_features", "branch_layers"):
-        check_whole_number(name, getattr(cfg, name), minimum=1)
-    check_choice("activation", cfg.activation, ACTIVATIONS)
-    check_choice("norm", cfg.norm, NORMS)
+        validate_whole_number(name, getattr(cfg, name), minimum=1)
+    validate_choice("activation", cfg.activation, ACTIVATIONS)
+    validate_choice("norm", cfg.norm, NORMS)
     if cfg.norm_position not in ("pre", "post"):
         raise ConfigError(f"norm_position {cfg.norm_position!r} is not 'pre' or 'post'.")
     if isinstance(cfg.branch_scale, bool) or not isinstance(cfg.branch_scale, (int, float)) \
             or not math.isfinite(float(cfg.branch_scale)):
         raise ConfigError(f"branch_scale must be a finite number, got {cfg.branch_scale!r}.")
-    check_choice("init", cfg.init, INITS)
+    validate_choice("init", cfg.init, INITS)
     if cfg.init in RESIDUAL_INITS and not cfg.residual:
         raise ConfigError(f"init {cfg.init!r} shrinks residual branches; a plain stack has none. "
                           f"Use one of {list(GENERIC_INITS)} or a residual stack.")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError, check_choice, check_whole_number
+from ..errors import ConfigError, validate_choice, validate_whole_number
 
 __all__ = [
     "HighwayLayer", "ResidualSkipLayer", "PlainSkipLayer", "SkipMLPConfig", "SkipMLP", "LAYER_KINDS",
@@ -127,9 +127,9 @@ class SkipMLP(nn.Module):
 
     def __init__(self, config: SkipMLPConfig):
         super().__init__()
-        check_choice("kind", config.kind, LAYER_KINDS)
-        check_whole_number("depth", config.depth, minimum=1)
-        check_whole_number("width", config.width, minimum=1)
+        validate_choice("kind", config.kind, LAYER_KINDS)
+        validate_whole_number("depth", config.depth, minimum=1)
+        validate_whole_number("width", config.width, minimum=1)
         self.config = config
         self.stem = nn.Sequential(nn.Linear(config.in_features, config.width), nn.ReLU())
         make = {"highway": lambda: HighwayLayer(config.width, config.carry_bias),

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, check_choice, check_whole_number
+from ..errors import ConfigError, validate_choice, validate_whole_number
 from .shortcuts import ScaledShortcut
 
 __all__ = [
@@ -65,10 +65,10 @@ class TransformerConfig:
 def validate_transformer_config(cfg: TransformerConfig) -> None:
     """Raise :class:`ConfigError` with a clear message if ``cfg`` cannot be built."""
     for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
-        check_whole_number(name, getattr(cfg, name), minimum=1)
+        validate_whole_number(name, getattr(cfg, name), minimum=1)
     if cfg.n_embd % cfg.n_head:
         raise ConfigError(f"n_embd ({cfg.n_embd}) must be divisible by n_head ({cfg.n_head}).")
-    check_choice("norm", cfg.norm, NORM_PLACEMENTS)
+    validate_choice("norm", cfg.norm, NORM_PLACEMENTS)
 
 
 def xavier_(linear: nn.Linear, gain: float = 1.0) -> None:

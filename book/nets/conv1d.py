@@ -26,7 +26,7 @@ from .shortcuts import PadChannelsShortcut
 
 __all__ = [
     "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "StochasticDepthBlock1d",
-    "conv_net", "plain_net", "resnet", "validate_6n_plus_2_depth", "validate_conv_config",
+    "conv_net", "plain_net", "resnet", "he_init_", "validate_6n_plus_2_depth", "validate_conv_config",
     "deepen_with_identities", "make_identity_",
 ]
 
@@ -188,23 +188,29 @@ class ConvNet1d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # He (Kaiming) init for convs, as in the paper; BN starts at γ=1, β=0.
-        for m in self.modules():
-            if isinstance(m, nn.Conv1d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm1d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        if self.config.zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, BasicBlock1d):
-                    m.zero_init_last()
+        he_init_(self, self.config.zero_init_residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)              # (N, w0, 40)
         x = self.blocks(x)            # (N, w2, 10)
         x = x.mean(dim=-1)            # global average pool → (N, w2)
         return self.head(x)           # (N, num_classes)
+
+
+def he_init_(model: nn.Module, zero_init_residual: bool = False) -> nn.Module:
+    """He et al.'s init for a conv net, 1-D or 2-D: Kaiming normal (fan-out) for every conv, BN at γ = 1, β = 0
+    ("Delving deep into rectifiers", 2015); then, if asked, every block's own ``zero_init_last`` (Goyal et al.)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    if zero_init_residual:
+        for m in model.modules():
+            if hasattr(m, "zero_init_last"):
+                m.zero_init_last()
+    return model
 
 
 # --------------------------------------------------------------------------- the construction argument

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .conv1d import validate_6n_plus_2_depth
+from .conv1d import he_init_, validate_6n_plus_2_depth
 from .shortcuts import PadChannelsShortcut, ProjectionShortcut
 
 __all__ = [
@@ -92,15 +92,19 @@ class BasicBlock(nn.Module):
 
     expansion = 1  # output channels = channels × expansion
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, shortcut: str = "B"):
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, shortcut: str = "B", **branch_options):
         super().__init__()
         out_channels = channels * self.expansion
-        self.branch = nn.Sequential(OrderedDict(
+        self.branch = self.make_branch(in_channels, channels, out_channels, stride, **branch_options)
+        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut)
+        self.relu = nn.ReLU()  # not in place: probes may hold the sum
+
+    @staticmethod
+    def make_branch(in_channels: int, channels: int, out_channels: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(OrderedDict(
             conv1=conv3x3(in_channels, channels, stride), bn1=nn.BatchNorm2d(channels), relu=nn.ReLU(inplace=True),
             conv2=conv3x3(channels, out_channels), bn2=nn.BatchNorm2d(out_channels),
         ))
-        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut)
-        self.relu = nn.ReLU()  # not in place: probes may hold the sum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.shortcut(x)
@@ -115,33 +119,25 @@ class BasicBlock(nn.Module):
         nn.init.zeros_(self.branch.bn2.weight)
 
 
-class Bottleneck(nn.Module):
-    """1×1 (reduce) → 3×3 → 1×1 (expand ×4), each followed by BN, ReLU after the sum.
+class Bottleneck(BasicBlock):
+    """A basic block with another branch: 1×1 (reduce) → 3×3 → 1×1 (expand ×4), each followed by BN.
 
-    ``stride_in_3x3=True`` strides the 3×3 conv (torchvision's "ResNet v1.5",
-    4.1 G multiply-adds for ResNet-50); ``False`` strides the first 1×1 conv as
-    the paper did (3.8 G). The parameter count is the same.
+    The sum, the ReLU after it and the shortcut are the basic block's. ``stride_in_3x3=True`` strides the 3×3
+    conv (torchvision's "ResNet v1.5", 4.1 G multiply-adds for ResNet-50); ``False`` strides the first 1×1 conv
+    as the paper did (3.8 G). The parameter count is the same.
     """
 
     expansion = 4
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, shortcut: str = "B",
-                 stride_in_3x3: bool = True):
-        super().__init__()
-        out_channels = channels * self.expansion
+    @staticmethod
+    def make_branch(in_channels: int, channels: int, out_channels: int, stride: int,
+                    stride_in_3x3: bool = True) -> nn.Sequential:
         s1, s3 = (1, stride) if stride_in_3x3 else (stride, 1)
-        self.branch = nn.Sequential(OrderedDict(
+        return nn.Sequential(OrderedDict(
             conv1=conv1x1(in_channels, channels, s1), bn1=nn.BatchNorm2d(channels), relu1=nn.ReLU(inplace=True),
             conv2=conv3x3(channels, channels, s3), bn2=nn.BatchNorm2d(channels), relu2=nn.ReLU(inplace=True),
             conv3=conv1x1(channels, out_channels), bn3=nn.BatchNorm2d(out_channels),
         ))
-        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut)
-        self.relu = nn.ReLU()  # not in place: probes may hold the sum
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.shortcut(x)
-        out = out + self.branch(x)  # the residual sum, out of place
-        return self.relu(out)
 
     def zero_init_last(self) -> None:
         """γ = 0 in the last BN (Goyal et al. 2017, arXiv 1706.02677)."""
@@ -195,20 +191,6 @@ class PlainBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.branch(x))
-
-
-def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
-    # He (Kaiming) init for convs (He et al. 2015, "Delving deep into rectifiers"); BN γ=1, β=0.
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    if zero_init_residual:
-        for m in model.modules():
-            if hasattr(m, "zero_init_last"):
-                m.zero_init_last()
 
 
 # --------------------------------------------------------------------------- CIFAR family
@@ -269,7 +251,7 @@ class CifarResNet(nn.Module):
         # The pre-activation net ends with the BN → ReLU its last block leaves out.
         self.final = nn.Sequential(nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True)) if preact else nn.Identity()
         self.head = nn.Linear(in_ch, config.num_classes)
-        _init_weights(self, config.zero_init_residual)
+        he_init_(self, config.zero_init_residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)                 # (N, 16, 32, 32)
@@ -336,7 +318,7 @@ class ResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.head = nn.Linear(in_ch, config.num_classes)
-        _init_weights(self, config.zero_init_residual)
+        he_init_(self, config.zero_init_residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)                 # (N, 64, 56, 56)

@@ -35,6 +35,18 @@ def _explain_shape_error(fail, c_in: int, c_out: int, stride: int) -> "_Fail":
                  f"so F(x) + shortcut(x) fails: the shortcut must map {c_in} channels to {c_out}, as the branch does.")
 
 
+def _check_relu_after_sum(zero_branch_output, shortcut) -> None:
+    """With its branch at zero a basic block returns relu(shortcut(x)): say what is missing if it does not."""
+    import torch
+
+    if _close(zero_branch_output, shortcut) and not _close(shortcut, torch.relu(shortcut)):
+        raise _Fail("the block returns F(x) + shortcut(x) with no ReLU after the sum; the basic block "
+                    "ends with relu(F(x) + shortcut(x)).")
+    if not _close(zero_branch_output, torch.relu(shortcut)):
+        raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not: "
+                    "add the shortcut to the branch's output and apply the ReLU after the sum.")
+
+
 def _check_block_output(y, x, c_in: int, c_out: int, stride: int) -> tuple:
     """That ``y`` is a tensor of the shape a BasicBlock must return (self-check and judge alike); that shape."""
     if not _is_tensor(y):
@@ -103,12 +115,7 @@ def check_basic_block(BasicBlock, thorough: bool = False) -> str:
                 m.bias.zero_()
             y0 = trial(x)
             s = trial.shortcut(x)
-        if _close(y0, s) and not _close(s, torch.relu(s)):
-            raise _Fail("the block returns F(x) + shortcut(x) with no ReLU after the sum; the basic block "
-                        "ends with relu(F(x) + shortcut(x)).")
-        if not _close(y0, torch.relu(s)):
-            raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not: "
-                        "add the shortcut to the branch's output and apply the ReLU after the sum.")
+        _check_relu_after_sum(y0, s)
         # The block's real output, recomputed from its modules as the forward called them.
         sc = _rebuild_shortcut(used, x)
         _branch_verdict(y.detach(), x, calls[0].detach() if sc is None else sc, leaves, c_in, c_out, stride)
@@ -416,12 +423,7 @@ def _judge_basic_block(answers, seed, thorough) -> str:
         y0 = _run("your block with its branch set to zero", replay.next)
         if not _is_tensor(y0) or tuple(y0.shape) != want:
             raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not.")
-        if _close(y0, sc) and not _close(sc, torch.relu(sc)):
-            raise _Fail("the block returns F(x) + shortcut(x) with no ReLU after the sum; the basic block "
-                        "ends with relu(F(x) + shortcut(x)).")
-        if not _close(y0, torch.relu(sc)):
-            raise _Fail("with the branch set to zero the block should return relu(shortcut(x)), but it does not: "
-                        "add the shortcut to the branch's output and apply the ReLU after the sum.")
+        _check_relu_after_sum(y0, sc)
         # The block's real output, recomputed here from its modules as its forward called them: a block whose
         # output ignores its branch, or that changes its modules during the forward, is caught here.
         sc_used = _rebuild_shortcut(traced.get("shortcut_used"), x)

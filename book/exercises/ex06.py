@@ -82,26 +82,26 @@ def _post_norm_hint(found, gap: float) -> str:
     }[found]
 
 
+def _check_norm_placement(Block, cases, want: str, hint, passed: str) -> str:
+    for d, seed in cases:
+        found, gap = _stream_case(Block, d, seed)
+        if found != want:
+            raise _Fail(hint(found, gap))
+    return passed
+
+
 @_checker("Task 1 · a pre-norm block")
 def check_pre_norm_block(PreNormBlock, thorough: bool = False) -> str:
     """``PreNormBlock(d_model, sublayer)`` computes ``x + sublayer(norm(x))``."""
-    for d, seed in ([(16, 0), (24, 1)] if thorough else [(16, 0)]):
-        found, gap = _stream_case(PreNormBlock, d, seed)
-        if found == "pre":
-            continue
-        raise _Fail(_pre_norm_hint(found, gap))
-    return _PRE_NORM_PASSED
+    cases = [(16, 0), (24, 1)] if thorough else [(16, 0)]
+    return _check_norm_placement(PreNormBlock, cases, "pre", _pre_norm_hint, _PRE_NORM_PASSED)
 
 
 @_checker("Task 1 · a post-norm block")
 def check_post_norm_block(PostNormBlock, thorough: bool = False) -> str:
     """``PostNormBlock(d_model, sublayer)`` computes ``norm(x + sublayer(x))``."""
-    for d, seed in ([(16, 2), (24, 3)] if thorough else [(16, 2)]):
-        found, gap = _stream_case(PostNormBlock, d, seed)
-        if found == "post":
-            continue
-        raise _Fail(_post_norm_hint(found, gap))
-    return _POST_NORM_PASSED
+    cases = [(16, 2), (24, 3)] if thorough else [(16, 2)]
+    return _check_norm_placement(PostNormBlock, cases, "post", _post_norm_hint, _POST_NORM_PASSED)
 
 
 def _stream_cases(seed, thorough):

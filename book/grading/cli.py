@@ -8,16 +8,9 @@ only. The sandbox is then killed, every process in it with it, and the grader ju
 process (:func:`book.exercises.protocol.judge`): no score, verdict or feedback text comes from where the learner's code
 ran. The hidden tests (``exercises/source`` or ``--hidden-tests PATH``) never enter the sandbox.
 
-The grader writes, all under ``OUT`` and only once every sandbox is gone:
-
-- ``gradebook.csv``: one row per submission: its original path, status, points per task, total, a column per
-  written answer (``review``: text to mark by hand; ``missing``: none written), the points left to mark, details;
-- ``collection.csv``: every file found in the submissions folder and what became of it;
-- ``feedback/<name>.md``, for the learner: what each task's tests said, what went wrong while running, and each
-  written answer (never a rubric);
-- ``marking/<name>.md``, for the instructor: the same with each written answer's rubric, to mark by hand;
-- with ``--gradescope``: ``gradescope/<name>/results.json`` (and ``results.json`` when there is
-  one submission, as Gradescope's autograder expects).
+The grader writes its reports under ``OUT`` (the gradebook, the collection log, feedback for each learner and
+marking files for the instructor: :mod:`book.grading.gradebook` lists them), and Gradescope's ``results.json``
+with ``--gradescope`` (:mod:`book.grading.gradescope`).
 
 ``--jobs N`` grades N submissions at once, each in its own sandbox with its own limits; the reports are the same
 as a serial run's (rows in the order the submissions were found; the judges take turns). One bad submission never

@@ -82,9 +82,9 @@ def _post_norm_hint(found, gap: float) -> str:
     }[found]
 
 
-def _check_norm_placement(Block, cases, want: str, hint, passed: str) -> str:
-    for d, seed in cases:
-        found, gap = _stream_case(Block, d, seed)
+def _norm_placement_verdict(results, want: str, hint, passed: str) -> str:
+    """``results`` yields ``(placement found, gap)`` per case, lazily: the first wrong placement fails with its hint."""
+    for found, gap in results:
         if found != want:
             raise _Fail(hint(found, gap))
     return passed
@@ -94,14 +94,16 @@ def _check_norm_placement(Block, cases, want: str, hint, passed: str) -> str:
 def check_pre_norm_block(PreNormBlock, thorough: bool = False) -> str:
     """``PreNormBlock(d_model, sublayer)`` computes ``x + sublayer(norm(x))``."""
     cases = [(16, 0), (24, 1)] if thorough else [(16, 0)]
-    return _check_norm_placement(PreNormBlock, cases, "pre", _pre_norm_hint, _PRE_NORM_PASSED)
+    return _norm_placement_verdict((_stream_case(PreNormBlock, d, seed) for d, seed in cases), "pre",
+                                   _pre_norm_hint, _PRE_NORM_PASSED)
 
 
 @_checker("Task 1 · a post-norm block")
 def check_post_norm_block(PostNormBlock, thorough: bool = False) -> str:
     """``PostNormBlock(d_model, sublayer)`` computes ``norm(x + sublayer(x))``."""
     cases = [(16, 2), (24, 3)] if thorough else [(16, 2)]
-    return _check_norm_placement(PostNormBlock, cases, "post", _post_norm_hint, _POST_NORM_PASSED)
+    return _norm_placement_verdict((_stream_case(PostNormBlock, d, seed) for d, seed in cases), "post",
+                                   _post_norm_hint, _POST_NORM_PASSED)
 
 
 def _stream_cases(seed, thorough):
@@ -183,18 +185,14 @@ def _judge_stream(answers, seed, thorough, cls_name):
 
 @_checker("Task 1 · a pre-norm block")
 def _judge_pre_norm(answers, seed, thorough) -> str:
-    for found, gap in _judge_stream(answers, seed, thorough, "PreNormBlock"):
-        if found != "pre":
-            raise _Fail(_pre_norm_hint(found, gap))
-    return _PRE_NORM_PASSED
+    return _norm_placement_verdict(_judge_stream(answers, seed, thorough, "PreNormBlock"), "pre",
+                                   _pre_norm_hint, _PRE_NORM_PASSED)
 
 
 @_checker("Task 1 · a post-norm block")
 def _judge_post_norm(answers, seed, thorough) -> str:
-    for found, gap in _judge_stream(answers, seed, thorough, "PostNormBlock"):
-        if found != "post":
-            raise _Fail(_post_norm_hint(found, gap))
-    return _POST_NORM_PASSED
+    return _norm_placement_verdict(_judge_stream(answers, seed, thorough, "PostNormBlock"), "post",
+                                   _post_norm_hint, _POST_NORM_PASSED)
 
 
 @_checker("Task 1 · the two blocks")

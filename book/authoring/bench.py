@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["execute_notebook", "time_pages", "time_widgets", "main"]
 
-WIDGET_MODULES = ("book.ch1_widgets", "book.ch3_widgets", "book.ch5_widgets", "book.ch6_widgets", "book.ch7_widgets")
+
+
+def widget_modules() -> list[str]:
+    """Every chapter's widgets module (``book/chN_*widgets.py``): a new explorer joins the bench by its file name."""
+    return sorted(f"book.{path.stem}" for path in (ROOT / "book").glob("ch*_widgets.py"))
 
 
 def execute_notebook(path: Path, timeout: int = 600, cwd: Path | None = None):
@@ -88,7 +92,7 @@ def time_widgets(repeat: int = 15) -> list[tuple[str, float, float]]:
 
     matplotlib.use("Agg")
     rows = []
-    for name in WIDGET_MODULES:
+    for name in widget_modules():
         try:
             module = importlib.import_module(name)
         except ImportError:

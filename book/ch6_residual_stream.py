@@ -243,7 +243,7 @@ def trained_transformer(spec: TrainSpec, progress: bool = True) -> tuple[Transfo
     if key in _MODELS:
         return _MODELS[key], run
     path = result_path("transformer-train", spec, ".pt")
-    if not path.exists():  # a record without weights (an older cache): train again
+    if not path.exists():  # curves cached without their weights file (removed, or a run with disk=False): train again
         forget("transformer-train", spec)
         run = run_training(spec, progress=progress)
         if key in _MODELS:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from book import colab
+from book.authoring import colab
 from book.authoring.site_check import (chromium_path, external_loads, launch_chromium, open_site,
                              redirect_target, repeated_scripts, site_pages)
 

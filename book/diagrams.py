@@ -45,9 +45,10 @@ def _kind(label: str) -> str:
 
 
 BLOCKS: dict[str, Block] = {
-    "plain": Block("plain block", ("3×3 conv", "BN", "ReLU", "3×3 conv", "BN"), None, ("ReLU",),
+    # Chapter 1's 1-D blocks: each convolution has 3 taps along the sequence
+    "plain": Block("plain block", ("3-tap conv", "BN", "ReLU", "3-tap conv", "BN"), None, ("ReLU",),
                    "y = ReLU(F(x))"),
-    "residual": Block("residual block", ("3×3 conv", "BN", "ReLU", "3×3 conv", "BN"), "identity", ("ReLU",),
+    "residual": Block("residual block", ("3-tap conv", "BN", "ReLU", "3-tap conv", "BN"), "identity", ("ReLU",),
                       "y = ReLU(F(x) + x)"),
     "basic": Block("basic block", ("3×3 conv", "BN", "ReLU", "3×3 conv", "BN"), "identity", ("ReLU",),
                    "ResNet-18/34, CIFAR nets"),

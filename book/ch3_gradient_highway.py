@@ -377,9 +377,9 @@ def recorded_equalized(path=RECORDED_EQUALIZE) -> dict:
 
 def equalized_problems(path=RECORDED_EQUALIZE, cases=((56, True, 0), (20, False, 1))) -> list[str]:
     """Re-run the first epochs of some recorded runs; describe every number that differs (none, on the pinned path)."""
-    record = read_record(path)
+    record = recorded_equalized(path)
     problems = setting_problems(record, DepthRun())
-    runs = {(r["depth"], r["equalize"], r["seed"]): r for r in record["runs"]}
+    runs = record["runs"]
     for depth, equalize, seed in cases:
         then = runs[(depth, equalize, seed)]
         now = _weight_gradients(WeightGradients(depth=depth, seed=seed, equalize=equalize),

@@ -8,7 +8,7 @@ import torch
 
 from book.ch2_learn_the_change import (CHANGE_LRS, FIT_VARIANTS, IdentityFit, InsertBlocks, LearnTheChange, change_stack,
                                       identity_fit, insert_blocks, learn_the_change)
-from book.training import CLAIM_SEEDS
+from book.training import CLAIM_SEEDS, seeded
 from book.nets.mlp import ResidualLayer
 from book.nets.conv1d import BasicBlock1d, PlainBlock1d
 
@@ -77,8 +77,7 @@ def test_both_identity_started_stacks_start_at_exactly_the_identity():
     for stack in ("residual, zero branches", "plain, identity init"):
         for seed in CHANGE_SEEDS:
             spec = LearnTheChange(stack=stack, seed=seed)
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
+            with seeded(seed):
                 model = change_stack(spec)
             x = torch.randn(64, spec.features)
             assert torch.allclose(model(x), x, atol=1e-6), stack

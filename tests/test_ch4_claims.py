@@ -8,7 +8,7 @@ from book.numerics import pinned
 import torch
 
 from book.nets.resnets import cifar_resnet
-from book.ch4_building_resnets import BAD_LR, SCALED_SHORTCUT
+from book.ch4_building_resnets import SCALED_SHORTCUT
 from book.trained_nets import STUDY_DEPTH, TrainedNet, trained_net
 from book.training import CLAIM_SEEDS
 
@@ -29,13 +29,6 @@ def test_scaled_shortcut_is_worse_on_average():
     identity = sum(_train_error(seed=s) for s in CLAIM_SEEDS) / len(CLAIM_SEEDS)
     scaled = sum(_train_error(seed=s, shortcut_scale=SCALED_SHORTCUT) for s in CLAIM_SEEDS) / len(CLAIM_SEEDS)
     assert scaled > 2 * identity, (scaled, identity)
-
-
-@pytest.mark.parametrize("seed", CLAIM_SEEDS)
-def test_a_residual_net_with_a_bad_learning_rate_still_fails(seed):
-    good = _train_error(seed=seed)
-    bad = _train_error(seed=seed, lr=BAD_LR)
-    assert bad > 0.25 and bad > 5 * good, (bad, good)
 
 
 def test_zero_init_starts_the_cifar_net_as_its_stem_and_head():
@@ -74,6 +67,16 @@ def test_residual_nets_memorize_random_labels_more_readily_and_both_pay_on_clean
     assert runs[(True, NOISE, seed)]["memorized"] > 2 * runs[(False, NOISE, seed)]["memorized"]
     for residual in (False, True):
         assert runs[(residual, NOISE, seed)]["test_error"][-1] > runs[(residual, 0.0, seed)]["test_error"][-1] + 0.05
+
+
+@pytest.mark.parametrize("seed", NOISE_SEEDS)
+def test_with_random_labels_the_residual_nets_best_test_error_is_lower_and_memorizing_then_raises_it(seed):
+    # the recorded seeds: best test error ResNet-20 0.125, 0.133, 0.090 against plain-20 0.198, 0.268, 0.115;
+    # ResNet-20 then rises by 0.082, 0.048, 0.052 to its final epoch
+    runs = recorded_noisy_labels()["runs"]
+    res, plain = (runs[(r, NOISE, seed)]["test_error"] for r in (True, False))
+    assert min(res) < min(plain) - 0.01, (min(res), min(plain))
+    assert res[-1] > min(res) + 0.025, (res[-1], min(res))
 
 
 # --------------------------------------------------------------------------- which learning rates work (recorded)

@@ -136,6 +136,9 @@ def test_long_skips_denoise_better_especially_the_detail(seed):
     assert with_skips["test_mse"] < 0.8 * without["test_mse"]
     assert with_skips["test_mse"] < 0.65 * with_skips["noisy_mse"]   # well below returning the noisy input
     assert with_skips["detail_mse"] < 0.75 * without["detail_mse"]
+    # "a little larger in the detail": without/with 1.66, 1.87, 1.80 on the detail against 1.52, 1.69, 1.76 overall
+    detail_ratio, ratio = without["detail_mse"] / with_skips["detail_mse"], without["test_mse"] / with_skips["test_mse"]
+    assert ratio + 0.02 < detail_ratio < ratio + 0.4, (detail_ratio, ratio)
 
 
 # --------------------------------------------------------------------------- hyper-connections and mHC
@@ -144,7 +147,7 @@ def test_long_skips_denoise_better_especially_the_detail(seed):
 def test_random_mixing_products_grow_and_projected_ones_do_not(seed):
     gains = random_mixing_gains(seed)
     assert gains["raw"][-1] > 2.5
-    assert max(gains["projected"]) < 1.01
+    assert 1 - 1e-6 < min(gains["projected"]) and max(gains["projected"]) < 1.01   # at or just above 1 (≤ 1.0034)
     assert gains["worst_sum_error"] < 0.01
 
 

@@ -7,7 +7,8 @@ same setting compute it once.
 
 - :class:`IdentityFit`   plain vs residual MLP stacks trained to copy their input (or nearly)
 - :class:`LearnTheChange` the small change of a near-identity map, residual against two plain controls
-- :class:`InsertBlocks`  a trained ResNet grows zero-initialised blocks; per-block ‖F(x)‖/‖x‖
+- :class:`InsertBlocks`  a trained ResNet grows zero-initialised or identity plain blocks and trains on; per-block ‖F(x)‖/‖x‖
+- :func:`response_stds`  He et al.'s Fig. 7 quantity: the std of every conv layer's response after batch norm
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from torch import nn
 from .cache import cached
 from .data import load_mnist1d
 from .errors import ConfigError, validate_choice, validate_whole_number
-from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, validate_conv_config
+from .nets.conv1d import BasicBlock1d, ConvNet1d, ConvNetConfig, PlainBlock1d, make_identity_, validate_conv_config
 from .nets.mlp import MLPConfig, MLPStack
 from .training import TrainConfig, evaluate, one_thread, seeded, train, train_adam
 
 __all__ = ["MAX_DEPTH", "IdentityFit", "identity_fit", "FIT_VARIANTS", "LearnTheChange", "learn_the_change",
-           "change_stack", "CHANGE_STACKS", "CHANGE_LRS", "CHANGE_DEPTH", "InsertBlocks", "insert_blocks"]
+           "change_stack", "CHANGE_STACKS", "CHANGE_LRS", "CHANGE_DEPTH", "InsertBlocks", "insert_blocks", "ONWARD_NETS",
+           "response_stds"]
 
 MAX_DEPTH = 200                       # deepest stack the identity-fitting experiment accepts
 
@@ -235,10 +237,13 @@ class InsertBlocks:
     After training, one extra block is inserted at the end of each stage:
 
     - a :class:`~book.nets.conv1d.BasicBlock1d` with ``zero_init_last()`` (its last BN γ = 0), and, for contrast,
-    - a :class:`~book.nets.conv1d.PlainBlock1d` with the usual init.
+    - a :class:`~book.nets.conv1d.PlainBlock1d` with the usual init, and
+    - a :class:`~book.nets.conv1d.PlainBlock1d` set to the identity by :func:`~book.nets.conv1d.make_identity_`
+      (exact in eval mode; in train mode its batch norms normalize with the batch's statistics).
 
-    Also measured on the test set: each original block's ‖F(x)‖ / ‖x‖ (branch
-    output over shortcut output, per sequence, averaged), trained and at init.
+    Each grown net, and the trained net itself as the control, then trains onward for ``onward_epochs`` at the
+    constant rate ``onward_lr`` with the same batch order. Also measured on the test set: each original block's
+    ‖F(x)‖ / ‖x‖ (branch output over shortcut output, per sequence, averaged), trained and at init.
     """
 
     depth: int = 20                   # weighted layers, 6n+2
@@ -246,6 +251,11 @@ class InsertBlocks:
     epochs: int = 6
     lr: float = 0.1
     seed: int = 0
+    onward_epochs: int = 1            # training after the insertion, every grown net and the control alike
+    onward_lr: float = 0.01           # ten times the rate the recipe ended at: training goes on, it does not restart
+
+
+ONWARD_NETS = ("trained, not grown", "zero-γ residual blocks", "identity plain blocks", "random plain blocks")
 
 
 def _grow(model: ConvNet1d, block) -> ConvNet1d:
@@ -294,13 +304,25 @@ def _insert_blocks(spec: InsertBlocks, progress: bool) -> dict:
                        progress=progress, description=f"ResNet-{spec.depth} (seed {spec.seed})")
         zero_grown = _grow(model, _zero_block)
         plain_grown = _grow(model, lambda w: PlainBlock1d(w, w))
-    model.eval(), zero_grown.eval(), plain_grown.eval()
+        identity_grown = _grow(model, lambda w: make_identity_(PlainBlock1d(w, w)))
+    model.eval(), zero_grown.eval(), plain_grown.eval(), identity_grown.eval()
     with torch.no_grad():
         base = model(data.x_test)
         zero_diff = float((zero_grown(data.x_test) - base).abs().max())
-        model.train(), zero_grown.train()
-        zero_diff_train_mode = float((zero_grown(data.x_test) - model(data.x_test)).abs().max())
-        model.eval(), zero_grown.eval()
+        identity_diff = float((identity_grown(data.x_test) - base).abs().max())
+        # in train mode on copies: a forward pass in train mode moves batch norm's running statistics
+        in_train_mode = [copy.deepcopy(net).train() for net in (model, zero_grown, identity_grown)]
+        base_train_mode = in_train_mode[0](data.x_test)
+        zero_diff_train_mode = float((in_train_mode[1](data.x_test) - base_train_mode).abs().max())
+        identity_diff_train_mode = float((in_train_mode[2](data.x_test) - base_train_mode).abs().max())
+    errors_after_insertion = {name: evaluate(net, data.x_test, data.y_test)[1] for name, net in
+                              zip(ONWARD_NETS, (model, zero_grown, identity_grown, plain_grown))}
+    onward = {}
+    for name, net in zip(ONWARD_NETS, (model, zero_grown, identity_grown, plain_grown)):
+        more = train(copy.deepcopy(net), data, TrainConfig(epochs=spec.onward_epochs, lr=spec.onward_lr, milestones=()),
+                     seed=spec.seed, progress=progress, description=f"onward: {name}")
+        onward[name] = {"train_error": more.train_error, "test_error": more.test_error,
+                        "after_insertion": errors_after_insertion[name], "diverged": more.diverged}
     return {
         "train_error": result.train_error, "test_error": result.test_error, "diverged": result.diverged,
         "test_error_base": evaluate(model, data.x_test, data.y_test)[1],
@@ -308,6 +330,10 @@ def _insert_blocks(spec: InsertBlocks, progress: bool) -> dict:
         "test_error_plain_grown": evaluate(plain_grown, data.x_test, data.y_test)[1],
         "max_logit_change_zero": zero_diff,
         "max_logit_change_zero_train_mode": zero_diff_train_mode,
+        "max_logit_change_identity_plain": identity_diff,
+        "max_logit_change_identity_plain_train_mode": identity_diff_train_mode,
+        "max_logit": float(base.abs().max()),
+        "onward": onward,
         "blocks_added": len(spec.widths),
         "ratios_trained": _branch_ratios(model, data.x_test),
         "ratios_at_init": ratios_at_init,
@@ -318,3 +344,20 @@ def insert_blocks(spec: InsertBlocks, progress: bool = True) -> dict:
     """Run (or fetch) :class:`InsertBlocks`: errors before and after growing, and ‖F(x)‖/‖x‖ per block."""
     validate_conv_config(ConvNetConfig(depth=spec.depth, widths=spec.widths))
     return cached("insert-blocks", spec, lambda: _insert_blocks(spec, progress))
+
+
+@torch.no_grad()
+def response_stds(model: ConvNet1d, x: torch.Tensor) -> list[float]:
+    """He et al.'s Fig. 7 quantity: for every conv layer, in the order the data meets them, the std of its response
+    after batch norm and before the ReLU or the sum (eval mode: running statistics), over every channel, position
+    and sequence of ``x``. The model is left in eval mode."""
+    model.eval()
+    stds: list[float] = []
+    hooks = [m.register_forward_hook(lambda _module, _inputs, out: stds.append(float(out.std())))
+             for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    try:
+        model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return stds

@@ -101,7 +101,8 @@ def first_to_last_ratio(stats: LayerStats) -> float:
 # (label, overrides of GradFlow) for Chapter 3's table of initializations.
 INIT_ZOO: tuple[tuple[str, dict], ...] = (
     ("PyTorch default", dict(init="default")),
-    ("Xavier", dict(init="xavier")),
+    ("Xavier, gain 1 (as published)", dict(init="xavier_gain1")),
+    ("Xavier, ReLU gain √2", dict(init="xavier")),
     ("Kaiming (fan-in)", dict(init="kaiming")),
     ("orthogonal", dict(init="orthogonal")),
     ("small normal (σ=0.01)", dict(init="small")),
@@ -121,7 +122,7 @@ def init_zoo_spec(label: str, residual: bool, depth: int, seed: int = 0, activat
 
 
 # Chapter 3's activation-std comparison in a plain ReLU stack at CLAIM_DEPTH.
-ACTIVATION_STD_INITS = ("default", "kaiming", "small")
+ACTIVATION_STD_INITS = ("default", "xavier_gain1", "kaiming", "small")
 
 # Chapter 3's forward-variance comparison: residual stacks of FORWARD_DEPTH blocks.
 FORWARD_DEPTH = 200

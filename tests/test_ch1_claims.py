@@ -76,3 +76,21 @@ def test_plain56_is_not_just_slower(seed):
     assert quarter - plain56.final_train_error < 0.05                         # and its curve has flattened
     assert res56.final_train_error < plain20.final_train_error                # the residual nets end below both
     assert res20.final_train_error < plain20.final_train_error
+
+
+# --------------------------------------------------------------------------- slowness against degradation
+
+@pytest.mark.parametrize("seed", LONG_SEEDS)
+def test_plain8_against_plain20_is_slowness_plain20_against_plain56_is_degradation(seed):
+    runs = recorded_long()["runs"]
+    plain20, plain56 = runs[(20, False, seed)], runs[(56, False, seed)]
+    plain8 = run_depth(DepthRun(depth=8, residual=False, seed=seed), progress=False)
+    # four times the epochs take plain-20 below what plain-8 reached in the chapter's ten
+    record_margins("ch1: plain-8 (10 epochs) minus plain-20 (long run) training error", per_seed=[
+        plain8.final_train_error - plain20.final_train_error])
+    assert plain20.final_train_error < plain8.final_train_error - 0.02
+    # plain-56 after the whole long run stays far behind plain-20 after ten epochs
+    assert plain56.final_train_error - plain20.train_error[9] > 0.3
+    # the constant-rate half of the run (epochs 10 to 20, full rate): plain-56 is still improving, and far behind
+    assert plain56.train_error[9] - plain56.train_error[LONG_EPOCHS // 2 - 1] > 0.02
+    assert plain56.train_error[LONG_EPOCHS // 2 - 1] > plain20.train_error[LONG_EPOCHS // 2 - 1] + 0.4

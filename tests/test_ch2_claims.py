@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from book.ch2_learn_the_change import (CHANGE_LRS, FIT_VARIANTS, IdentityFit, InsertBlocks, LearnTheChange, change_stack,
-                                      identity_fit, insert_blocks, learn_the_change)
+from book.ch2_learn_the_change import (CHANGE_LRS, FIT_VARIANTS, ONWARD_NETS, IdentityFit, InsertBlocks, LearnTheChange,
+                                      change_stack, identity_fit, insert_blocks, learn_the_change, response_stds)
+from book.data import load_mnist1d
+from book.trained_nets import DepthRun, trained_model
 from book.training import CLAIM_SEEDS, seeded
+from conftest import record_margins
 from book.nets.mlp import ResidualLayer
 from book.nets.conv1d import BasicBlock1d, PlainBlock1d
 
@@ -61,6 +64,50 @@ def test_zero_initialised_blocks_leave_a_trained_resnet_exactly_unchanged(seed):
     assert grown["test_error_plain_grown"] > grown["test_error_base"] + 0.3   # plain blocks wreck it
     # (c) as the chapter reports: at this scale the trained branches are not small nudges
     assert np.median(grown["ratios_trained"]) > 0.25
+
+
+GROW_SEEDS = (0, 1, 2, 3, 4)      # each seed trains ResNet-20 for six epochs and four nets one more: seconds
+
+
+@pytest.mark.parametrize("seed", GROW_SEEDS)
+def test_zero_gamma_blocks_train_on_as_the_trained_net_identity_plain_blocks_must_recover(seed):
+    grown = insert_blocks(InsertBlocks(seed=seed), progress=False)
+    base, zero, identity, random = (grown["onward"][name] for name in ONWARD_NETS)
+    assert not any(run["diverged"] for run in (base, zero, identity, random))
+    # both kinds of block are the identity in eval mode ...
+    assert grown["max_logit_change_identity_plain"] == 0.0
+    assert identity["after_insertion"] == base["after_insertion"] == zero["after_insertion"]
+    # ... but only the zero-γ residual block stays it in train mode (measured: 16-22 against logits of 27-32)
+    assert grown["max_logit_change_identity_plain_train_mode"] > 0.25 * grown["max_logit"]
+    gap_zero = zero["train_error"][-1] - base["train_error"][-1]
+    gap_identity = identity["train_error"][-1] - base["train_error"][-1]
+    record_margins("ch2: onward training error, grown minus ungrown", seed=seed, zero_gamma=gap_zero,
+                   identity_plain=gap_identity, random_plain=random["train_error"][-1] - base["train_error"][-1])
+    assert abs(gap_zero) < 0.02                        # measured |gap| ≤ 0.0015 over five seeds
+    assert gap_identity > 0.04                         # measured 0.090 to 0.124
+    assert identity["test_error"][-1] > base["test_error"][-1] + 0.02     # measured 0.047 to 0.121
+    assert random["train_error"][-1] > identity["train_error"][-1] + 0.15  # measured ≥ 0.27
+
+
+@pytest.fixture(scope="module")
+def responses():
+    x_test = load_mnist1d().x_test
+    return {(depth, residual, seed): np.array(response_stds(trained_model(
+                DepthRun(depth=depth, residual=residual, seed=seed), progress=False), x_test))
+            for depth, residual in ((56, False), (56, True), (20, True)) for seed in CLAIM_SEEDS}
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_plain56_first_layers_respond_an_order_of_magnitude_more_than_resnet56(seed, responses):
+    plain, res, res20 = responses[(56, False, seed)], responses[(56, True, seed)], responses[(20, True, seed)]
+    record_margins("ch2: Fig. 7 response std", seed=seed, plain56_max=float(plain.max()),
+                   resnet56_range=[float(res.min()), float(res.max())], plain56_median=float(np.median(plain)))
+    assert plain.max() > 10 * res.max()               # measured 19.6-36.9 against 1.21-1.29
+    assert plain[:3].min() > 5                         # the largest responses are the first layers'
+    assert np.nonzero(plain > 2)[0].max() < len(plain) / 3    # and they fall to near 1 within the first third
+    assert 0.8 < res.min() and res.max() < 1.5         # the residual responses stay near 1
+    assert 0.9 < np.median(plain) < 1.2                # the median plain layer too
+    assert abs(np.median(res) - np.median(res20)) < 0.05      # no depth trend to read at this scale
 
 
 # --------------------------------------------------------------------------- (a') learning the change, two plain controls

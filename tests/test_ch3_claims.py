@@ -48,6 +48,8 @@ def test_kaiming_keeps_plain_relu_activation_std_default_and_small_shrink_it(see
     assert 1 / 3 < ratio["kaiming"] < 3
     assert ratio["default"] < 0.25
     assert ratio["small"] < 1e-6
+    # Xavier as published halves the variance at each ReLU layer: 2^(-depth/2), measured 0.6 to 1.2 times that
+    assert 0.3 < ratio["xavier_gain1"] / 2.0 ** (-CLAIM_DEPTH / 2) < 3
 
 
 @pytest.mark.parametrize("seed", CLAIM_SEEDS)
@@ -55,7 +57,9 @@ def test_init_zoo_orderings(seed):
     def ratio(label, residual, depth=CLAIM_DEPTH):
         return first_to_last_ratio(gradient_flow(init_zoo_spec(label, residual, depth, seed)))
 
-    variance_preserving = ("Xavier", "Kaiming (fan-in)", "orthogonal")
+    variance_preserving = ("Xavier, ReLU gain √2", "Kaiming (fan-in)", "orthogonal")
+    # Xavier as published (gain 1) halves the variance at each ReLU layer: its plain gradient vanishes
+    assert ratio("Xavier, gain 1 (as published)", False) < 1e-6 * ratio("Kaiming (fan-in)", False)
     # plain: variance-preserving inits keep far more gradient than default and small
     for label in variance_preserving:
         assert ratio(label, False) > 1e3 * ratio("PyTorch default", False)

@@ -13,7 +13,8 @@ Initialization schemes (``MLPConfig.init``):
 
 ========================  ============================================================
 ``default``               PyTorch's ``nn.Linear`` init (uniform, std 1/√(3·fan_in))
-``xavier``                Glorot & Bengio 2010: normal, std gain·√(2/(fan_in+fan_out))
+``xavier``                Glorot & Bengio 2010 with the activation's gain (√2 for ReLU): normal, std gain·√(2/(fan_in+fan_out))
+``xavier_gain1``          Glorot & Bengio 2010 as published (gain 1): normal, std √(2/(fan_in+fan_out))
 ``kaiming``               He et al. 2015: normal, std gain/√fan_in (fan-in mode)
 ``orthogonal``            Saxe et al. 2014: a random orthogonal matrix times the gain
 ``small``                 normal with std 0.01 (the "small random numbers" of early nets)
@@ -47,7 +48,7 @@ __all__ = ["MLPConfig", "MLPStack", "PlainLayer", "ResidualLayer", "INITS", "GEN
 ACTIVATIONS = ("relu", "tanh", "gelu", "linear")
 _ACTIVATION_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "linear": nn.Identity}
 NORMS = ("none", "batch", "layer")
-GENERIC_INITS = ("default", "xavier", "kaiming", "orthogonal", "small")
+GENERIC_INITS = ("default", "xavier", "xavier_gain1", "kaiming", "orthogonal", "small")
 RESIDUAL_INITS = ("zero_branch", "zero_gamma", "skipinit", "fixup", "inv_sqrt_depth")
 INITS = GENERIC_INITS + RESIDUAL_INITS
 SMALL_INIT_STD = 0.01
@@ -207,6 +208,8 @@ class MLPStack(nn.Module):
                     nn.init.kaiming_normal_(m.weight, nonlinearity=gain_name)
                 elif base == "xavier":
                     nn.init.xavier_normal_(m.weight, gain=gain)
+                elif base == "xavier_gain1":
+                    nn.init.xavier_normal_(m.weight, gain=1.0)
                 elif base == "orthogonal":
                     nn.init.orthogonal_(m.weight, gain=gain)
                 elif base == "small":

@@ -2,7 +2,8 @@
 
 The runs are :class:`~book.trained_nets.DepthRun` specs, trained once and stored by :mod:`book.trained_nets`
 (Chapters 3 to 5 read the same nets). This module holds Chapter 1's own experiments: the depth sweep and the
-recorded long runs (``python -m book.ch1_degradation record-long``).
+recorded long runs (``python -m book.ch1_degradation record-long``) and the recorded runs at the paper's widths
+(``python -m book.ch1_degradation record-width``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from .trained_nets import DepthRun, prefix_mismatches, run_depth
 from .training import CLAIM_SEEDS, TrainResult
 
 __all__ = ["depth_sweep", "LONG_EPOCHS", "LONG_NETS", "LONG_SEEDS", "RECORDED_LONG", "record_long", "recorded_long",
-           "long_run_problems"]
+           "long_run_problems", "PAPER_WIDTH", "WIDTH_NETS", "RECORDED_WIDTH", "record_width", "recorded_width",
+           "width_run_problems"]
 
 
 def depth_sweep(depths=(8, 20, 32, 56), residual=(False, True), seeds=(0,), progress: bool = True,
@@ -58,7 +60,10 @@ def record_long(path=RECORDED_LONG, seeds=LONG_SEEDS, progress: bool = True) -> 
 
 def recorded_long(path=RECORDED_LONG) -> dict:
     """The recorded long runs: ``{"provenance": {...}, "runs": {(depth, residual, seed): TrainResult}}``."""
-    record = read_record(path)
+    return _runs_by_net(read_record(path))
+
+
+def _runs_by_net(record: dict) -> dict:
     fields = set(TrainResult.__dataclass_fields__)
     runs = {(r["depth"], r["residual"], r["seed"]): TrainResult.from_dict({k: v for k, v in r.items() if k in fields})
             for r in record["runs"]}
@@ -78,7 +83,50 @@ def long_run_problems(record: dict, cases: int = 2, tolerance: float = 0.0) -> l
     return problems
 
 
+# --------------------------------------------------------------------------- the paper's widths
+
+PAPER_WIDTH = 16                      # first-stage channels of He et al.'s CIFAR nets (16/32/64); the chapter uses 8
+WIDTH_NETS = LONG_NETS
+RECORDED_WIDTH = RECORDED_DIR / "ch1_paper_width.json"
+
+
+def record_width(path=RECORDED_WIDTH, seeds=LONG_SEEDS, progress: bool = True) -> dict:
+    """Train plain-20/56 and ResNet-20/56 with the chapter's recipe at the paper's widths and record their curves.
+
+    ``python -m book.ch1_degradation record-width`` (about half an hour on one core).
+    """
+    import time
+
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        for depth, residual in WIDTH_NETS:
+            spec = DepthRun(depth=depth, residual=residual, seed=seed, width=PAPER_WIDTH)
+            result = run_depth(spec, progress=progress)
+            runs.append({"depth": depth, "residual": residual, "seed": seed, **result.to_dict()})
+    about = provenance("python -m book.ch1_degradation record-width", time.perf_counter() - start,
+                       spec=asdict(DepthRun(width=PAPER_WIDTH)), nets=[list(n) for n in WIDTH_NETS],
+                       seeds=list(seeds))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_width(path=RECORDED_WIDTH) -> dict:
+    """The recorded runs at the paper's widths, in the form of :func:`recorded_long`."""
+    return _runs_by_net(read_record(path))
+
+
+def width_run_problems(record: dict, cases: int = 1, tolerance: float = 0.0) -> list[str]:
+    """Re-run the first :data:`PREFIX_EPOCHS` epochs of ``cases`` recorded runs at the paper's widths."""
+    problems = setting_problems(record, DepthRun(width=PAPER_WIDTH))
+    for r in record.get("runs", [])[:cases]:
+        spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], width=PAPER_WIDTH)
+        problems += prefix_mismatches(spec, r, PREFIX_EPOCHS, tolerance)
+    return problems
+
+
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main(sys.argv[1:], "book.ch1_degradation", {"record-long": (record_long, RECORDED_LONG)}))
+    sys.exit(main(sys.argv[1:], "book.ch1_degradation", {"record-long": (record_long, RECORDED_LONG),
+                                                     "record-width": (record_width, RECORDED_WIDTH)}))

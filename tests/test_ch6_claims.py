@@ -111,6 +111,14 @@ def test_deep_post_ln_fails_where_deepnorm_and_rezero_train(seed):
 
 
 @pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_deep_pre_ln_trains_without_a_repair_about_as_well_as_deepnorm(seed):
+    # held-out loss at DEEP_LAYERS blocks: pre-LN 0.180, 0.191, 0.207; DeepNorm 0.183, 0.179, 0.163; ReZero 0.26-0.28
+    deep = deep_comparison(seed=seed, norms=("deepnorm", "pre-ln"), progress=False)
+    assert deep["pre-ln"].reached(TARGET_LOSS)
+    assert abs(deep["pre-ln"].eval_loss - deep["deepnorm"].eval_loss) < 0.1
+
+
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
 def test_deepnorm_and_rezero_blocks_write_little_at_init(seed):
     post = sum(at_init("post-ln", DEEP_LAYERS, seed)["write_ratio"]) / DEEP_LAYERS
     deepnorm = sum(at_init("deepnorm", DEEP_LAYERS, seed)["write_ratio"]) / DEEP_LAYERS

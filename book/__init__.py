@@ -67,7 +67,9 @@ Grading (:mod:`book.grading`: imports foundations, the exercises and itself), in
     - :mod:`book.grading.runner`       runs inside the sandbox: the notebook's cells, then the grader's requests (plain data out)
     - :mod:`book.grading.exchange`     the grader's side of that run: start it, send the requests, read, kill
     - :mod:`book.grading.report`       the runner's report as one typed object, validated in one place
-    - :mod:`book.grading.judge`        one submission's row: its answers judged in the grader's own process
+    - :mod:`book.grading.judge`        one submission's row: its answers judged outside the sandbox
+    - :mod:`book.grading.verdicts`     the judges, in a child process with their own memory and time limits
+    - :mod:`book.grading.manifest`     the grader's own files as shipped (a hash of each), bytecode included
     - :mod:`book.grading.results`      the run's configuration and results, and the text rules of every report
     - :mod:`book.grading.gradebook`    the gradebook, the collection log, feedback and marking files
     - :mod:`book.grading.gradescope`   Gradescope's ``results.json`` and the autograder zip

@@ -231,6 +231,11 @@ big = 2**40
 ex04._describe = lambda module: [{'type': 'Conv1d', 'weight': {'tensor': {'shape': [4, 4, 1], 'kind': 'float', 'data': [0.0] * 16}},
                                   'bias': None, 'stride': [1], 'padding': [big]}]
 """,
+    # a "measurement" that is a constant inside the hidden test's range (1.3 to 2.0): asked again on a drawn seed
+    "constant_measurement": """
+def early_training_loss(depth, zero_init, seed, epochs=2, data=None):
+    return 1.65
+""",
 }
 
 # resource abuse next to a correct solution: the limits stop the abuse, the solution keeps its marks
@@ -400,6 +405,11 @@ def test_an_attack_earns_nothing(batch, attack):
     row = _rows(batch["out"])[attack]
     assert row["total"] == "0", (attack, row)
     assert row["status"] not in ("refused", "not-graded", "tampered")   # graded like any notebook
+
+
+def test_a_constant_measurement_is_told_why_it_earns_nothing(batch):
+    feedback = (batch["out"] / "feedback" / "constant_measurement.md").read_text()
+    assert "not a number from the range" in feedback
 
 
 def test_honest_submissions_keep_full_marks(batch):

@@ -8,6 +8,7 @@ exercise's source is :mod:`book.exercises.sources`.
 
 from __future__ import annotations
 
+import contextvars
 import html
 from typing import Callable
 
@@ -43,6 +44,10 @@ class _Fail(Exception):
     """A check's verdict, raised inside a check and turned into a failing :class:`Feedback`."""
 
 
+# True while the grader judges (``book.exercises.protocol.judge``): a check then lets an exception of its own code
+# through, to be reported as the grader's error, instead of blaming the learner's code for it.
+_JUDGING: contextvars.ContextVar[bool] = contextvars.ContextVar("judging", default=False)
+
 NOT_DONE = "not done yet: replace the `raise NotImplementedError` in the task's cell with your code, then run that cell and this one again."
 
 
@@ -64,6 +69,8 @@ def _checker(task: str):
             except RecursionError:
                 return Feedback(task, False, "your code calls itself without end (RecursionError).")
             except Exception as err:  # learner code that fails in a way no step below anticipated
+                if _JUDGING.get() and not getattr(err, "from_learner", False):
+                    raise     # in the grader no learner code runs: this is the judge's own failure
                 return Feedback(task, False, f"your code raised {type(err).__name__}: {err}")
 
         check.__name__ = body.__name__

@@ -19,7 +19,7 @@ from typing import Callable
 
 from .feedback import NOT_DONE, Feedback, _Fail, _is_tensor
 
-__all__ = ["JUDGED", "answer", "judge", "preload"]
+__all__ = ["JUDGED", "GraderError", "answer", "judge", "preload", "varied_call"]
 
 # Every check the grader can ask a learner's kernel for: name -> (answer, judge). Filled by ``book.exercises``
 # from the ``JUDGED`` of each exercise's module (``ex01`` … ``ex07``) when the package is imported.
@@ -31,6 +31,16 @@ ERROR_CHARS = 200                 # a learner's exception message is cut to this
 
 class _Stop(Exception):
     """Raised inside :func:`answer` when the learner's code raised: the answer so far is sent."""
+
+
+class GraderError(Exception):
+    """The grader's own code failed while judging (a bug in a judge, not anything the notebook did)."""
+
+
+class _LearnerRaised(Exception):
+    """The base of the stand-ins for exceptions the learner's code raised (see :func:`_learner_error`)."""
+
+    from_learner = True
 
 
 def _plain(value, depth: int = 0):
@@ -126,7 +136,7 @@ def _learner_error(name, message) -> Exception:
     text = " ".join(str(message).split())
     if len(text) > ERROR_CHARS:
         text = text[:ERROR_CHARS] + " …"
-    return type(safe, (Exception,), {})(f"[message from your code] {text}" if text else "[no message]")
+    return type(safe, (_LearnerRaised,), {})(f"[message from your code] {text}" if text else "[no message]")
 
 
 def _record(answers: list, fn, *args, **kwargs):
@@ -233,7 +243,8 @@ def answer(request: dict, namespace: dict) -> str:
     """Inside the learner's sandboxed kernel: answer one grader request with plain data (a JSON string).
 
     ``request`` is ``{"check": name, "names": [...], "seed": int, "thorough": bool | None}`` (a course task) or
-    ``{"call": name, "args": [...]}`` (an instructor's ``assert name(args) == value``). Never raises.
+    ``{"call": name, "args": [...], "also": [[...], ...]}`` (an instructor's ``assert name(args) == value``; a
+    measured range's call also on the argument lists of ``also``, drawn by the grader). Never raises.
     """
     answers: list = []
     try:
@@ -242,7 +253,8 @@ def answer(request: dict, namespace: dict) -> str:
         if missing:
             return json.dumps({"missing": str(missing[0])})
         if "call" in request:
-            _record(answers, namespace[request["call"]], *request.get("args", []))
+            for args in [request.get("args", []), *request.get("also", [])]:
+                _record(answers, namespace[request["call"]], *args)
         else:
             run = JUDGED[request["check"]][0]
             run(*(namespace[n] for n in names), request["seed"], request.get("thorough"), answers)
@@ -254,7 +266,11 @@ def answer(request: dict, namespace: dict) -> str:
 
 
 def judge(request: dict, reply: str | None, task: str) -> Feedback:
-    """In the grader: the verdict on one request, from the sandbox's ``reply`` (untrusted JSON text)."""
+    """In the grader: the verdict on one request, from the sandbox's ``reply`` (untrusted JSON text).
+
+    What the notebook sent that cannot be read fails the task; an exception of the judge's own code raises
+    :class:`GraderError` (the grader's failure, reported as such, never blamed on the notebook).
+    """
     try:
         if reply is None or len(reply) > MAX_ANSWER_CHARS:
             return Feedback(task, False, "your notebook's kernel sent no answer the grader could read.")
@@ -263,37 +279,88 @@ def judge(request: dict, reply: str | None, task: str) -> Feedback:
             name = "".join(ch for ch in data["missing"] if ch.isidentifier() or ch.isalnum())[:60]
             return Feedback(task, False, f"`{name}` is not defined: the cell that defines it was deleted, renamed, "
                                          "or did not run.")
-        answers = data["answers"] if type(data) is dict else None
+        answers = data.get("answers") if type(data) is dict else None
         if type(answers) is not list:
-            raise ValueError("no answers")
+            raise _Unreadable("no list of answers")
+    except (ValueError, RecursionError) as err:
+        return Feedback(task, False, f"the grader could not read your notebook's answer ({type(err).__name__}); "
+                                     "did a cell change how the notebook prints or imports?")
+    from .feedback import _JUDGING
+
+    token = _JUDGING.set(True)
+    try:
         if "call" in request:
             return _judge_call(request, answers, task)
         return JUDGED[request["check"]][1](answers, request["seed"], request.get("thorough"))
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as err:
-        return Feedback(task, False, f"the grader could not read your notebook's answer ({type(err).__name__}); "
-                                     "did a cell change how the notebook prints or imports?")
+    except _Fail as fail:      # what the notebook sent, read by the judge's own code: not readable as asked
+        return Feedback(task, False, str(fail))
+    except MemoryError:
+        raise
+    except Exception as err:
+        if isinstance(err, RuntimeError) and "can't allocate memory" in str(err):
+            raise MemoryError(str(err)[:200]) from err     # torch's allocator, at the judge's memory limit
+        raise GraderError(f"{type(err).__name__} in the judge of {request.get('check') or request.get('call')!s:.60}: "
+                          f"{str(err)[:200]}") from err
+    finally:
+        _JUDGING.reset(token)
+
+
+def varied_call(request: dict) -> list | None:
+    """The arguments of a measured range's call with its seed replaced by another the grader draws (``None``: no
+    seed to vary).
+
+    ``request["vary"]`` is the position of the learner's function's ``seed`` parameter (read from the exercise's
+    own solution, :func:`book.exercises.sources.hidden_tests`). The other seed is drawn from the seeds every claim
+    of the course holds on (``book.training.CLAIM_SEEDS``), where the range holds too. The measurement repeated
+    there must stay in the range and differ from the first: a constant fails.
+    """
+    import secrets
+
+    from ..training import CLAIM_SEEDS
+
+    position, args = request.get("vary"), list(request.get("args", []))
+    if type(position) is not int or not 0 <= position < len(args) or type(args[position]) is not int:
+        return None
+    others = [s for s in CLAIM_SEEDS if s != args[position]]
+    return args[:position] + [secrets.choice(others)] + args[position + 1:]
 
 
 def _judge_call(request, answers, task) -> Feedback:
     replay = _Replay(answers)
-    what = f"{request['call']}({', '.join(map(repr, request.get('args', [])))})"
-    try:
-        got = replay.next()
-    except NotImplementedError:
-        return Feedback(task, False, NOT_DONE)
-    except _Fail as fail:
-        return Feedback(task, False, str(fail))
-    except Exception as err:
-        return Feedback(task, False, f"{what} raised {type(err).__name__}: {err}")
-    if _is_tensor(got):
-        got = got.tolist() if got.numel() != 1 else got.item()
+
+    def called(args) -> str:
+        return f"{request['call']}({', '.join(map(repr, args))})"
+
+    what = called(request.get("args", []))
+    calls = [request.get("args", []), *request.get("also", [])] if "range" in request else [request.get("args", [])]
+    values = []
+    for args in calls:
+        try:
+            got = replay.next()
+        except NotImplementedError:
+            return Feedback(task, False, NOT_DONE)
+        except _Fail as fail:
+            return Feedback(task, False, str(fail))
+        except RecursionError:
+            return Feedback(task, False, f"{called(args)} calls itself without end (RecursionError).")
+        except _LearnerRaised as err:
+            return Feedback(task, False, f"{called(args)} raised {type(err).__name__}: {err}")
+        if _is_tensor(got):
+            got = got.tolist() if got.numel() != 1 else got.item()
+        values.append(got)
+    got = values[0]
     if "range" in request:
         low, high = request["range"]
-        if type(got) in (int, float) and math.isfinite(got) and low <= got <= high:
-            return Feedback(task, True, request.get("message_ok") or f"{what} = {got:.4g}, within the expected range")
-        shown = f"{got:.4g}" if type(got) in (int, float) else repr(got)[:200]
-        return Feedback(task, False, request.get("message") or
-                        f"{what} returned {shown}, outside the range a correct experiment gives.")
+        for args, value in zip(calls, values):
+            if not (type(value) in (int, float) and math.isfinite(value) and low <= value <= high):
+                shown = f"{value:.4g}" if type(value) in (int, float) else repr(value)[:200]
+                return Feedback(task, False, request.get("message") if args is calls[0] and request.get("message")
+                                else f"{called(args)} returned {shown}, outside the range a correct experiment gives.")
+        if len(values) > 1 and len(set(values)) == 1:
+            return Feedback(task, False, f"{what} and {called(calls[1])} both returned {got:.6g}: a measurement on "
+                                         "another seed comes out (slightly) different. Return what your experiment "
+                                         "measures, not a number from the range.")
+        return Feedback(task, True, request.get("message_ok") or f"{what} = {got:.4g}, within the expected range")
     if got == request["expected"] and type(got) is type(request["expected"]) or (
             type(got) in (int, float) and type(request["expected"]) in (int, float) and got == request["expected"]):
         return Feedback(task, True, request.get("message_ok") or "passed")

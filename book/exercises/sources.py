@@ -35,10 +35,37 @@ def cell_tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+def _seed_positions(cells) -> dict[str, int]:
+    """Function name -> the position of its ``seed`` parameter, for the functions the source's code cells define."""
+    import ast
+
+    found = {}
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                names = [a.arg for a in node.args.posonlyargs + node.args.args]
+                if "seed" in names:
+                    found[node.name] = names.index("seed")
+    return found
+
+
 def hidden_tests(source: Path) -> list[dict]:
-    """The hidden tests of one source: ``[{"task", "points", "title", "source"}]`` in order."""
+    """The hidden tests of one source: ``[{"task", "points", "title", "source"}]`` in order.
+
+    A measured range's request (``assert low <= name(...) <= high``) gets ``"vary"``: the position of the
+    ``seed`` parameter of the source's own ``name``, when it has one; the grader then repeats the call on a seed it
+    draws (:func:`book.exercises.protocol.varied_call`).
+    """
     tests = []
-    for cell in read_source(source).cells:
+    cells = read_source(source).cells
+    seeds = _seed_positions(cells)
+    for cell in cells:
         if cell.cell_type == "code" and "hidden-test" in cell_tags(cell):
             meta = cell.metadata
             try:
@@ -48,6 +75,8 @@ def hidden_tests(source: Path) -> list[dict]:
                 raise ValueError(f"{source}: every hidden-test cell needs numeric `task` and `points` metadata") from None
             try:
                 test["request"] = hidden_test_request(cell.source)
+                if "range" in test["request"] and test["request"]["call"] in seeds:
+                    test["request"]["vary"] = seeds[test["request"]["call"]]
             except ValueError as err:
                 test["request"], test["problem"] = None, str(err)
             tests.append(test)

@@ -13,8 +13,8 @@ marking files for the instructor: :mod:`book.grading.gradebook` lists them), and
 with ``--gradescope`` (:mod:`book.grading.gradescope`).
 
 ``--jobs N`` grades N submissions at once, each in its own sandbox with its own limits; the reports are the same
-as a serial run's (rows in the order the submissions were found; the judges take turns). One bad submission never
-stops the batch. Without bubblewrap the grader refuses to run unless given
+as a serial run's (rows in the order the submissions were found; each submission's judges run in a process of
+their own). One bad submission never stops the batch. Without bubblewrap the grader refuses to run unless given
 ``--unsafe-no-sandbox`` (see ``instructors.md``). ``python -m book.grade --gradescope-zip ZIP --exercise ex04``
 writes a Gradescope autograder.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -39,21 +38,11 @@ from .collect import SOURCE_DIR, Submission, find_submissions, hidden_test_sourc
 from .gradebook import write_reports
 from .gradescope import write_fatal_results, write_gradescope_zip
 from .judge import grade_submission
+from .manifest import problems
 from .results import STATUS_ORDER, GradeConfig, SubmissionResult
 from .sandbox import HOW_TO_INSTALL, LEARNER_USER, Limits, dedicated_user, python_paths, unavailable_reason
 
 __all__ = ["grade_folder", "main"]
-
-
-def _install_fingerprint() -> str:
-    """A hash of the files the grader and its judges run: a submission must not be able to change them."""
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parents[1]
-    own = [package / "grade.py", *sorted((package / "grading").glob("*.py")), *sorted((package / "exercises").glob("*.py"))]
-    for path in own:
-        digest.update(str(path.relative_to(package)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _inside(path: Path, folders) -> bool:
@@ -104,8 +93,12 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
         if bad is not None and (cfg.exercise is None or name == cfg.exercise):
             raise ValueError(f"{known[name]}: the hidden test of task {bad['task']} ({bad['title']}) cannot be "
                              f"judged outside the learner's kernel: {bad['problem']}")
+    changed = problems()
+    if changed:
+        raise ValueError(f"the grader's files are not the shipped ones ({'; '.join(changed[:3])}): reinstall the "
+                         "course (a developer who changed them on purpose writes the manifest again: "
+                         "`python -m book.grading.manifest`)")
     preload()
-    fingerprint = _install_fingerprint()
     cfg.out.mkdir(parents=True, exist_ok=True)
     log: list[tuple[str, str]] = []
     found = find_submissions(submissions, log)
@@ -131,7 +124,9 @@ def grade_folder(submissions: Path, cfg: GradeConfig) -> list[SubmissionResult]:
 
     def record(i: int, r: SubmissionResult) -> None:
         nonlocal tampered
-        if not tampered and r.status != "not-graded" and _install_fingerprint() != fingerprint:  # only without sandbox
+        if r.status == "tampered":      # found before its answers were judged: nothing of it was judged
+            tampered = True
+        elif not tampered and r.status != "not-graded" and problems():   # possible only without the sandbox
             tampered = True
             r.status = "tampered"
             r.notes.append("the grader's files on disk changed while this notebook ran: its grade is void, and "

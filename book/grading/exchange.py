@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .. import numerics
+from ..exercises.protocol import varied_call
 from .report import RunnerReport, read_report
 from .sandbox import Sandbox
 
@@ -139,6 +140,16 @@ def _write_with_deadline(stream, data: bytes, deadline: float) -> bool:
     return True
 
 
+def _call_request(request: dict) -> dict:
+    """What the sandbox is asked for an instructor's call: the literal call, and a measured range's call again on
+    a seed drawn now (:func:`book.exercises.protocol.varied_call`)."""
+    sent = {"call": request["call"], "args": request["args"]}
+    also = varied_call(request) if "range" in request else None
+    if also is not None:
+        sent["also"] = [also]
+    return sent
+
+
 def run_in_sandbox(notebook: bytes, tests: list[dict], cfg, deadline: float) -> RunnerReport:
     """Run one notebook in a fresh sandbox; return the runner's (untrusted) report, with one reply per test.
 
@@ -166,7 +177,7 @@ def run_in_sandbox(notebook: bytes, tests: list[dict], cfg, deadline: float) -> 
             if cells.finished:
                 # the seeds are drawn now, after the learner's cells ran
                 requests = [dict(t["request"], seed=secrets.randbits(62)) if "check" in t["request"]
-                            else {"call": t["request"]["call"], "args": t["request"]["args"]} for t in tests]
+                            else _call_request(t["request"]) for t in tests]
                 sent = _write_with_deadline(proc.stdin, (json.dumps({"requests": requests}) + "\n").encode(),
                                             min(hard_stop, time.monotonic() + 30))
                 last = lines.get(hard_stop) if sent else None

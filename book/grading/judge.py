@@ -2,23 +2,23 @@
 
 :func:`grade_submission` reads the notebook's file (never a link, never past the size limit), finds which
 exercise it answers, collects its written answers from the file (they are never run), runs it in its sandbox
-(:func:`book.grading.exchange.run_in_sandbox`) and judges each hidden test's answer in the grader's own process
-(:func:`book.exercises.protocol.judge`): the expected values never leave the grader, and no score, verdict or
+(:func:`book.grading.exchange.run_in_sandbox`) and judges each hidden test's answer outside it, in a child
+process of the grader with its own memory and time limits (:mod:`book.grading.verdicts`, which calls
+:func:`book.exercises.protocol.judge`): the expected values never leave the grader, and no score, verdict or
 feedback text comes from where the learner's code ran. The runner's report can only label the row.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from pathlib import Path
 
-from ..exercises.protocol import judge
 from ..exercises.sources import collect_answers
 from .collect import Submission, exercise_of, read_regular
 from .exchange import run_in_sandbox
 from .results import GradeConfig, SubmissionResult, TaskResult, WrittenAnswer, _learner_text, _md
+from .verdicts import GraderFilesChanged, judge_all
 
 __all__ = ["grade_submission"]
 
@@ -31,9 +31,6 @@ def _written(nb, specs: list[dict]) -> list[WrittenAnswer]:
         texts = {}
     return [WrittenAnswer(s["task"], s["answer"], s["title"], s["points"], texts.get(s["answer"]), s["rubric"])
             for s in specs]
-
-
-_JUDGE_LOCK = threading.Lock()
 
 
 def _place(nb, index: int) -> str:
@@ -140,24 +137,44 @@ def grade_submission(sub: Submission, tests_by_exercise: dict[str, list[dict]], 
     if run.crashed_in_tests:
         result.notes.append("the kernel died while the tests ran")
 
-    for t, request, reply in zip(tests, run.requests or [None] * len(tests), run.replies):
+    # The answers are judged in a child process with its own memory and time limits (book.grading.verdicts)
+    asked = [(t, request, reply) for t, request, reply in zip(tests, run.requests or [None] * len(tests), run.replies)]
+    items = [{"request": {**t["request"], **request}, "reply": reply, "title": t["title"]}   # expected values stay here
+             for t, request, reply in asked if request is not None and reply is not None]
+    try:
+        verdicts = iter(judge_all(items, cfg.judge_limits)) if items else iter(())
+    except GraderFilesChanged as err:
+        zero_tasks("void: the grader's files changed")
+        return finish("tampered", f"the grader's files on disk are not the shipped ones ({str(err)[:300]}): nothing "
+                                  "was judged; reinstall the course")
+    rejected = grader_errors = 0
+    for t, request, reply in asked:
         if request is not None and reply is not None:
-            try:
-                with _JUDGE_LOCK:   # the judges seed torch's global generator: one at a time, as in a serial run
-                    feedback = judge({**t["request"], **request}, reply, t["title"])  # expected values stay here
-                points, message = (t["points"] if feedback.passed else 0.0), feedback.message
-            except Exception as err:    # MemoryError included: the grader's own failure, named as such
-                points, message = 0.0, f"grader error while judging this task ({type(err).__name__}); tell your " \
-                                       f"instructor"
+            verdict = next(verdicts)
+            points = t["points"] if verdict.kind == "judged" and verdict.passed else 0.0
+            message = verdict.message
+            if verdict.kind == "grader-error":
+                grader_errors += 1
+                message = f"grader error while judging this task, not your notebook's: tell your instructor " \
+                          f"({_learner_text(message, 300)})"
+            rejected += verdict.kind == "rejected"
         elif run.out_of_time:
             points, message = 0.0, f"not checked: the notebook ran out of its {cfg.timeout:.0f} s"
         else:
             points, message = 0.0, "not checked: the kernel stopped before this test could run"
         result.tasks.append(TaskResult(t["task"], t["title"], points, t["points"], message))
+    if grader_errors:
+        result.notes.append(f"grader error: {grader_errors} task(s) could not be judged because of the grader's own "
+                            "code; they need the instructor")
     if not run.all_gone:
         result.notes.append("some of the notebook's processes outlived its sandbox; they were killed")
 
-    if run.out_of_time:
+    if rejected:
+        status = "rejected"
+        result.notes.append(f"{rejected} answer(s) could not be judged within the judge's own limits (memory "
+                            f"{cfg.judge_limits.memory_bytes // 2**20} MiB, {cfg.judge_limits.wall_seconds:.0f} s): "
+                            "rejected, with no points")
+    elif run.out_of_time:
         status = "timeout"
         result.notes.append(f"the submission did not finish within {cfg.timeout:.0f} s")
     elif run.skipped or run.crashed_in_tests or run.crashed or not run.started_up:

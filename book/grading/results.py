@@ -8,11 +8,12 @@ from pathlib import Path
 
 from .collect import SOURCE_DIR
 from .sandbox import Limits
+from .verdicts import JudgeLimits
 
 __all__ = ["GradeConfig", "TaskResult", "WrittenAnswer", "SubmissionResult", "STATUS_ORDER"]
 
 STATUS_ORDER = ["grader-error", "refused", "invalid-notebook", "too-large", "no-notebook", "unknown-exercise", "wrong-exercise",
-                "not-graded", "tampered", "timeout", "kernel-crashed", "cell-timeout", "syntax-error", "cell-errors", "ok"]
+                "not-graded", "tampered", "rejected", "timeout", "kernel-crashed", "cell-timeout", "syntax-error", "cell-errors", "ok"]
 
 
 @dataclass
@@ -33,6 +34,7 @@ class GradeConfig:
     limits: Limits = field(default_factory=Limits)
     mode: str = "bwrap"                        # "bwrap", "user" (root, no bubblewrap: Gradescope) or "none"
     jobs: int = 1                              # submissions graded at once, each in its own sandbox
+    judge_limits: JudgeLimits = field(default_factory=JudgeLimits)   # the judges' own process, per submission
 
     def __post_init__(self):
         if not self.sandbox:

@@ -94,3 +94,36 @@ def test_plain8_against_plain20_is_slowness_plain20_against_plain56_is_degradati
     # the constant-rate half of the run (epochs 10 to 20, full rate): plain-56 is still improving, and far behind
     assert plain56.train_error[9] - plain56.train_error[LONG_EPOCHS // 2 - 1] > 0.02
     assert plain56.train_error[LONG_EPOCHS // 2 - 1] > plain20.train_error[LONG_EPOCHS // 2 - 1] + 0.4
+
+
+# --------------------------------------------------------------------------- the recorded runs at the paper's widths
+
+from book.ch1_degradation import (PAPER_WIDTH, RECORDED_WIDTH, WIDTH_NETS, recorded_width,  # noqa: E402
+                                  width_run_problems)
+
+
+@pytest.mark.skipif(not pinned(), reason="native kernels (RESIDUAL_COURSE_NATIVE_KERNELS=1): recordings are bit-exact only on the pinned path")
+def test_the_recorded_width_runs_still_match_the_code():
+    record = json.loads(RECORDED_WIDTH.read_text())
+    assert record["provenance"]["seeds"] == list(LONG_SEEDS)
+    assert [tuple(n) for n in record["provenance"]["nets"]] == list(WIDTH_NETS)
+    assert record["provenance"]["spec"]["width"] == PAPER_WIDTH
+    assert width_run_problems(record) == []
+
+
+def test_the_width_prefix_check_catches_a_tampered_run():
+    record = json.loads(RECORDED_WIDTH.read_text())
+    record["runs"][0]["train_loss"][0] += 1e-3
+    assert width_run_problems(record) != []
+
+
+@pytest.mark.parametrize("seed", LONG_SEEDS)
+def test_at_the_papers_width_plain56_still_degrades(seed):
+    wide = recorded_width()["runs"]
+    narrow20 = run_depth(DepthRun(depth=20, residual=False, seed=seed), progress=False)
+    gap = wide[(56, False, seed)].final_train_error - wide[(20, False, seed)].final_train_error
+    record_margins("ch1: paper's width, plain-56 minus plain-20 training error", seed=seed, gap=gap)
+    assert gap > 0.4                                                          # measured 0.53 to 0.83
+    assert wide[(20, False, seed)].final_train_error < narrow20.final_train_error - 0.05   # wider plain-20 is faster
+    assert wide[(56, True, seed)].final_train_error < wide[(56, False, seed)].final_train_error - 0.25  # ≥ 0.33
+    assert wide[(20, True, seed)].final_train_error < wide[(20, False, seed)].final_train_error

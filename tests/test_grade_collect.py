@@ -120,7 +120,7 @@ def test_written_answers_go_to_the_gradebook_for_review_and_to_the_feedback_with
         book = {r["submission"]: r for r in csv.DictReader(f)}
     assert (book["wrote"]["written3a"], book["wrote"]["written3b"]) == ("missing", "review")
     assert (book["blank"]["written3a"], book["blank"]["written3b"]) == ("missing", "missing")
-    assert book["wrote"]["total"] == "1" and book["wrote"]["review_max"] == "4"
+    assert book["wrote"]["total"] == "1" and book["wrote"]["review_max"] == "8"
     feedback = (tmp_path / "feedback" / "wrote.md").read_text()
     assert "````text\n" + hostile + "\n````" in feedback      # a fence longer than any run of backticks inside
     assert "Rubric:" not in feedback and "underfits" not in feedback and "marked by hand" in feedback
@@ -136,8 +136,8 @@ def test_an_unreadable_notebook_has_no_written_answers():
     from book.grading.collect import SOURCE_DIR
 
     specs = written_answers(SOURCE_DIR / "ex01_degradation.md")
-    assert [w.text for w in judge._written(None, specs)] == [None, None]
-    assert [w.text for w in judge._written({"cells": [None, 3, {"cell_type": "markdown"}]}, specs)] == [None, None]
+    assert [w.text for w in judge._written(None, specs)] == [None] * len(specs) and len(specs) == 4
+    assert [w.text for w in judge._written({"cells": [None, 3, {"cell_type": "markdown"}]}, specs)] == [None] * 4
 
 
 def test_a_cell_is_named_by_the_heading_a_learner_sees():

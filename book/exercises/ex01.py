@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .feedback import _Fail, _as_float, _checker, _close, _one_number, _rng, _run
+from .feedback import _Fail, _as_float, _checker, _close, _is_tensor, _one_number, _rng, _run
 from .protocol import (
     _Replay, _Unreadable, _load_state, _plain, _record, _replay_judge, _replay_answer, _same_state, _seeded,
 )
 
-__all__ = ['check_weighted_layers', 'check_add_identity_blocks', 'check_final_error']
+__all__ = ['check_weighted_layers', 'check_add_identity_blocks', 'check_final_error', 'check_fewer_data_errors']
 
 
 @_checker("Task 1 · count the weighted layers")
@@ -58,21 +58,47 @@ def check_weighted_layers(count_weighted_layers: Callable, seed: int | None = No
     return "plain_net(20) has 20 weighted layers and resnet(56) has 56 — the names count exactly these."
 
 
+def _identity_hint(new_blocks) -> str:
+    """What to look at in the appended plain blocks when the deeper net's outputs differ (no target values)."""
+    import torch
+    from torch import nn
+
+    for i, block in enumerate(new_blocks, 1):
+        for layer in getattr(block, "branch", []):
+            if isinstance(layer, nn.Conv1d):
+                w = layer.weight.detach()
+                centre = torch.zeros_like(w)
+                if w.shape[0] == w.shape[1] and w.shape[2] == 3:
+                    centre[:, :, 1] = torch.eye(w.shape[0])
+                if not torch.equal(w, centre):
+                    return (f" In added block {i}, a convolution does not pass every channel through unchanged: "
+                            "look at its kernel, tap by tap (which tap leaves the sequence unshifted?), and at "
+                            "which input channel feeds which output channel.")
+            elif isinstance(layer, nn.BatchNorm1d):
+                changes = (layer.weight.detach() - 1).abs().max() > 1e-6 or layer.bias.detach().abs().max() > 1e-6 \
+                    or layer.running_mean.abs().max() > 1e-6 or (layer.running_var - 1).abs().max() > 1e-3
+                if changes:
+                    return (f" In added block {i}, a BatchNorm changes its input in evaluation mode: look at its "
+                            "running statistics (running_mean, running_var) and its γ (weight) and β (bias).")
+    return (" Compare each added block's output with its input in evaluation mode (block.eval()), layer by layer, "
+            "to find the one that changes it.")
+
+
 @_checker("Task 2 · a deeper network that computes the same function")
 def check_add_identity_blocks(add_identity_blocks: Callable, thorough: bool = False) -> str:
-    """``add_identity_blocks(model, extra)`` returns a deeper copy of a residual net with the same outputs."""
+    """``add_identity_blocks(model, extra)`` returns a deeper copy of a plain net with the same outputs (eval mode)."""
     import torch
 
-    from ..nets.conv1d import BasicBlock1d, PlainBlock1d, resnet
+    from ..nets.conv1d import BasicBlock1d, plain_net
 
     for depth, extra in ([(8, 2), (14, 3)] if thorough else [(8, 2)]):
         torch.manual_seed(depth)
-        base = resnet(depth)
+        base = plain_net(depth)
         x = torch.randn(6, 1, 40)
         base.eval()
         before = base(x).detach()
         n_blocks = len(base.blocks)
-        deeper = _run(f"add_identity_blocks(resnet({depth}), {extra})", add_identity_blocks, base, extra)
+        deeper = _run(f"add_identity_blocks(plain_net({depth}), {extra})", add_identity_blocks, base, extra)
         if not isinstance(deeper, torch.nn.Module):
             raise _Fail(f"add_identity_blocks returned {type(deeper).__name__}; it should return the deeper network (an nn.Module).")
         if deeper is base or len(base.blocks) != n_blocks or not _close(base.eval()(x).detach(), before):
@@ -81,21 +107,19 @@ def check_add_identity_blocks(add_identity_blocks: Callable, thorough: bool = Fa
         blocks = getattr(deeper, "blocks", None)
         if blocks is None or len(blocks) != n_blocks + extra:
             have = len(blocks) if blocks is not None else "no"
-            raise _Fail(f"the deeper network should have {n_blocks + extra} blocks in .blocks "
-                        f"({n_blocks} + {extra}), but it has {have}.")
+            raise _Fail(f"the deeper network should have {n_blocks} + {extra} blocks in .blocks, but it has {have}.")
         new = list(blocks)[n_blocks:]
-        if any(isinstance(b, PlainBlock1d) for b in new):
-            raise _Fail("you added plain blocks. A plain block computes relu(F(x)) and cannot start as the "
-                        "identity; add residual blocks (BasicBlock1d) whose branch starts at zero.")
+        if any(isinstance(b, BasicBlock1d) for b in new):
+            raise _Fail("you added residual blocks. The puzzle is about plain networks: a plain net that is deeper "
+                        "but can copy the shallow one. Add plain blocks (PlainBlock1d) and make each compute the "
+                        "identity through its own weights.")
         deeper.eval()
         after = _run("the deeper network", deeper, x)
         if not _close(after.detach(), before, 1e-4):
             gap = (after.detach() - before).abs().max().item()
-            zero = all(isinstance(b, BasicBlock1d) and b.branch[-1].weight.detach().abs().sum().item() == 0 for b in new)
-            hint = ("" if zero else " Start each new block's branch at zero: call block.zero_init_last(), "
-                    "which zeroes the last BatchNorm's γ.")
-            raise _Fail(f"the deeper network's outputs differ from the shallow one's by up to {gap:.3g}.{hint}")
-    return ("the deeper network computes exactly what the shallow one does, so depth alone cannot make "
+            raise _Fail(f"the deeper network's outputs differ from the shallow one's by up to {gap:.3g}."
+                        + _identity_hint(new))
+    return ("the deeper plain network computes exactly what the shallow one does, so depth alone cannot make "
             "its best training error worse — yet plain deep nets do train worse: that is the degradation problem.")
 
 
@@ -107,11 +131,11 @@ def _identity_cases(seed):
 def _answer_identity_blocks(add_identity_blocks, seed, thorough, answers):
     import torch
 
-    from ..nets.conv1d import resnet
+    from ..nets.conv1d import plain_net
 
     for depth, extra, s in _identity_cases(seed):
         torch.manual_seed(s)
-        base = resnet(depth).eval()
+        base = plain_net(depth).eval()
         deeper = _record(answers, add_identity_blocks, base, extra)
         report = {"is_module": isinstance(deeper, torch.nn.Module), "same_object": deeper is base,
                   "base_state": {k: _plain(v) for k, v in base.state_dict().items()}}
@@ -125,17 +149,17 @@ def _answer_identity_blocks(add_identity_blocks, seed, thorough, answers):
 def _judge_identity_blocks(answers, seed, thorough) -> str:
     import torch
 
-    from ..nets.conv1d import BasicBlock1d, resnet
+    from ..nets.conv1d import PlainBlock1d, plain_net
 
     replay = _Replay(answers)
     for depth, extra, s in _identity_cases(seed):
         torch.manual_seed(s)
-        base = resnet(depth).eval()
+        base = plain_net(depth).eval()
         x = torch.randn(6, 1, 40, generator=torch.Generator().manual_seed(s))
         with torch.no_grad():
             before = base(x)
         n_blocks = len(base.blocks)
-        _run(f"add_identity_blocks(resnet({depth}), {extra})", replay.next)
+        _run(f"add_identity_blocks(plain_net({depth}), {extra})", replay.next)
         report = answers[replay.used - 1].get("report")
         if type(report) is not dict:
             raise _Unreadable("a malformed answer")
@@ -147,24 +171,25 @@ def _judge_identity_blocks(answers, seed, thorough) -> str:
                         "so the shallow network stays as it was.")
         names = report.get("blocks")
         if type(names) is not list or len(names) != n_blocks + extra:
-            raise _Fail(f"the deeper network should have {n_blocks + extra} blocks in .blocks ({n_blocks} + {extra}), "
+            raise _Fail(f"the deeper network should have {n_blocks} + {extra} blocks in .blocks, "
                         f"but it has {len(names) if type(names) is list else 'no'}.")
-        if "PlainBlock1d" in names[n_blocks:]:
-            raise _Fail("you added plain blocks. A plain block computes relu(F(x)) and cannot start as the "
-                        "identity; add residual blocks (BasicBlock1d) whose branch starts at zero.")
-        deeper = resnet(depth)
+        if "BasicBlock1d" in names[n_blocks:]:
+            raise _Fail("you added residual blocks. The puzzle is about plain networks: a plain net that is deeper "
+                        "but can copy the shallow one. Add plain blocks (PlainBlock1d) and make each compute the "
+                        "identity through its own weights.")
+        deeper = plain_net(depth)
         width = deeper.head.in_features
-        deeper.blocks = torch.nn.Sequential(*deeper.blocks, *(BasicBlock1d(width, width) for _ in range(extra)))
+        new = [PlainBlock1d(width, width) for _ in range(extra)]
+        deeper.blocks = torch.nn.Sequential(*deeper.blocks, *new)
         if not _load_state(deeper, report.get("state")):
             raise _Fail("the grader could not read your deeper network as the shallow one followed by "
-                        f"{extra} BasicBlock1d({width}, {width}) blocks: add exactly those, appended to .blocks.")
+                        f"{extra} PlainBlock1d({width}, {width}) blocks: add exactly those, appended to .blocks.")
         with torch.no_grad():
             after = deeper.eval()(x)
         if not _close(after, before, 1e-4):
             raise _Fail(f"the deeper network's outputs differ from the shallow one's by up to "
-                        f"{(after - before).abs().max().item():.3g}. Start each new block's branch at zero: call "
-                        "block.zero_init_last(), which zeroes the last BatchNorm's γ.")
-    return ("the deeper network computes exactly what the shallow one does, so depth alone cannot make "
+                        f"{(after - before).abs().max().item():.3g}." + _identity_hint(new))
+    return ("the deeper plain network computes exactly what the shallow one does, so depth alone cannot make "
             "its best training error worse — yet plain deep nets do train worse: that is the degradation problem.")
 
 
@@ -235,9 +260,77 @@ def check_final_error(final_error: Callable, thorough: bool = False, seed: int |
     return "the mean final error over seeds, from any list of runs and from the recorded ones."
 
 
+def _fewer_data_run(depth, seed, n_train, epochs, train_seed=None, cut_test=False, last=False, eval_train=False):
+    """(final training error, final test error) of plain-``depth`` trained on ``n_train`` sequences, as the task
+    asks, or with one slip: another seed, the test set cut too, the last sequences, eval-mode training error."""
+    import dataclasses
+
+    from ..data import load_mnist1d
+    from ..nets.conv1d import plain_net
+    from ..training import TrainConfig, evaluate, seeded, train
+
+    data = load_mnist1d()
+    part = slice(len(data.x_train) - n_train, None) if last else slice(0, n_train)
+    fewer = dataclasses.replace(data, x_train=data.x_train[part], y_train=data.y_train[part])
+    if cut_test:
+        fewer = dataclasses.replace(fewer, x_test=data.x_test[:n_train], y_test=data.y_test[:n_train])
+    seed = seed if train_seed is None else train_seed
+    with seeded(seed):   # as book.trained_nets.train_net trains DepthRun(depth=depth, seed=seed, epochs=epochs)
+        model = plain_net(depth, widths=(8, 16, 32))
+    result = train(model, fewer, TrainConfig(epochs=epochs, warmup_epochs=1, lr=0.1, batch_size=128), seed=seed,
+                   progress=False)
+    if eval_train:
+        return evaluate(model, fewer.x_train, fewer.y_train)[1], result.final_test_error
+    return result.final_train_error, result.final_test_error
+
+
+def _two_errors(value, call: str) -> tuple[float, float]:
+    if _is_tensor(value) or not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _Fail(f"{call} returned {type(value).__name__} {value!r}; return two numbers, "
+                    "(final training error, final test error).")
+    return _as_float(value[0], f"the training error of {call}"), _as_float(value[1], f"the test error of {call}")
+
+
+@_checker("Task 4 · does degradation survive on less data?")
+def check_fewer_data_errors(fewer_data_errors: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``fewer_data_errors(depth, seed, n_train, epochs)``: plain-depth's final errors after training on the first
+    ``n_train`` sequences (Chapter 1's recipe otherwise)."""
+    rng = _rng(7 if seed is None else seed)
+    for _ in range(2 if thorough else 1):
+        depth, s, n_train, epochs = 8, rng.randint(1, 50), rng.choice([120, 200, 280]), rng.randint(2, 3)
+        call = f"fewer_data_errors({depth}, {s}, n_train={n_train}, epochs={epochs})"
+        got = _two_errors(_run(call, fewer_data_errors, depth, s, n_train=n_train, epochs=epochs), call)
+        want = _fewer_data_run(depth, s, n_train, epochs)
+        if all(abs(g - w) <= 1e-9 for g, w in zip(got, want)):
+            continue
+        if abs(got[0] - want[1]) <= 1e-9 and abs(got[1] - want[0]) <= 1e-9:
+            raise _Fail(f"{call}: your two numbers are in the wrong order; return the training error first.")
+        slips = {
+            "the network or the batch order was not drawn from `seed`":
+                lambda: _fewer_data_run(depth, s, n_train, epochs, train_seed=0),
+            "the test set was cut to n_train sequences too; keep all of it":
+                lambda: _fewer_data_run(depth, s, n_train, epochs, cut_test=True),
+            "the training set is the last n_train sequences; take the first":
+                lambda: _fewer_data_run(depth, s, n_train, epochs, last=True),
+            "the training error was measured after training, in evaluation mode; return the curve's last entry, "
+            "as Chapter 1 plots it": lambda: _fewer_data_run(depth, s, n_train, epochs, eval_train=True),
+            "the net was trained on every training sequence, not the first n_train":
+                lambda: _fewer_data_run(depth, s, 4000, epochs),
+        }
+        for slip, run in slips.items():
+            if all(abs(g - w) <= 1e-9 for g, w in zip(got, run())):
+                raise _Fail(f"{call} does not train as the task asks: {slip}.")
+        which = "training" if abs(got[0] - want[0]) > 1e-9 else "test"
+        raise _Fail(f"{call} returned a {which} error that the task's run does not give. Train "
+                    "DepthRun(depth=depth, seed=seed, epochs=epochs) with train_net on data whose training set is "
+                    "the first n_train sequences, and return the result's final training and test errors.")
+    return "the final errors of a plain net trained on the first n_train sequences, run for run as the task asks."
+
+
 # The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
 JUDGED = {
     "check_final_error": (_replay_answer(check_final_error), _replay_judge(check_final_error)),
     "check_weighted_layers": (_replay_answer(check_weighted_layers), _replay_judge(check_weighted_layers)),
     "check_add_identity_blocks": (_answer_identity_blocks, _judge_identity_blocks),
+    "check_fewer_data_errors": (_replay_answer(check_fewer_data_errors), _replay_judge(check_fewer_data_errors)),
 }

@@ -17,6 +17,7 @@ import torch
 from book import exercises as ex
 from book.exercises import protocol
 from book.exercises.ex06 import _UPDATE_HINTS, _output_change
+from book.training import CLAIM_SEEDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -277,7 +278,13 @@ def test_mixing_findings_hold_and_the_range_tests_have_margin(ex07):
             assert abs(gain(256, 0.2, "sinkhorn", seed, direction) - 1) < 1e-3, (seed, direction)
         assert gain(64, 0.2, "rows", seed) == pytest.approx(1.0, abs=1e-6)
         assert 1.05 <= gain(64, 0.2, "rows", seed, "backward") <= 2.0, seed
-    # the hidden range tests, with margin: 2 ≤ gain(256, 0.2, "none", 0) ≤ 1e13 (6 to 4e9 over 2000 seeds when
-    # measured) and 0.99 ≤ gain(256, 0.2, "sinkhorn", 0, "backward") ≤ 1.01
-    assert 20 <= gain(256, 0.2, "none", 0) <= 1e11
+    # the hidden range tests, with margin. 1e3 ≤ gain(256, 0.2, "none", seed) ≤ 1e8 holds on 284 of 300 seeds
+    # measured (median 1.5e5) and on each claim seed, where the grader asks again: 23414 (seed 0), 5976 (1),
+    # 2.96e6 (2), at least 5× inside either bound. It shuts out a product of too few blocks (64 blocks: 10-111 on
+    # those seeds; one matrix: under 2) and any projected product (1). And 0.99 ≤ the Sinkhorn backward gain ≤ 1.01.
+    low, high = 1e3, 1e8
+    for seed in CLAIM_SEEDS:
+        assert 5 * low <= gain(256, 0.2, "none", seed) <= high / 5, seed
+        assert not low <= gain(64, 0.2, "none", seed) <= high, seed
+        assert not low <= gain(256, 0.2, "rows", seed) <= high, seed
     assert abs(gain(256, 0.2, "sinkhorn", 0, "backward") - 1) < 1e-4

@@ -30,7 +30,7 @@ LIMITS = ["--cell-timeout", "20", "--test-timeout", "20", "--timeout", "90"]
 needs_sandbox = pytest.mark.skipif(unavailable_reason() is not None, reason=f"no sandbox: {unavailable_reason()}")
 
 # submission -> (status, task1, task2, task3, written3b); exercise 4: tasks worth 2, 1 and 4 points, and Task 3's
-# two written answers (4 more points, marked by hand)
+# two written answers (5 more points, marked by hand)
 EXPECTED = {
     "correct": ("ok", "2", "1", "4", "review"),
     "partial": ("cell-errors", "2", "0", "0", "missing"),
@@ -98,7 +98,7 @@ def test_gradebook_has_the_expected_rows(graded):
     assert got == EXPECTED
     for name, row in rows.items():
         assert float(row["total"]) == float(row["task1"]) + float(row["task2"]) + float(row["task3"])
-        assert row["review_max"] == ("4" if row["exercise"] else "0") and row["written3a"] == row["written3b"]
+        assert row["review_max"] == ("5" if row["exercise"] else "0") and row["written3a"] == row["written3b"]
         if row["exercise"]:
             assert row["exercise"] == "ex04_building_resnets" and row["max_total"] == "7"
 

@@ -31,7 +31,7 @@ __all__ = [
     "CHEAP_SEEDS", "fit",
     "HIGHWAY_KINDS", "HighwaySpec", "highway_run",
     "DenseSpec", "dense_run", "matched_width", "MemorySpec", "saved_activation_bytes", "MEMORY_DEPTHS",
-    "ODESpec", "ode_run", "ODE_EVAL_STEPS", "euler_growth", "euler_spiral",
+    "ODESpec", "ode_run", "ODE_EVAL_STEPS", "euler_growth", "euler_spiral", "block_updates",
     "UNetSpec", "unet_run",
     "HyperSpec", "hyper_run", "random_mixing_gains", "MIXING_DEPTHS",
 ]
@@ -274,6 +274,34 @@ def euler_spiral(decay: float, steps: int, rotation: float = 3.0, horizon: float
     factor = math.hypot(1 - h * a, h * w)
     return {"euler": np.array(path), "exact": exact, "step_factor": factor, "growth": factor ** steps,
             "error": float(np.linalg.norm(path[-1] - exact[-1])), "h": h}
+
+
+@torch.no_grad()
+def block_updates(model: nn.Module, x: torch.Tensor) -> dict:
+    """Read a trained conv ResNet (``model.stem``, ``model.blocks``) as a sequence of steps x_{l+1} = x_l + Δ_l.
+
+    For every block that keeps the shape, ``relative`` is ‖Δ_l‖ / ‖x_l‖ and, for every two consecutive such blocks,
+    ``cosine`` is cos(Δ_l, Δ_{l+1}); both are per sequence, averaged over the batch ``x``. Euler steps of one smooth
+    flow with a small step make small updates that point nearly the same way from one step to the next (cosine near
+    1); Sander et al. 2022 (arXiv 2205.14612) ask when a trained ResNet does. Blocks that change the shape (stride 2)
+    are skipped, and a pair across them is not counted. Returns ``{"relative", "cosine"}`` with ``nan`` where a
+    block, or a pair, is skipped.
+    """
+    h = model.stem(x)
+    deltas, relative = [], []
+    for block in model.blocks:
+        out = block(h)
+        if out.shape == h.shape:
+            d = (out - h).flatten(1)
+            deltas.append(d)
+            relative.append((d.norm(dim=1) / h.flatten(1).norm(dim=1)).mean().item())
+        else:
+            deltas.append(None)
+            relative.append(float("nan"))
+        h = out
+    cosine = [F.cosine_similarity(a, b, dim=1).mean().item() if a is not None and b is not None else float("nan")
+              for a, b in zip(deltas, deltas[1:])]
+    return {"relative": relative, "cosine": cosine}
 
 
 # --------------------------------------------------------------------------- U-Net long skips

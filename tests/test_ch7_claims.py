@@ -127,6 +127,37 @@ def test_trained_stack_runs_well_inside_its_stability_limit(seed):
     assert 2 / run["jacobian_max_abs_eig"] > 2 * ODESpec().horizon / ODESpec().train_steps
 
 
+@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+def test_chapter_1s_resnet56_takes_sizeable_steps_in_unrelated_directions(seed):
+    """Measured on seeds 0-2: updates from the fourth block on 0.17-0.29 of the state; consecutive cosines -0.15 to
+    0.34, mean 0.03-0.07."""
+    from book.data import load_mnist1d
+    from book.trained_nets import TrainedNet, trained_net
+    from book.ch7_family_of_skips import block_updates
+
+    net, _ = trained_net(TrainedNet(depth=56, residual=True, seed=seed), progress=False)
+    steps = block_updates(net.eval(), load_mnist1d().x_test)
+    later = [r for r in steps["relative"][3:] if r == r]
+    cosine = [c for c in steps["cosine"] if c == c]
+    assert min(later) > 0.1, later
+    assert abs(np.mean(cosine)) < 0.2 and max(cosine) < 0.6, cosine
+
+
+def test_block_updates_sees_parallel_steps_where_there_are_some():
+    """A crafted net whose every block adds the same small vector: cosines 1, relative updates small."""
+    from types import SimpleNamespace
+
+    from book.ch7_family_of_skips import block_updates
+
+    class Shift(torch.nn.Module):
+        def forward(self, x):
+            return x + 0.01 * torch.ones_like(x)
+
+    net = SimpleNamespace(stem=torch.nn.Identity(), blocks=[Shift() for _ in range(4)])
+    steps = block_updates(net, torch.randn(8, 3, 5))
+    assert all(abs(c - 1) < 1e-5 for c in steps["cosine"]) and max(steps["relative"]) < 0.05
+
+
 # --------------------------------------------------------------------------- U-Net
 
 @pytest.mark.parametrize("seed", CLAIM_SEEDS)

@@ -51,7 +51,7 @@ def test_the_zip_ships_the_course_and_installs_it_in_a_venv(autograder):
     names = autograder["names"]
     assert {"setup.sh", "run_autograder", "hidden-tests/ex04_building_resnets.md", "course/pyproject.toml",
             "course/book/grade.py", "course/book/grading/sandbox.py", "course/book/grading/runner.py",
-            "course/book/exercises/protocol.py"} <= set(names)
+            "course/book/exercises/protocol.py", "course/book/grading/MANIFEST.sha256"} <= set(names)
     assert not any("__pycache__" in n for n in names)
     setup = (autograder["root"] / "source" / "setup.sh").read_text()
     assert "python3 -m venv" in setup and "download.pytorch.org/whl/cpu" in setup

@@ -88,7 +88,7 @@ def test_plain8_against_plain20_is_slowness_plain20_against_plain56_is_degradati
     # four times the epochs take plain-20 below what plain-8 reached in the chapter's ten
     record_margins("ch1: plain-8 (10 epochs) minus plain-20 (long run) training error", per_seed=[
         plain8.final_train_error - plain20.final_train_error])
-    assert plain20.final_train_error < plain8.final_train_error - 0.02
+    assert plain20.final_train_error < plain8.final_train_error - 0.01     # measured margins 0.028 to 0.074
     # plain-56 after the whole long run stays far behind plain-20 after ten epochs
     assert plain56.final_train_error - plain20.train_error[9] > 0.3
     # the constant-rate half of the run (epochs 10 to 20, full rate): plain-56 is still improving, and far behind

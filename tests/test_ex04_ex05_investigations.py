@@ -263,6 +263,6 @@ def test_investigation_tasks_carry_their_points(name):
     tests = sources.hidden_tests(SOURCE_DIR / f"{name}.md")
     answers = {a["answer"]: a for a in sources.written_answers(SOURCE_DIR / f"{name}.md")}
     assert sum(t["points"] for t in tests if t["task"] == 1) <= 2
-    assert {"3a", "3b"} <= set(answers) and answers["3a"]["points"] == 1 and answers["3b"]["points"] == 3
+    assert {"3a", "3b"} <= set(answers) and answers["3a"]["points"] == 1 and answers["3b"]["points"] == 4
     assert {t["request"].get("check") for t in tests if t["task"] == 3} - {None}
     assert any("range" in t["request"] for t in tests if t["task"] == 3)

@@ -2,7 +2,7 @@
 
 ``MANIFEST.sha256`` (next to this module, in ``sha256sum``'s format) lists every module the grader and its judges
 import from the course package (``book.grade``, ``book.grading``, ``book.exercises`` and what they import). It is
-written with the package (``python -m book.grading.manifest``) and committed; ``tests/test_grade_manifest.py``
+written with the package (``python -m book.grading.manifest``) and committed; ``tests/test_grade_verdicts.py``
 fails when it is stale. The grader never re-takes it at start: a file changed by an earlier run (without the
 sandbox) is found at the next start, not adopted.
 
@@ -30,15 +30,27 @@ _ENTRY_POINTS = ("book.grade", "book.grading.cli", "book.grading.runner", "book.
 
 
 def graded_modules() -> list[Path]:
-    """The course's source files that the grader and its judges import, relative to the package, sorted."""
-    import importlib
+    """The course's source files that the grader and its judges import, relative to the package, sorted.
 
-    for name in _ENTRY_POINTS:
-        importlib.import_module(name)
+    Found in a fresh interpreter, so that what the calling process has imported already (a test session, a
+    notebook) does not count: the list depends on the code only.
+    """
+    import os
+    import subprocess
+
+    code = ("import importlib, sys\n"
+            f"for name in {list(_ENTRY_POINTS)!r}:\n"
+            "    importlib.import_module(name)\n"
+            "for name, module in list(sys.modules.items()):\n"
+            "    if name == 'book' or name.startswith('book.'):\n"
+            "        print(getattr(module, '__file__', None) or '')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")]),
+               PYTHONDONTWRITEBYTECODE="1")
+    listing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                             cwd=PACKAGE.parent).stdout
     found = set()
-    for name, module in list(sys.modules.items()):
-        origin = getattr(module, "__file__", None)
-        if (name == "book" or name.startswith("book.")) and origin and origin.endswith(".py"):
+    for origin in listing.split("\n"):
+        if origin.endswith(".py"):
             path = Path(origin).resolve()
             if PACKAGE in path.parents:
                 found.add(path.relative_to(PACKAGE))

@@ -42,18 +42,21 @@ def record_long(path=RECORDED_LONG, seeds=LONG_SEEDS, progress: bool = True) -> 
 
     ``python -m book.ch1_degradation record-long`` (about a quarter of an hour on one core).
     """
+    return _record_nets(path, "record-long", seeds, progress, epochs=LONG_EPOCHS)
+
+
+def _record_nets(path, command: str, seeds, progress: bool, **setting) -> dict:
+    """Train :data:`LONG_NETS` with Chapter 1's settings changed by ``setting`` and write the recording."""
     import time
 
     start = time.perf_counter()
     runs = []
     for seed in seeds:
         for depth, residual in LONG_NETS:
-            spec = DepthRun(depth=depth, residual=residual, seed=seed, epochs=LONG_EPOCHS)
-            result = run_depth(spec, progress=progress)
+            result = run_depth(DepthRun(depth=depth, residual=residual, seed=seed, **setting), progress=progress)
             runs.append({"depth": depth, "residual": residual, "seed": seed, **result.to_dict()})
-    about = provenance("python -m book.ch1_degradation record-long", time.perf_counter() - start,
-                       spec=asdict(DepthRun(epochs=LONG_EPOCHS)), nets=[list(n) for n in LONG_NETS],
-                       seeds=list(seeds))
+    about = provenance(f"python -m book.ch1_degradation {command}", time.perf_counter() - start,
+                       spec=asdict(DepthRun(**setting)), nets=[list(n) for n in LONG_NETS], seeds=list(seeds))
     write_record(path, about, runs)
     return {"provenance": about, "runs": runs}
 
@@ -76,9 +79,13 @@ def long_run_problems(record: dict, cases: int = 2, tolerance: float = 0.0) -> l
     On the pinned numerical path (:mod:`book.numerics`) every x86-64 CPU computes the same bits, so the
     default ``tolerance`` is 0: errors and losses must be identical.
     """
-    problems = setting_problems(record, DepthRun(epochs=LONG_EPOCHS))
+    return _prefix_problems(record, cases, tolerance, epochs=LONG_EPOCHS)
+
+
+def _prefix_problems(record: dict, cases: int, tolerance: float, **setting) -> list[str]:
+    problems = setting_problems(record, DepthRun(**setting))
     for r in record.get("runs", [])[:cases]:
-        spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], epochs=LONG_EPOCHS)
+        spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], **setting)
         problems += prefix_mismatches(spec, r, PREFIX_EPOCHS, tolerance)
     return problems
 
@@ -86,7 +93,7 @@ def long_run_problems(record: dict, cases: int = 2, tolerance: float = 0.0) -> l
 # --------------------------------------------------------------------------- the paper's widths
 
 PAPER_WIDTH = 16                      # first-stage channels of He et al.'s CIFAR nets (16/32/64); the chapter uses 8
-WIDTH_NETS = LONG_NETS
+WIDTH_NETS = LONG_NETS              # the nets :func:`record_width` trains (those of the long run)
 RECORDED_WIDTH = RECORDED_DIR / "ch1_paper_width.json"
 
 
@@ -95,20 +102,7 @@ def record_width(path=RECORDED_WIDTH, seeds=LONG_SEEDS, progress: bool = True) -
 
     ``python -m book.ch1_degradation record-width`` (about half an hour on one core).
     """
-    import time
-
-    start = time.perf_counter()
-    runs = []
-    for seed in seeds:
-        for depth, residual in WIDTH_NETS:
-            spec = DepthRun(depth=depth, residual=residual, seed=seed, width=PAPER_WIDTH)
-            result = run_depth(spec, progress=progress)
-            runs.append({"depth": depth, "residual": residual, "seed": seed, **result.to_dict()})
-    about = provenance("python -m book.ch1_degradation record-width", time.perf_counter() - start,
-                       spec=asdict(DepthRun(width=PAPER_WIDTH)), nets=[list(n) for n in WIDTH_NETS],
-                       seeds=list(seeds))
-    write_record(path, about, runs)
-    return {"provenance": about, "runs": runs}
+    return _record_nets(path, "record-width", seeds, progress, width=PAPER_WIDTH)
 
 
 def recorded_width(path=RECORDED_WIDTH) -> dict:
@@ -118,12 +112,7 @@ def recorded_width(path=RECORDED_WIDTH) -> dict:
 
 def width_run_problems(record: dict, cases: int = 1, tolerance: float = 0.0) -> list[str]:
     """Re-run the first :data:`PREFIX_EPOCHS` epochs of ``cases`` recorded runs at the paper's widths."""
-    problems = setting_problems(record, DepthRun(width=PAPER_WIDTH))
-    for r in record.get("runs", [])[:cases]:
-        spec = DepthRun(depth=r["depth"], residual=r["residual"], seed=r["seed"], width=PAPER_WIDTH)
-        problems += prefix_mismatches(spec, r, PREFIX_EPOCHS, tolerance)
-    return problems
-
+    return _prefix_problems(record, cases, tolerance, width=PAPER_WIDTH)
 
 if __name__ == "__main__":
     import sys

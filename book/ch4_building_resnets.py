@@ -21,13 +21,12 @@ from .records import RECORDED_DIR, main, provenance, read_record, setting_proble
 from .trained_nets import STUDY_DEPTH, DepthRun, prefix_mismatches, run_depth, train_net
 from .training import CLAIM_SEEDS, evaluate
 
-__all__ = ["SCALED_SHORTCUT", "BAD_LR", "NOISE", "NOISE_EPOCHS", "NOISE_SEEDS", "RECORDED_NOISE",
+__all__ = ["SCALED_SHORTCUT", "NOISE", "NOISE_EPOCHS", "NOISE_SEEDS", "RECORDED_NOISE",
            "noisy_training_set", "record_noisy_labels", "recorded_noisy_labels", "noisy_label_problems", "SWEEP_LRS",
            "SWEEP_DEPTHS", "SWEEP_SEEDS", "RECORDED_LR_SWEEP", "record_lr_sweep", "recorded_lr_sweep",
            "lr_sweep_problems"]
 
 SCALED_SHORTCUT = 0.5            # He et al. 2016's constant scaling
-BAD_LR = 3.0                     # a learning rate 30× Chapter 1's
 
 
 # --------------------------------------------------------------------------- residuals do not fix the data

@@ -146,15 +146,19 @@ def _draw(ax, block: Block) -> None:
 
 def draw_blocks(blocks, height: float = 5.0):
     """A figure with one panel per :class:`Block` (or name in :data:`BLOCKS`), side by side, same scale."""
+    return _panels([BLOCKS[b] if isinstance(b, str) else b for b in blocks], _draw, 3.0, height, bottom=-0.4)
+
+
+def _panels(items, draw, panel_width: float, height: float, bottom: float):
+    """One panel per item, drawn by ``draw(ax, item)`` side by side, all at the tallest panel's scale."""
     import matplotlib.pyplot as plt
 
-    blocks = [BLOCKS[b] if isinstance(b, str) else b for b in blocks]
-    fig, axes = plt.subplots(1, len(blocks), figsize=(3.0 * len(blocks), height), squeeze=False)
-    for ax, block in zip(axes[0], blocks):
-        _draw(ax, block)
+    fig, axes = plt.subplots(1, len(items), figsize=(panel_width * len(items), height), squeeze=False)
+    for ax, item in zip(axes[0], items):
+        draw(ax, item)
     tallest = max(ax.get_ylim()[1] for ax in axes[0])
     for ax in axes[0]:
-        ax.set_ylim(-0.4, tallest)
+        ax.set_ylim(bottom, tallest)
     fig.patch.set_facecolor("white")
     fig.tight_layout()
     return fig
@@ -341,18 +345,7 @@ def draw_stream(variants, height: float = 6.4):
     """One panel per :class:`StreamVariant` (or name in :data:`STREAMS`): one transformer block on its residual
     stream, embedding at the bottom, unembedding on top, the attention and MLP sublayers reading from the stream
     on the right and writing back into it at a sum."""
-    import matplotlib.pyplot as plt
-
-    variants = [STREAMS[v] if isinstance(v, str) else v for v in variants]
-    fig, axes = plt.subplots(1, len(variants), figsize=(2.6 * len(variants), height), squeeze=False)
-    for ax, variant in zip(axes[0], variants):
-        _draw_stream(ax, variant)
-    tallest = max(ax.get_ylim()[1] for ax in axes[0])
-    for ax in axes[0]:
-        ax.set_ylim(-0.5, tallest)
-    fig.patch.set_facecolor("white")
-    fig.tight_layout()
-    return fig
+    return _panels([STREAMS[v] if isinstance(v, str) else v for v in variants], _draw_stream, 2.6, height, bottom=-0.5)
 
 
 def stream_alt_text(variants) -> str:

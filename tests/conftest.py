@@ -86,3 +86,20 @@ def site(request) -> Path:
     built = request.getfixturevalue("built_site")
     assert built["returncode"] == 0, built["log"][-3000:]
     return built["html"]
+
+
+def fails_with(feedback, *phrases: str) -> None:
+    """Assert that an exercise check's feedback is a failure whose message names each of ``phrases``."""
+    from book import exercises as ex
+
+    assert isinstance(feedback, ex.Feedback) and not feedback, repr(feedback)
+    for phrase in phrases:
+        assert phrase in feedback.message, f"{phrase!r} not in {feedback.message!r}"
+
+
+def graded(check_name: str, fn_name: str, fn, seed: int):
+    """The grader's verdict on ``fn``: answered here (the sandbox's part), judged from the plain answers alone."""
+    from book.exercises import protocol
+
+    request = {"check": check_name, "names": [fn_name], "seed": seed, "thorough": True}
+    return protocol.judge(request, protocol.answer(request, {fn_name: fn}), "t")

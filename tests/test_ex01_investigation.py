@@ -18,6 +18,7 @@ from book import exercises as ex
 from book.exercises import protocol, sources
 from book.grading.collect import SOURCE_DIR
 from book.training import CLAIM_SEEDS
+from conftest import fails_with as _fails_with, graded as _graded
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "ex01_degradation"
@@ -40,18 +41,6 @@ def _solution(*functions: str) -> dict:
     for function in functions:
         exec(next(c for c in code if f"def {function}(" in c), namespace)
     return namespace
-
-
-def _fails_with(feedback: ex.Feedback, *phrases: str):
-    assert isinstance(feedback, ex.Feedback) and not feedback, repr(feedback)
-    for phrase in phrases:
-        assert phrase in feedback.message, f"{phrase!r} not in {feedback.message!r}"
-
-
-def _graded(check_name: str, fn_name: str, fn, seed: int) -> ex.Feedback:
-    """The grader's verdict: answered in the 'kernel' (this namespace), judged from the plain answers alone."""
-    request = {"check": check_name, "names": [fn_name], "seed": seed, "thorough": True}
-    return protocol.judge(request, protocol.answer(request, {fn_name: fn}), "t")
 
 
 # --------------------------------------------------------------------------- Task 2 · plain blocks as the identity

@@ -22,6 +22,7 @@ from book.exercises import protocol, sources
 from book.grading.collect import SOURCE_DIR
 from book.exercises.ex02 import _changes
 from book.exercises.ex03 import _grad_reference, _ratio, _ratio_batch, _ratio_stack
+from conftest import fails_with as _fails_with
 
 ROOT = Path(__file__).resolve().parent.parent
 EX02, EX03 = "ex02_learn_the_change", "ex03_gradient_flow"
@@ -63,12 +64,6 @@ def ex03_ns():
     ns = _namespace(EX03, "gradient_ratio")
     torch.set_num_threads(threads)
     return ns
-
-
-def _fails_with(feedback, *phrases: str):
-    assert isinstance(feedback, ex.Feedback) and not feedback, repr(feedback)
-    for phrase in phrases:
-        assert phrase in feedback.message, f"{phrase!r} not in {feedback.message!r}"
 
 
 def _judged(check: str, name: str, fn, seed: int = 3):

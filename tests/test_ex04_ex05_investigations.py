@@ -18,6 +18,7 @@ from torch import nn
 from book import exercises as ex
 from book.exercises import protocol, sources
 from book.grading.collect import SOURCE_DIR
+from conftest import fails_with as _fails_with
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,12 +33,6 @@ def _solution(name: str, *functions: str) -> dict:
         cell = next(c for c in code if f"def {function}(" in c)
         exec(cell, namespace)
     return namespace
-
-
-def _fails_with(feedback: ex.Feedback, *phrases: str):
-    assert isinstance(feedback, ex.Feedback) and not feedback, repr(feedback)
-    for phrase in phrases:
-        assert phrase in feedback.message, f"{phrase!r} not in {feedback.message!r}"
 
 
 def _judged(check_name: str, fn_name: str, namespace: dict, seed: int) -> ex.Feedback:

@@ -18,6 +18,7 @@ from book import exercises as ex
 from book.exercises import protocol
 from book.exercises.ex06 import _UPDATE_HINTS, _output_change
 from book.training import CLAIM_SEEDS
+from conftest import fails_with as _fails_with, graded as _graded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,18 +57,6 @@ def ex07():
         yield _solution_namespace("ex07_family_of_skips")
     finally:
         torch.set_num_threads(threads)
-
-
-def _fails_with(feedback: ex.Feedback, *phrases: str):
-    assert isinstance(feedback, ex.Feedback) and not feedback, repr(feedback)
-    for phrase in phrases:
-        assert phrase in feedback.message, f"{phrase!r} not in {feedback.message!r}"
-
-
-def _graded(check_name: str, fn_name: str, fn, seed: int) -> ex.Feedback:
-    """The grader's verdict: answered in the 'kernel' (this namespace), judge from the plain answers alone."""
-    request = {"check": check_name, "names": [fn_name], "seed": seed, "thorough": True}
-    return protocol.judge(request, protocol.answer(request, {fn_name: fn}), "t")
 
 
 # --------------------------------------------------------------------------- Exercise 6, Task 1 · the two blocks

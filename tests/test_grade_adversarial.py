@@ -2,7 +2,7 @@
 
 One batch, graded once in the real bubblewrap sandbox: an unsolved exercise-4 notebook with one attack each
 (patching the checks, a fake module, an import hook, IPython hooks, patched torch, Tensor and int subclasses,
-forged answers, a detached process that edits the gradebook after grading, writes to the installed grader,
+forged answers, the judges' own references, a detached process that edits the gradebook after grading, writes to the installed grader,
 reading and overwriting a classmate's notebook, reading the hidden tests, resource abuse), next to honest
 solved notebooks that must keep full marks.
 """
@@ -81,6 +81,23 @@ def rewrite(lines):
         return ['print(' + repr('\\x1egrader-answer:' + {FORGED!r}) + ')\\n']
     return lines
 ip.input_transformers_post.append(rewrite)
+""",
+    # the judges' own references: imported, or read from the package's folder and run
+    "judges_references": """
+import pathlib, types, book.exercises as e
+try:
+    from book.exercises import ex04 as judges
+except ImportError as err:
+    print('no judge module:', err)
+    judges = types.SimpleNamespace()
+    source = pathlib.Path(e.__file__).with_name('ex04.py')
+    try:
+        code = source.read_text().replace('from ..', 'from book.').replace('from .', 'from book.exercises.')
+        exec(compile(code, str(source), 'exec'), vars(judges))
+    except Exception as err:
+        print('no judge source:', type(err).__name__)
+def cifar_resnet_parameters(depth):
+    return judges._cifar_counts(depth)['correct']
 """,
     # patched comparisons
     "patch_torch": """
@@ -226,7 +243,7 @@ raise ValueError('HOST ' + ' '.join(f'{k}={v}' for k, v in r.items()) + f' uid={
 """,
     # a forged shortcut description whose padding would make the judge allocate most of the RAM
     "forged_size": """
-import book.exercises.ex04 as ex04
+import book.exercises.cases.ex04 as ex04
 big = 2**40
 ex04._describe = lambda module: [{'type': 'Conv1d', 'weight': {'tensor': {'shape': [4, 4, 1], 'kind': 'float', 'data': [0.0] * 16}},
                                   'bias': None, 'stride': [1], 'padding': [big]}]

@@ -100,7 +100,7 @@ def test_a_failure_of_the_judges_own_code_is_a_grader_error(monkeypatch):
     def buggy_judge(answers, seed, thorough):
         return {}["a key the judge forgot"]
 
-    monkeypatch.setitem(protocol.JUDGED, "check_buggy", (None, buggy_judge))
+    monkeypatch.setitem(protocol.JUDGED, "check_buggy", buggy_judge)
     request = {"check": "check_buggy", "names": ["f"], "seed": 1, "thorough": True}
     with pytest.raises(protocol.GraderError, match="KeyError"):
         protocol.judge(request, json.dumps({"answers": []}), "t")
@@ -114,7 +114,7 @@ def test_a_failure_of_the_judges_own_code_is_a_grader_error(monkeypatch):
     def judge_that_replays(answers, seed, thorough):
         protocol._Replay(answers).next()
 
-    monkeypatch.setitem(protocol.JUDGED, "check_buggy", (None, judge_that_replays))
+    monkeypatch.setitem(protocol.JUDGED, "check_buggy", judge_that_replays)
     verdict = protocol.judge(request, raised, "t")
     assert not verdict.passed and "your code raised KeyError" in verdict.message
 
@@ -198,11 +198,81 @@ def test_a_sandbox_that_cannot_start_shows_why_at_once(tmp_path, monkeypatch):
     assert any("start-up failure" in n and "No module named book.grading.no_such_runner" in n for n in row.notes)
 
 
-# --------------------------------------------------------------------------- still open
+# --------------------------------------------------------------------------- the judges' references stay with the grader
 
-@pytest.mark.xfail(strict=True, reason="issue 25, still open: the sandbox's package holds the judges' reference helpers, "
-                                       "which replayed checks run there; a notebook can import and call them")
-def test_a_notebook_that_calls_the_judges_reference_helpers_earns_nothing():
+_IN_THE_LEARNER_PACKAGE = r"""
+import importlib, json, sys
+import book, book.exercises as e
+from book.exercises import protocol
+from book.exercises.cases import ANSWERS
+
+assert book.__file__.startswith(sys.argv[1]), book.__file__
+for n in range(1, 8):
+    try:
+        importlib.import_module(f"book.exercises.ex0{n}")
+    except ModuleNotFoundError:
+        continue
+    raise SystemExit(f"ex0{n} is importable")
+missing = [name for name in json.loads(sys.argv[2]) if not hasattr(e, name)]
+assert not missing, missing
+assert e.check_sinkhorn(lambda m, k: m) and "not checked here" in e.check_sinkhorn(lambda m, k: m).message
+
+
+def sinkhorn(m, iters):
+    for _ in range(iters):
+        m = m / m.sum(dim=1, keepdim=True)
+        m = m / m.sum(dim=0, keepdim=True)
+    return m
+
+
+request = {"check": "check_sinkhorn", "names": ["sinkhorn"], "seed": int(sys.argv[3]), "thorough": True}
+print(json.dumps([protocol.answer(request, {"sinkhorn": sinkhorn}),
+                  protocol.answer(request, {"sinkhorn": lambda m, k: m}), sorted(ANSWERS)]))
+"""
+
+
+def test_the_sandbox_package_holds_no_reference_and_still_answers_every_check():
+    """The sandbox's copy of the package has no exercise module (so no reference to import or read), its self-checks
+    are stand-ins, every name a notebook imports exists, and its answers are judged by the grader as before."""
+    import ast
+    import re
+    import secrets
+    import subprocess
+    import sys
+
+    from book.exercises import JUDGED
+    from book.grading.sandbox import learner_package
+
+    package = learner_package()
+    left = [p.relative_to(package) for p in package.rglob("*") if re.fullmatch(r"ex\d\d(\..*)?\.pyc?", p.name)
+            and p.parent.name in ("exercises", "__pycache__") and "cases" not in p.parts]
+    assert not left, left
+    for path in (package / "exercises" / "cases").glob("*.py"):    # no reference and no verdict in the sandbox's half
+        assert not re.search(r"_reference|_Reference|_grad_reference|_cifar_counts|(?<!check)_final_error\b|_Fail\(", path.read_text()), path
+
+    imported = sorted({alias.name for source in SOURCE_DIR.glob("ex*.md") for cell in read_source(source).cells
+                       if cell.cell_type == "code" for node in ast.walk(ast.parse(_code_only(cell.source)))
+                       if isinstance(node, ast.ImportFrom) and node.module == "book.exercises" for alias in node.names})
+    seed = secrets.randbits(62)
+    done = subprocess.run([sys.executable, "-c", _IN_THE_LEARNER_PACKAGE, str(package), json.dumps(imported), str(seed)],
+                          env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin"}, cwd=package.parent,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    right, unchanged, answered = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answered == sorted(JUDGED)                      # every judged check has its answer in the sandbox
+    request = {"check": "check_sinkhorn", "names": ["sinkhorn"], "seed": seed, "thorough": True}
+    assert protocol.judge(request, right, "t").passed
+    verdict = protocol.judge(request, unchanged, "t")
+    assert not verdict.passed and "returns M unchanged" in verdict.message
+
+
+def _code_only(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def test_where_the_references_are_importable_a_notebook_could_copy_them():
+    """Why they stay out of the sandbox: with the whole package, a notebook that calls the judge's own reference
+    passes (the sandbox runs give such a notebook nothing: tests/test_grade_adversarial.py, "judges_references")."""
     import secrets
 
     from book.exercises import ex07
@@ -210,4 +280,4 @@ def test_a_notebook_that_calls_the_judges_reference_helpers_earns_nothing():
     namespace = {"sinkhorn": lambda m, iters: ex07._reference_sinkhorn(m, iters)}
     request = {"check": "check_sinkhorn", "names": ["sinkhorn"], "seed": secrets.randbits(62), "thorough": True}
     reply = protocol.answer(json.loads(json.dumps(request)), namespace)
-    assert not protocol.judge(request, reply, "t").passed
+    assert protocol.judge(request, reply, "t").passed

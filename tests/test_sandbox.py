@@ -14,6 +14,23 @@ def test_the_private_tmp_is_mounted_before_the_course_so_a_checkout_under_tmp_st
         assert bind > tmpfs, f"{path} is bound before the private /tmp, which would hide it when it lives under /tmp"
 
 
+def test_the_sandbox_sees_the_learner_package_where_the_course_package_is(tmp_path):
+    """Both sandboxes show the package without its exercise modules (the judges' references) at the package's path."""
+    import book
+    from book.grading.sandbox import learner_package, sandbox_sources
+
+    package, copy = Path(book.__file__).resolve().parent, learner_package()
+    assert copy in sandbox_sources() and package not in sandbox_sources()
+    args = Sandbox(b"{}")._bwrap_args({}, 0, None, sandbox_sources())
+    bind = args.index(str(copy))
+    assert args[bind - 1] == "--ro-bind" and args[bind + 1].endswith(str(package).removeprefix("/tmp"))
+    box = Sandbox(b"{}", mode="none")
+    box.user, box.work = (65534, 65534), tmp_path      # as a root grader's "user" mode sets them
+    prefix = box._reach([], [(copy, package)])
+    assert prefix[:2] == ["unshare", "--mount"] and 'mount --bind -o ro "$1" "$2"' in prefix[7]
+    assert prefix[-2:] == [str(copy), str(package)]
+
+
 def test_python_paths_cover_the_interpreter_the_environment_and_the_package():
     import sys
 

@@ -1,13 +1,17 @@
-"""The self-checks of Exercise 1, the degradation problem: what the notebook's check cells run, and, for each, the grader's answer and judge."""
+"""The self-checks of Exercise 1, the degradation problem: what the notebook's check cells run, and, for each, the grader's judge.
+
+The cases each check draws from the seed, and the sandbox's answers on them, are in :mod:`book.exercises.cases.ex01`;
+the references the judges compare with (the right counts, the identity's outputs, the mean final errors, the
+trainings as the task asks) stay here.
+"""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from .feedback import _Fail, _as_float, _checker, _close, _is_tensor, _one_number, _rng, _run
-from .protocol import (
-    _Replay, _Unreadable, _load_state, _plain, _record, _replay_judge, _replay_answer, _same_state, _seeded,
-)
+from .cases.ex01 import _identity_cases, fewer_data_cases, final_error_cases, named_weighted_layers_cases
+from .feedback import _Fail, _as_float, _checker, _close, _is_tensor, _one_number, _run
+from .protocol import _Replay, _Unreadable, _load_state, _replay_judge, _same_state
 
 __all__ = ['check_weighted_layers', 'check_add_identity_blocks', 'check_final_error', 'check_fewer_data_errors']
 
@@ -20,19 +24,7 @@ def check_weighted_layers(count_weighted_layers: Callable, seed: int | None = No
     """
     from torch import nn
 
-    from ..nets.conv1d import plain_net, resnet
-
-    if seed is None:
-        cases = [("plain_net(20)", plain_net(20)), ("resnet(56)", resnet(56)),
-                 ("a Conv1d → BatchNorm1d → ReLU → Linear stack",
-                  nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Flatten(), nn.Linear(152, 10)))]
-    else:
-        rng = _rng(seed)
-        d1, d2 = (6 * rng.randint(1, 6) + 2 for _ in range(2))
-        pool = [lambda: nn.Conv1d(4, 4, 3), lambda: nn.BatchNorm1d(4), nn.ReLU, lambda: nn.Linear(8, 8), nn.Tanh]
-        stack = nn.Sequential(*(rng.choice(pool)() for _ in range(rng.randint(3, 12))), nn.Linear(8, 10))
-        cases = [(f"plain_net({d1})", plain_net(d1)), (f"resnet({d2})", resnet(d2)), ("a stack of layers", stack)]
-    for name, model in cases:
+    for name, model in named_weighted_layers_cases(seed):
         got = _run(f"count_weighted_layers({name})", count_weighted_layers, model)
         want = sum(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) for m in model.modules())
         if isinstance(got, bool) or not isinstance(got, int):
@@ -123,28 +115,6 @@ def check_add_identity_blocks(add_identity_blocks: Callable, thorough: bool = Fa
             "its best training error worse — yet plain deep nets do train worse: that is the degradation problem.")
 
 
-def _identity_cases(seed):
-    rng = _rng(seed)
-    return [(rng.choice([8, 14]), rng.randint(1, 3), _seeded(seed, i)) for i in range(2)]
-
-
-def _answer_identity_blocks(add_identity_blocks, seed, thorough, answers):
-    import torch
-
-    from ..nets.conv1d import plain_net
-
-    for depth, extra, s in _identity_cases(seed):
-        torch.manual_seed(s)
-        base = plain_net(depth).eval()
-        deeper = _record(answers, add_identity_blocks, base, extra)
-        report = {"is_module": isinstance(deeper, torch.nn.Module), "same_object": deeper is base,
-                  "base_state": {k: _plain(v) for k, v in base.state_dict().items()}}
-        if report["is_module"] and not report["same_object"]:
-            report["blocks"] = [type(b).__name__ for b in getattr(deeper, "blocks", [])]
-            report["state"] = {k: _plain(v) for k, v in deeper.state_dict().items()}
-        answers[-1]["report"] = report
-
-
 @_checker("Task 2 · a deeper network that computes the same function")
 def _judge_identity_blocks(answers, seed, thorough) -> str:
     import torch
@@ -193,19 +163,6 @@ def _judge_identity_blocks(answers, seed, thorough) -> str:
             "its best training error worse — yet plain deep nets do train worse: that is the degradation problem.")
 
 
-def _synthetic_runs(rng, epochs: int) -> dict:
-    """Runs shaped like Chapter 1's ``recorded_long()["runs"]``, with made-up curves (the checks' cases)."""
-    from types import SimpleNamespace
-
-    runs = {}
-    for depth, residual in ((20, False), (56, False), (20, True), (56, True)):
-        for seed in range(rng.randint(2, 4)):
-            train = [round(rng.uniform(0.0, 0.9), 4) for _ in range(epochs)]
-            test = [round(min(1.0, t + rng.uniform(-0.05, 0.2)), 4) for t in train]
-            runs[(depth, residual, seed)] = SimpleNamespace(train_error=train, test_error=test)
-    return runs
-
-
 def _errors(runs, depth, residual, split, pick=lambda curve: curve[-1], same_kind=True) -> float:
     values = [pick(getattr(run, f"{split}_error")) for (d, r, _), run in runs.items()
               if d == depth and (r == residual or not same_kind)]
@@ -221,11 +178,10 @@ def check_final_error(final_error: Callable, thorough: bool = False, seed: int |
     """``final_error(depth, residual, split, runs=None)``: the mean over seeds of the last epoch's error."""
     from ..ch1_degradation import recorded_long
 
-    rng = _rng(0 if seed is None else seed)
-    for case in range(3 if thorough else 2):
-        runs = _synthetic_runs(rng, rng.randint(3, 8))
-        for depth, residual, split in ((rng.choice([20, 56]), rng.random() < 0.5, "train"),
-                                       (rng.choice([20, 56]), rng.random() < 0.5, "test")):
+    recorded = None
+    for depth, residual, split, *given in final_error_cases(0 if seed is None else seed, thorough):
+        if given:           # made-up runs, passed as `runs`
+            runs, = given
             call = f"final_error({depth}, {residual}, {split!r}, runs)"
             got = _run(call, final_error, depth, residual, split, runs)
             got = _one_number(got, call, "the mean over the seeds")
@@ -249,8 +205,8 @@ def check_final_error(final_error: Callable, thorough: bool = False, seed: int |
             raise _Fail(f"{call} returned {got:.4f}, which is not the mean final error of those runs"
                         + (f": your number is {slip}." if slip else
                            ": average, over the seeds, the last entry of each matching run's error list."))
-    recorded = recorded_long()["runs"]
-    for depth, residual, split in ((56, False, "train"), (20, True, "test")):
+        if recorded is None:    # no `runs`: the recorded ones
+            recorded = recorded_long()["runs"]
         call = f"final_error({depth}, {residual}, {split!r})"
         got = _as_float(_run(call, final_error, depth, residual, split), f"the value of {call}")
         want = _final_error(recorded, depth, residual, split)
@@ -295,9 +251,7 @@ def _two_errors(value, call: str) -> tuple[float, float]:
 def check_fewer_data_errors(fewer_data_errors: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``fewer_data_errors(depth, seed, n_train, epochs)``: plain-depth's final errors after training on the first
     ``n_train`` sequences (Chapter 1's recipe otherwise)."""
-    rng = _rng(7 if seed is None else seed)
-    for _ in range(2 if thorough else 1):
-        depth, s, n_train, epochs = 8, rng.randint(1, 50), rng.choice([120, 200, 280]), rng.randint(2, 3)
+    for depth, s, n_train, epochs in fewer_data_cases(7 if seed is None else seed, thorough):
         call = f"fewer_data_errors({depth}, {s}, n_train={n_train}, epochs={epochs})"
         got = _two_errors(_run(call, fewer_data_errors, depth, s, n_train=n_train, epochs=epochs), call)
         want = _fewer_data_run(depth, s, n_train, epochs)
@@ -327,10 +281,10 @@ def check_fewer_data_errors(fewer_data_errors: Callable, thorough: bool = False,
     return "the final errors of a plain net trained on the first n_train sequences, run for run as the task asks."
 
 
-# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
+# The grader's judge of each check (the sandbox's answers are in book.exercises.cases.ex01).
 JUDGED = {
-    "check_final_error": (_replay_answer(check_final_error), _replay_judge(check_final_error)),
-    "check_weighted_layers": (_replay_answer(check_weighted_layers), _replay_judge(check_weighted_layers)),
-    "check_add_identity_blocks": (_answer_identity_blocks, _judge_identity_blocks),
-    "check_fewer_data_errors": (_replay_answer(check_fewer_data_errors), _replay_judge(check_fewer_data_errors)),
+    "check_final_error": _replay_judge(check_final_error),
+    "check_weighted_layers": _replay_judge(check_weighted_layers),
+    "check_add_identity_blocks": _judge_identity_blocks,
+    "check_fewer_data_errors": _replay_judge(check_fewer_data_errors),
 }

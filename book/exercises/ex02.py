@@ -1,4 +1,8 @@
-"""The self-checks of Exercise 2, learn the change: what the notebook's check cells run, and, for each, the grader's answer and judge."""
+"""The self-checks of Exercise 2, learn the change: what the notebook's check cells run, and, for each, the grader's judge.
+
+The cases each check draws from the seed, and the sandbox's answers on them, are in :mod:`book.exercises.cases.ex02`;
+what the judges compare with (F(x) + x, the blocks' relative changes and their usual wrong versions) stays here.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ from typing import Callable
 
 import math
 
-from .feedback import _Fail, _as_float, _checker, _close, _is_tensor, _rng, _run, _shape
-from .protocol import _Replay, _load_state, _plain, _record, _replay_judge, _replay_answer, _seeded
+from .cases.ex02 import _residual_branch, _residual_cases, _zero_init_block, _zero_init_cases, block_changes_cases
+from .feedback import _Fail, _as_float, _checker, _close, _is_tensor, _run, _shape
+from .protocol import _Replay, _load_state, _replay_judge
 
 __all__ = ['check_residual', 'check_zero_init_branch', 'check_block_changes']
 
@@ -83,15 +88,8 @@ def check_zero_init_branch(zero_init_branch: Callable, thorough: bool = False) -
 
     shapes = [(16, 32), (8, 24, 12)] if thorough else [(16, 32)]
     for dims in shapes:
-        torch.manual_seed(len(dims))
-        layers: list[nn.Module] = []
-        width = dims[0]
-        for hidden in dims[1:]:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        layers.append(nn.Linear(width, dims[0]))
-        branch = nn.Sequential(*layers)
-        block = _ReferenceResidual(branch)  # the course's y = F(x) + x, so this task does not depend on task 1
+        block = _zero_init_block(dims, len(dims))  # the course's y = F(x) + x, so this task does not depend on task 1
+        branch = block.branch
         _run("zero_init_branch(block)", zero_init_branch, block)
         x = torch.randn(4, dims[0])
         y = _run("the block after zero_init_branch", block, x).detach()
@@ -109,52 +107,6 @@ def check_zero_init_branch(zero_init_branch: Callable, thorough: bool = False) -
                         "layers at zero the gradient of the last layer is zero too, so nothing ever trains. "
                         "Zero only the last layer.")
     return "the block starts as the identity, and its last layer still gets a gradient, so it learns the change from there."
-
-
-def _ReferenceResidual(branch):
-    """The residual block of task 1, built by the course: ``y = branch(x) + x``."""
-    from torch import nn
-
-    class Residual(nn.Module):
-        def __init__(self, branch: nn.Module):
-            super().__init__()
-            self.branch = branch
-            self.shortcut = nn.Identity()
-
-        def forward(self, x):
-            return self.branch(x) + self.shortcut(x)
-
-    return Residual(branch)
-
-
-def _residual_cases(seed, thorough):
-    rng = _rng(seed)
-    return [(rng.randint(4, 40), _seeded(seed, i)) for i in range(2 if thorough else 1)]
-
-
-def _residual_branch(width, s):
-    import torch
-    from torch import nn
-
-    torch.manual_seed(s)
-    branch = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, width))
-    x = torch.randn(5, width, generator=torch.Generator().manual_seed(s)) * 2 - 1
-    return branch, x
-
-
-def _answer_residual(Residual, seed, thorough, answers):
-    import torch
-
-    for width, s in _residual_cases(seed, thorough):
-        branch, x = _residual_branch(width, s)
-        block = _record(answers, Residual, branch)
-        answers[-1]["report"] = report = {"is_module": isinstance(block, torch.nn.Module),
-                                          "shortcut": isinstance(getattr(block, "shortcut", None), torch.nn.Module)}
-        if not (report["is_module"] and report["shortcut"]):
-            return
-        before = x.clone()
-        _record(answers, block, x)
-        answers[-1]["report"] = {"input_changed": not torch.equal(x, before)}
 
 
 @_checker("Task 1 · y = F(x) + x")
@@ -177,42 +129,13 @@ def _judge_residual(answers, seed, thorough) -> str:
     return _RESIDUAL_PASSED
 
 
-def _zero_init_cases(seed, thorough):
-    rng = _rng(seed)
-    cases = [(rng.randint(4, 24), rng.randint(4, 40))]
-    if thorough:
-        cases.append((rng.randint(4, 24), rng.randint(4, 40), rng.randint(4, 40)))
-    return [(dims, _seeded(seed, i)) for i, dims in enumerate(cases)]
-
-
-def _zero_init_branch(dims, s):
-    import torch
-    from torch import nn
-
-    torch.manual_seed(s)
-    layers: list = []
-    width = dims[0]
-    for hidden in dims[1:]:
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
-        width = hidden
-    layers.append(nn.Linear(width, dims[0]))
-    return nn.Sequential(*layers)
-
-
-def _answer_zero_init(zero_init_branch, seed, thorough, answers):
-    for dims, s in _zero_init_cases(seed, thorough):
-        branch = _zero_init_branch(dims, s)
-        _record(answers, zero_init_branch, _ReferenceResidual(branch))
-        answers[-1]["report"] = {"state": {k: _plain(v) for k, v in branch.state_dict().items()}}
-
-
 @_checker("Task 2 · start the block as the identity")
 def _judge_zero_init(answers, seed, thorough) -> str:
     from torch import nn
 
     replay = _Replay(answers)
     for dims, s in _zero_init_cases(seed, thorough):
-        branch = _zero_init_branch(dims, s)
+        branch = _zero_init_block(dims, s).branch
         _run("zero_init_branch(block)", replay.next)
         if not _load_state(branch, (answers[replay.used - 1].get("report") or {}).get("state")):
             raise _Fail("after zero_init_branch the branch no longer has the layers it was given; change their "
@@ -233,46 +156,6 @@ def _judge_zero_init(answers, seed, thorough) -> str:
 
 
 # --------------------------------------------------------------------------- Task 3: how big is each block's change?
-
-def _change_cases(seed, thorough):
-    """(width, rows, kinds, scales, torch seed) per case: stacks of the course's residual blocks, drawn from ``seed``.
-
-    Kinds: "residual" (``y = F(x) + x``, F = Linear → ReLU → Linear, its last layer scaled), "zero" (the same with a
-    zero branch) and "layer" (the course's :class:`~book.nets.mlp.ResidualLayer`, ``y = x + α·F(x)`` with α the scale,
-    whose change is *not* ``block.branch(x)``).
-    """
-    rng = _rng(0 if seed is None else seed)
-    cases = []
-    for i in range(3 if thorough else 2):
-        kinds = [rng.choice(["residual", "residual", "zero"]) for _ in range(rng.randint(2, 4))]
-        kinds.insert(rng.randint(1, len(kinds)), "layer")     # never first, so "every block on x" differs
-        scales = [round(rng.uniform(0.2, 0.7) if k == "layer" else rng.uniform(0.3, 2.0), 2) for k in kinds]
-        cases.append((rng.randint(4, 12), rng.randint(5, 16), kinds, scales, _seeded(0 if seed is None else seed, i)))
-    return cases
-
-
-def _change_stack(width, rows, kinds, scales, s):
-    import torch
-    from torch import nn
-
-    from ..nets.mlp import ResidualLayer
-
-    torch.manual_seed(s)
-    blocks = []
-    for kind, scale in zip(kinds, scales):
-        if kind == "layer":
-            blocks.append(ResidualLayer(width, branch_scale=scale))
-            continue
-        block = _ReferenceResidual(nn.Sequential(nn.Linear(width, 2 * width), nn.ReLU(), nn.Linear(2 * width, width)))
-        with torch.no_grad():
-            last = block.branch[-1]
-            last.weight.mul_(0.0 if kind == "zero" else scale)
-            last.bias.mul_(0.0 if kind == "zero" else scale)
-        blocks.append(block)
-    gen = torch.Generator().manual_seed(s)
-    x = torch.randn(rows, width, generator=gen) * (0.5 + torch.rand(rows, 1, generator=gen))
-    return nn.Sequential(*blocks), x
-
 
 def _changes(stack, x, how: str = "right") -> list[float]:
     """Each block's change relative to what reaches it (``how="right"``), or one of the usual wrong versions."""
@@ -337,8 +220,7 @@ def _same(got: list[float], want: list[float]) -> bool:
 @_checker("Task 3 · how big is each block's change?")
 def check_block_changes(block_changes: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``block_changes(blocks, x)``: per block, the mean over rows of ‖block(h) − h‖ / ‖h‖ on the h that reaches it."""
-    for width, rows, kinds, scales, s in _change_cases(seed, thorough):
-        stack, x = _change_stack(width, rows, kinds, scales, s)
+    for stack, x in block_changes_cases(seed, thorough):
         call = f"block_changes(a stack of {len(stack)} blocks, x of shape {_shape(x)})"
         got = _as_floats(_run(call, block_changes, stack, x), call, len(stack))
         want = _changes(stack, x)
@@ -357,9 +239,9 @@ def check_block_changes(block_changes: Callable, thorough: bool = False, seed: i
             "included: each block's change, relative to what reaches it.")
 
 
-# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
+# The grader's judge of each check (the sandbox's answers are in book.exercises.cases.ex02).
 JUDGED = {
-    "check_residual": (_answer_residual, _judge_residual),
-    "check_zero_init_branch": (_answer_zero_init, _judge_zero_init),
-    "check_block_changes": (_replay_answer(check_block_changes), _replay_judge(check_block_changes)),
+    "check_residual": _judge_residual,
+    "check_zero_init_branch": _judge_zero_init,
+    "check_block_changes": _replay_judge(check_block_changes),
 }

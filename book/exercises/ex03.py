@@ -1,12 +1,21 @@
-"""The self-checks of Exercise 3, gradient flow: what the notebook's check cells run, and, for each, the grader's answer and judge."""
+"""The self-checks of Exercise 3, gradient flow: what the notebook's check cells run, and, for each, the grader's judge.
+
+The cases each check draws from the seed, the sandbox's answers on them, and :func:`predicted_activation_stds` (a
+helper the notebook uses) are in :mod:`book.exercises.cases.ex03`; what the judges compare with (autograd's gradient
+norms, the statistics of the learner's weights, the stacks' gradient ratios and their usual wrong versions) stays here.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Callable
 
-from .feedback import _Fail, _checker, _is_tensor, _one_number, _rng, _run
-from .protocol import _Replay, _Unreadable, _record, _replay_answer, _replay_judge, _seeded
+from .cases.ex03 import (
+    INIT_DEPTH, INIT_WIDTH, _init_cases, _init_layers, _init_report, gradient_ratio_cases, layer_grad_norms_cases,
+    predicted_activation_stds,
+)
+from .feedback import _Fail, _checker, _one_number, _run
+from .protocol import _Replay, _Unreadable, _replay_judge
 
 __all__ = ['check_layer_grad_norms', 'check_init_linear', 'predicted_activation_stds', 'check_gradient_ratio']
 
@@ -42,21 +51,8 @@ def _hook_count(model) -> int:
 @_checker("Task 1 · per-layer gradient norms with hooks")
 def check_layer_grad_norms(layer_grad_norms: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``layer_grad_norms(model, x, y)`` → one ‖∂L/∂h_l‖ per layer of ``model.layers``, first layer first."""
-    import torch
-
-    from ..nets.mlp import MLPConfig, MLPStack
-
-    configs = [MLPConfig(depth=6, width=16, residual=False)]
-    if thorough:
-        configs += [MLPConfig(depth=9, width=12, residual=True)]
-    if seed is not None:
-        rng = _rng(seed)
-        configs = [MLPConfig(depth=rng.randint(4, 10), width=rng.randint(8, 20), residual=residual)
-                   for residual in (False, True)]
-    for cfg in configs:
-        torch.manual_seed(cfg.depth if seed is None else seed % 2**31 + cfg.depth)
-        model = MLPStack(cfg)
-        x, y = torch.randn(32, 40), torch.randint(0, 10, (32,))
+    for model, x, y in layer_grad_norms_cases(seed, thorough):
+        cfg = model.config
         want, weight_norms = _grad_reference(model, x, y)
         hooks = _hook_count(model)
         got = _run("layer_grad_norms(model, x, y)", layer_grad_norms, model, x, y)
@@ -90,53 +86,9 @@ def check_layer_grad_norms(layer_grad_norms: Callable, thorough: bool = False, s
     return "your probe agrees with autograd on every layer."
 
 
-def predicted_activation_stds(layers, input_var: float = 1.0) -> list[float]:
-    """He et al.'s variance recursion for a plain ``Linear → ReLU`` stack, from the layers' actual weights.
-
-    For zero-mean weights drawn independently, the variance of layer ``l``'s output, averaged over the
-    draw of the weights, is ``q_l = n·E[w²]·E[relu(h_{l-1})²] + E[b²]`` with ``E[relu(h)²] = q_{l-1}/2``
-    (the first layer sees the raw input, variance ``input_var``). Returns ``sqrt(q_l)`` per layer.
-    """
-    q, stds = input_var, []
-    for i, layer in enumerate(layers):
-        w = layer.weight.detach()
-        gain = w.shape[1] * w.pow(2).mean().item()
-        bias = layer.bias.detach().pow(2).mean().item() if layer.bias is not None else 0.0
-        q = gain * (q if i == 0 else q / 2) + bias
-        stds.append(math.sqrt(q) if math.isfinite(q) else float("inf"))
-    return stds
-
-
-INIT_DEPTH, INIT_WIDTH = 100, 128      # Task 2's plain stack
-
-
-def _init_layers(seed: int):
-    """Task 2's 100 layers as PyTorch creates them, right after torch.manual_seed(seed) (in the sandbox and the grader)."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-    return [nn.Linear(INIT_WIDTH, INIT_WIDTH) for _ in range(INIT_DEPTH)]
-
-
-def _raw_bytes(t, dtype) -> bytes:
-    """The numbers a tensor holds, as little-endian bytes of ``dtype``: read through torch.Tensor's own methods with
-    __torch_function__ off, so that neither a subclass's overrides nor its __torch_function__ can change them."""
-    import torch
-
-    with torch._C.DisableTorchFunctionSubclass():
-        plain = torch.Tensor.contiguous(torch.Tensor.to(torch.Tensor.detach(t), "cpu", dtype))
-        return bytes(torch.Tensor.numpy(plain).tobytes())
-
-
-def _encoded(tensors, dtype) -> str:
-    import base64
-
-    return base64.b64encode(b"".join(_raw_bytes(t, dtype) for t in tensors)).decode("ascii")
-
-
 def _decoded(text, dtype, shape):
-    """The tensor ``_encoded`` wrote, of exactly ``shape`` (in the grader: untrusted text)."""
+    """The tensor ``_encoded`` (:mod:`book.exercises.cases.ex03`) wrote, of exactly ``shape`` (in the grader: untrusted
+    text)."""
     import base64
     import binascii
 
@@ -152,20 +104,6 @@ def _decoded(text, dtype, shape):
     if len(data) != size:
         raise _Unreadable("a malformed answer")
     return torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape).double()
-
-
-def _init_report(layers, seed: int) -> dict:
-    """What the grader needs to judge Task 2: the raw numbers (every weight in half precision, every bias); the
-    grader computes every statistic itself."""
-    import torch
-
-    weights = [getattr(m, "weight", None) for m in layers]
-    biases = [getattr(m, "bias", None) for m in layers]
-    if not all(_is_tensor(w) and tuple(w.shape) == (INIT_WIDTH, INIT_WIDTH) for w in weights) or \
-            not all(b is None or (_is_tensor(b) and tuple(b.shape) == (INIT_WIDTH,)) for b in biases):
-        return {"shapes": False}
-    return {"shapes": True, "weights": _encoded(weights, torch.float16),
-            "biases": _encoded([torch.zeros(INIT_WIDTH) if b is None else b for b in biases], torch.float32)}
 
 
 def _init_verdict(report, seed: int) -> str:
@@ -218,18 +156,6 @@ def check_init_linear(init_linear: Callable, thorough: bool = False) -> str:
             _run("init_linear(layer)", init_linear, m)
         message = _init_verdict(_init_report(layers, seed), seed)
     return message
-
-
-def _init_cases(seed, thorough):
-    return [_seeded(seed, i) for i in range(3 if thorough else 1)]
-
-
-def _answer_init_linear(init_linear, seed, thorough, answers):
-    for s in _init_cases(seed, thorough):
-        layers = _init_layers(s)
-        for m in layers:
-            _record(answers, init_linear, m)
-        answers.append({"report": _init_report(layers, s)})
 
 
 @_checker("Task 2 · an initialization for 100 plain ReLU layers")
@@ -319,17 +245,11 @@ def _ratio_slips(depth, alpha, s, x, y, want) -> dict:
     }
 
 
-def _ratio_cases(seed, thorough):
-    rng = _rng(0 if seed is None else seed)
-    return [(rng.randint(4, 12), rng.choice([0.2, 0.3, 0.4, 0.5, 0.7]), rng.randrange(10_000))
-            for _ in range(3 if thorough else 2)]
-
-
 @_checker("Task 3 · how small must the branches be?")
 def check_gradient_ratio(gradient_ratio: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``gradient_ratio(depth, alpha, seed)``: first-layer over last-layer gradient norm of Task 3's residual stack."""
     x, y = _ratio_batch()
-    for depth, alpha, s in _ratio_cases(seed, thorough):
+    for depth, alpha, s in gradient_ratio_cases(seed, thorough):
         call = f"gradient_ratio({depth}, {alpha}, {s})"
         got = _run(call, gradient_ratio, depth, alpha, s)
         got = _one_number(got, call, "the first layer's gradient norm divided by the last layer's")
@@ -347,9 +267,9 @@ def check_gradient_ratio(gradient_ratio: Callable, thorough: bool = False, seed:
             "residual stack, measured with your own probe.")
 
 
-# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
+# The grader's judge of each check (the sandbox's answers are in book.exercises.cases.ex03).
 JUDGED = {
-    "check_layer_grad_norms": (_replay_answer(check_layer_grad_norms), _replay_judge(check_layer_grad_norms)),
-    "check_init_linear": (_answer_init_linear, _judge_init_linear),
-    "check_gradient_ratio": (_replay_answer(check_gradient_ratio), _replay_judge(check_gradient_ratio)),
+    "check_layer_grad_norms": _replay_judge(check_layer_grad_norms),
+    "check_init_linear": _judge_init_linear,
+    "check_gradient_ratio": _replay_judge(check_gradient_ratio),
 }

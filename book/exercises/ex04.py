@@ -1,12 +1,18 @@
-"""The self-checks of Exercise 4, building ResNets: what the notebook's check cells run, and, for each, the grader's answer and judge."""
+"""The self-checks of Exercise 4, building ResNets: what the notebook's check cells run, and, for each, the grader's judge.
+
+The cases and the sandbox's answers are in :mod:`book.exercises.cases.ex04`; the references (the parameter counts,
+the training loss, the block recomputed from its own modules) stay here, with the grader.
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Callable
 
-from .feedback import _Fail, _checker, _close, _one_number, _is_tensor, _rng, _run, _shape
-from .protocol import _Replay, _Unreadable, _exact, _plain, _record, _replay_judge, _replay_answer, _seeded
+from .cases.ex04 import (_block_cases, _block_input, _traced_forward, cifar_resnet_parameters_cases,
+                        early_training_loss_cases)
+from .feedback import _Fail, _checker, _close, _one_number, _is_tensor, _run, _shape
+from .protocol import _Replay, _Unreadable, _exact, _replay_judge
 
 __all__ = ['check_basic_block', 'check_cifar_resnet_parameters', 'check_early_training_loss']
 
@@ -155,10 +161,6 @@ def _cifar_counts(depth: int, num_classes: int = 10) -> dict[str, int]:
 def check_cifar_resnet_parameters(cifar_resnet_parameters: Callable, thorough: bool = False,
                                   seed: int | None = None) -> str:
     """``cifar_resnet_parameters(depth)``: He et al.'s CIFAR ResNet-depth (option A) has how many parameters?"""
-    depths = [20, 56, 110] if not thorough else [20, 32, 44, 56, 110]
-    if seed is not None:
-        rng = _rng(seed)
-        depths = [rng.choice([20, 56])] + [6 * rng.randint(1, 60) + 2 for _ in range(4)]
     messages = {
         "no_bn": "you left out the BatchNorm layers' parameters (γ and β: 2 per channel).",
         "option_b": "you added projection shortcuts where the stage changes (option B). Option A shortcuts "
@@ -168,7 +170,7 @@ def check_cifar_resnet_parameters(cifar_resnet_parameters: Callable, thorough: b
         "conv_bias": "you gave the convolutions biases; they have none, because a BatchNorm follows each one.",
         "bn_running": "you counted BatchNorm's running mean and variance; those are buffers, not parameters.",
     }
-    for depth in depths:
+    for depth, in cifar_resnet_parameters_cases(seed, thorough):
         counts = _cifar_counts(depth)
         got = _run(f"cifar_resnet_parameters({depth})", cifar_resnet_parameters, depth)
         if isinstance(got, bool) or not isinstance(got, int):
@@ -187,67 +189,6 @@ def check_cifar_resnet_parameters(cifar_resnet_parameters: Callable, thorough: b
         raise _Fail(f"cifar_resnet_parameters({depth}) returned {got:,}, {off} for ResNet-{depth}: {hint}")
     return (f"ResNet-56 has {_cifar_counts(56)['correct']:,} parameters (the paper's 0.85M); "
             "most of them sit in the last stage, where a 3×3 conv has 64×64×9 weights.")
-
-
-def _block_cases(seed, thorough):
-    rng = _rng(seed)
-    c = rng.choice([4, 8, 12, 16])
-    wide = c * rng.choice([2, 3])
-    cases = [(c, c, 1), (c, wide, 2), (c, wide, 1)]
-    if thorough:
-        cases += [(wide, wide, 1), (wide, c, 2)]
-    return [(c_in, c_out, stride, _seeded(seed, i)) for i, (c_in, c_out, stride) in enumerate(cases)]
-
-
-def _block_input(c_in, s):
-    import torch
-
-    return torch.randn(8, c_in, 40, generator=torch.Generator().manual_seed(s))
-
-
-def _describe_leaf(m) -> dict:
-    """One leaf module, with what the grader needs to recompute it (in the sandbox, or in the self-check)."""
-    from torch import nn
-
-    if isinstance(m, nn.Conv1d):
-        return {"type": "Conv1d", "weight": _plain(m.weight.detach()),
-                "bias": None if m.bias is None else _plain(m.bias.detach()),
-                "stride": list(m.stride), "padding": list(m.padding) if not isinstance(m.padding, str) else m.padding}
-    if isinstance(m, nn.BatchNorm1d):
-        return {"type": "BatchNorm1d", "eps": float(m.eps),
-                "weight": None if m.weight is None else _plain(m.weight.detach()),
-                "bias": None if m.bias is None else _plain(m.bias.detach())}
-    return {"type": type(m).__name__[:60]}
-
-
-def _describe(module) -> list:
-    """The leaf modules of a shortcut, with what the grader needs to recompute it (in the sandbox)."""
-    return [_describe_leaf(m) for m in module.modules() if not list(m.children())]
-
-
-def _traced_forward(block, shortcut, x, run) -> tuple:
-    """``run()`` (the block's forward on ``x``) with hooks: ``(y, shortcut outputs, shortcut as called, branch leaves)``.
-
-    The branch leaves are the block's leaf modules outside the shortcut, in the order the forward called them,
-    each described as it was before the forward (a forward that zeroes or rescales its own weights shows): the
-    grader recomputes ``relu(F(x) + shortcut(x))`` from them and compares it with the block's real output.
-    """
-    in_shortcut = {id(m) for m in shortcut.modules()}
-    outputs, called, leaves = [], [], []
-    as_built = _describe(shortcut)          # weights as they were before the forward could change them
-    handles = [shortcut.register_forward_hook(lambda m, i, o: outputs.append(o)),
-               shortcut.register_forward_pre_hook(lambda m, i: None if called else called.append(as_built))]
-    for m in block.modules():
-        if id(m) not in in_shortcut and not list(m.children()):
-            before = _describe_leaf(m)
-            handles.append(m.register_forward_pre_hook(
-                lambda mod, i, before=before: leaves.append(before) if len(leaves) < 12 else None))
-    try:
-        y = run()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return y, outputs, (called[0] if called else None), leaves
 
 
 def _rebuild_branch(leaves, x):
@@ -330,37 +271,6 @@ def _rebuild_shortcut(leaves, x):
             else:
                 return None
     return x
-
-
-def _answer_basic_block(BasicBlock, seed, thorough, answers):
-    import torch
-    from torch import nn
-
-    for c_in, c_out, stride, s in _block_cases(seed, thorough):
-        torch.manual_seed(s)
-        block = _record(answers, BasicBlock, c_in, c_out, stride)
-        shortcut = getattr(block, "shortcut", None)
-        report = answers[-1]["report"] = {
-            "is_module": isinstance(block, nn.Module), "shortcut": isinstance(shortcut, nn.Module),
-            "identity": isinstance(shortcut, nn.Identity),
-            "has_params": isinstance(shortcut, nn.Module) and any(p.requires_grad for p in shortcut.parameters())}
-        if not (report["is_module"] and report["shortcut"]):
-            return
-        x = _block_input(c_in, s)
-        y, calls, used, leaves = _traced_forward(block, shortcut, x, lambda: _record(answers, block, x))
-        report = answers[-1]["report"] = {"shortcut_calls": [list(c.shape) for c in calls if _is_tensor(c)],
-                                          "shortcut_used": used, "branch": leaves}
-        if not isinstance(y, torch.Tensor):
-            return
-        trial = _record(answers, lambda: copy.deepcopy(block).train())
-        in_shortcut = {id(m) for m in trial.shortcut.modules()}
-        norms = [m for m in trial.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_shortcut]
-        report = answers[-1]["report"] = {"norms": len(norms), "shortcut": _describe(trial.shortcut)}
-        with torch.no_grad():
-            for m in norms:
-                m.weight.zero_()
-                m.bias.zero_()
-            _record(answers, trial, x)
 
 
 @_checker("Task 1 · a basic block with a projection shortcut")
@@ -446,19 +356,6 @@ def _early_config(epochs: int, **changes):
     return TrainConfig(**{"epochs": epochs, "lr": 0.1, "warmup_epochs": 0, "milestones": (), **changes})
 
 
-def _tiny_data(seed: int, n_train: int = 768, n_test: int = 128):
-    """A small stand-in for MNIST-1D: one template per class plus noise, so that a check trains in a fraction of a second."""
-    from types import SimpleNamespace
-
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    templates = torch.randn(10, 1, 40, generator=gen)
-    y = torch.randint(0, 10, (n_train + n_test,), generator=gen)
-    x = templates[y] + 0.8 * torch.randn(n_train + n_test, 1, 40, generator=gen)
-    return SimpleNamespace(x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:], y_test=y[n_train:])
-
-
 def _early_loss(depth, zero_init, seed, epochs, data, zero="last", widths=EARLY_WIDTHS, config=None,
                 train_seed=None, pick=-1, curve="train_loss") -> float:
     """The reference of ``early_training_loss``, and (through its keywords) its usual slips."""
@@ -482,20 +379,10 @@ def _early_loss(depth, zero_init, seed, epochs, data, zero="last", widths=EARLY_
     return float(getattr(result, curve)[pick])
 
 
-def _early_cases(seed: int, thorough: bool):
-    rng = _rng(seed)
-    cases = [(rng.choice([8, 14]), True, rng.randint(0, 999), 2, rng.randint(0, 10**6)),
-             (rng.choice([8, 14]), False, rng.randint(0, 999), rng.choice([1, 2]), rng.randint(0, 10**6))]
-    if thorough:
-        cases.append((14, True, rng.randint(0, 999), 1, rng.randint(0, 10**6)))
-    return cases
-
-
 @_checker("Task 3 · does starting as the identity speed training up?")
 def check_early_training_loss(early_training_loss: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``early_training_loss(depth, zero_init, seed, epochs, data)``: the last epoch's mean training loss."""
-    for depth, zero_init, s, epochs, data_seed in _early_cases(0 if seed is None else seed, thorough):
-        data = _tiny_data(data_seed)
+    for depth, zero_init, s, epochs, data in early_training_loss_cases(0 if seed is None else seed, thorough):
         call = f"early_training_loss({depth}, {zero_init}, {s}, {epochs}, data)"
         got = _run(call, early_training_loss, depth, zero_init, s, epochs, data)
         got = _one_number(got, call, "the mean training loss of the last epoch (result.train_loss[-1])")
@@ -541,9 +428,9 @@ def check_early_training_loss(early_training_loss: Callable, thorough: bool = Fa
             "trusted on ResNet-20 and ResNet-56.")
 
 
-# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
+# The grader's judge of each check (the sandbox's answers are in book.exercises.cases.ex04).
 JUDGED = {
-    "check_basic_block": (_answer_basic_block, _judge_basic_block),
-    "check_cifar_resnet_parameters": (_replay_answer(check_cifar_resnet_parameters), _replay_judge(check_cifar_resnet_parameters)),
-    "check_early_training_loss": (_replay_answer(check_early_training_loss), _replay_judge(check_early_training_loss)),
+    "check_basic_block": _judge_basic_block,
+    "check_cifar_resnet_parameters": _replay_judge(check_cifar_resnet_parameters),
+    "check_early_training_loss": _replay_judge(check_early_training_loss),
 }

@@ -1,4 +1,8 @@
-"""The self-checks of Exercise 5, the unrolled view: what the notebook's check cells run, and, for each, the grader's answer and judge."""
+"""The self-checks of Exercise 5, the unrolled view: what the notebook's check cells run, and, for each, the grader's judge.
+
+All three checks are *replayed*: their cases are drawn from the seed (:mod:`book.exercises.cases.ex05`), and the
+grader recomputes the references (and the usual wrong answers, to name the mistake) itself.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import itertools
 import math
 from typing import Callable
 
-from .feedback import _Fail, _checker, _close, _is_tensor, _one_number, _rng, _run
-from .protocol import _replay_judge, _replay_answer
+from .cases.ex05 import count_paths_cases, swap_nets, unrolled_output_cases
+from .feedback import _Fail, _checker, _close, _is_tensor, _one_number, _run
+from .protocol import _replay_judge
 
 __all__ = ['check_count_paths', 'check_unrolled_output', 'check_swapped_error']
 
@@ -16,14 +21,7 @@ __all__ = ['check_count_paths', 'check_unrolled_output', 'check_swapped_error']
 @_checker("Task 1 · count the paths")
 def check_count_paths(count_paths: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``count_paths(n, k)``: paths through ``k`` residual branches in an ``n``-block ResNet = C(n, k)."""
-    cases = [(3, 0), (3, 1), (3, 2), (3, 3), (10, 4), (54, 27)]
-    if thorough:
-        cases += [(1, 0), (1, 1), (5, 6), (110, 55)]
-    if seed is not None:
-        rng = _rng(seed)
-        cases = [(n, k) for n in (rng.randint(2, 9), rng.randint(10, 40), rng.randint(41, 150))
-                 for k in (0, rng.randint(1, n - 1), n)] + [(rng.randint(1, 9), 10)]
-    for n, k in cases:
+    for n, k in count_paths_cases(seed, thorough):
         got = _run(f"count_paths({n}, {k})", count_paths, n, k)
         want = math.comb(n, k)
         if got == want and isinstance(got, int) and not isinstance(got, bool):
@@ -50,14 +48,8 @@ def check_unrolled_output(unrolled_output: Callable, thorough: bool = False, see
     """``unrolled_output(branches, x)`` sums, over every subset of blocks, the branches applied in order."""
     import torch
 
-    ns = [3, 4] if thorough else [3]
-    if seed is not None:
-        rng = _rng(seed)
-        ns = [rng.randint(2, 5) for _ in range(2)]
-    for i, n in enumerate(ns):
-        torch.manual_seed(n if seed is None else seed % 2**31 + i)
-        branches = [torch.nn.Linear(5, 5, bias=False).requires_grad_(False) for _ in range(n)]
-        x = torch.randn(2, 5)
+    for branches, x in unrolled_output_cases(seed, thorough):
+        n = len(branches)
         with torch.no_grad():
             want = x
             for b in branches:
@@ -93,11 +85,6 @@ def _compose(branches, x):
 
 # --------------------------------------------------------------------------- Task 3: reordering blocks
 
-# Neighbouring blocks of a 20-layer net (three stages of three blocks; blocks 3 and 6 halve the length and widen
-# the channels) that have the same input and output shapes, so that they can trade places.
-SWAP_PAIRS = ((0, 1), (1, 2), (4, 5), (7, 8))
-
-
 def _swapped(model, i: int, j: int):
     """A copy of ``model`` with blocks ``i`` and ``j`` in each other's place (the reference)."""
     from torch import nn
@@ -128,48 +115,14 @@ def _error(model, x, y, train_mode: bool = False) -> float:
         return (trial(x).argmax(1) != y).sum().item() / len(y)
 
 
-def _swap_setup(residual: bool, seed: int):
-    """A small 20-layer net trained for two short epochs on a stand-in for MNIST-1D, and 2000 test examples.
-
-    Trained, not random: a random net predicts nearly one class whatever its blocks, so that every variant of a
-    swap would score the same error. Training runs on one thread (``book.training.train``): the same bits in
-    the learner's sandbox and in the grader.
-    """
-    import torch
-
-    from ..nets.conv1d import conv_net
-    from ..training import TrainConfig, train
-    from .ex04 import _tiny_data
-
-    data = _tiny_data(seed, n_train=768, n_test=2000)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = conv_net(20, residual, widths=(4, 8, 16))
-        train(model, data, TrainConfig(epochs=2, lr=0.1, milestones=()), seed=seed, progress=False)
-    return model.eval(), data.x_test, data.y_test
-
-
-def _swap_cases(seed: int, thorough: bool):
-    """``(residual, seed, [pairs swapped one after the other on the same net], whether the net comes in training mode)``."""
-    rng = _rng(seed)
-    first, second = rng.sample(list(SWAP_PAIRS), 2)
-    cases = [(True, rng.randint(0, 10**6), [first, second], False),
-             (False, rng.randint(0, 10**6), [rng.choice(SWAP_PAIRS)], True)]
-    if thorough:
-        i = rng.choice([0, 4, 7])
-        cases.append((True, rng.randint(0, 10**6), [(i, i + 1 if i else 2)], True))
-    return cases
-
-
 @_checker("Task 3 · does the order of the blocks matter?")
 def check_swapped_error(swapped_error: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``swapped_error(model, i, j, x, y)``: the error rate of a copy of ``model`` with blocks i and j swapped."""
-    for residual, net_seed, pairs, train_mode in _swap_cases(0 if seed is None else seed, thorough):
-        original, x, y = _swap_setup(residual, net_seed)   # the check's own copy: the learner's function may change `model`
-        model = copy.deepcopy(original).train(train_mode)
+    # `original` is the check's own copy of each net: the learner's function may change the `model` it is given
+    for residual, train_mode, original, calls in swap_nets(0 if seed is None else seed, thorough):
         kind = "residual" if residual else "plain"
         done = []                                   # the swaps an in-place function would have made already
-        for i, j in pairs:
+        for model, i, j, x, y in calls:
             call = f"swapped_error(a {kind} net{' in training mode' if train_mode else ''}, {i}, {j}, x, y)"
             got = _run(call, swapped_error, model, i, j, x, y)
             got = _one_number(got, call, "the fraction of the examples the swapped network gets wrong")
@@ -210,9 +163,9 @@ def check_swapped_error(swapped_error: Callable, thorough: bool = False, seed: i
             "trained nets.")
 
 
-# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
+# The grader's judge of each check (the sandbox's answers are in book.exercises.cases.ex05).
 JUDGED = {
-    "check_count_paths": (_replay_answer(check_count_paths), _replay_judge(check_count_paths)),
-    "check_unrolled_output": (_replay_answer(check_unrolled_output), _replay_judge(check_unrolled_output)),
-    "check_swapped_error": (_replay_answer(check_swapped_error), _replay_judge(check_swapped_error)),
+    "check_count_paths": _replay_judge(check_count_paths),
+    "check_unrolled_output": _replay_judge(check_unrolled_output),
+    "check_swapped_error": _replay_judge(check_swapped_error),
 }

@@ -1,4 +1,8 @@
-"""The self-checks of Exercise 6, the transformer's residual stream: what the notebook's check cells run, and, for each, the grader's answer and judge."""
+"""The self-checks of Exercise 6, the transformer's residual stream: what the notebook's check cells run, and, for each, the grader's judge.
+
+The cases and the sandbox's answers are in :mod:`book.exercises.cases.ex06`; the references (the placements of the
+norm, the relative change of the logits and its usual wrong variants) stay here, with the grader.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import copy
 import math
 from typing import Callable
 
-from .feedback import NOT_DONE, _Fail, _checker, _close, _is_tensor, _one_number, _rng, _run
-from .protocol import _Replay, _Unreadable, _record, _replay_judge, _replay_answer, _seeded
+from .cases.ex06 import _stream_cases, _stream_inputs, update_cases
+from .feedback import NOT_DONE, _Fail, _checker, _close, _is_tensor, _one_number, _run
+from .protocol import _Replay, _Unreadable, _replay_judge
 
 __all__ = ['check_pre_norm_block', 'check_post_norm_block', 'check_norm_blocks', 'check_output_change']
 
@@ -106,46 +111,6 @@ def check_post_norm_block(PostNormBlock, thorough: bool = False) -> str:
                                    _post_norm_hint, _POST_NORM_PASSED)
 
 
-def _stream_cases(seed, thorough):
-    rng = _rng(seed)
-    return [(rng.choice([8, 12, 16, 24]), _seeded(seed, i)) for i in range(2 if thorough else 1)]
-
-
-def _stream_inputs(d_model, s):
-    import torch
-    from torch import nn
-
-    torch.manual_seed(s)
-    sublayer = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
-    g = torch.Generator().manual_seed(s)
-    gamma = torch.rand(d_model, generator=g) + 0.5
-    beta = torch.rand(d_model, generator=g) - 0.5
-    x = 3 * torch.randn(2, 5, d_model, generator=g) + 1
-    return sublayer, gamma, beta, x
-
-
-def _answer_stream(cls, seed, thorough, answers):
-    import torch
-    from torch import nn
-
-    for d, s in _stream_cases(seed, thorough):
-        sublayer, gamma, beta, x = _stream_inputs(d, s)
-        block = _record(answers, cls, d, sublayer)
-        norm = getattr(block, "norm", None)
-        report = answers[-1]["report"] = {
-            "is_module": isinstance(block, nn.Module), "norm": isinstance(norm, nn.LayerNorm),
-            "sublayer": getattr(block, "sublayer", None) is sublayer}
-        if not (report["is_module"] and report["norm"]):
-            return
-        report["eps"] = float(norm.eps)
-        with torch.no_grad():
-            norm.weight.copy_(gamma)
-            norm.bias.copy_(beta)
-        before = x.clone()
-        _record(answers, block, x)
-        answers[-1]["report"] = {"input_changed": not torch.equal(x, before)}
-
-
 def _judge_stream(answers, seed, thorough, cls_name):
     import torch
     import torch.nn.functional as F
@@ -213,24 +178,6 @@ def check_norm_blocks(PreNormBlock, PostNormBlock, thorough: bool = False) -> st
 
 # --------------------------------------------------------------------------- Task 2 · how far one update moves the output
 
-def _update_case(rng):
-    """One small untrained transformer, a batch of the sort task and a learning rate, drawn from ``rng``."""
-    return (rng.choice(["post-ln", "pre-ln", "deepnorm"]), rng.randint(1, 3), rng.choice([4, 8]),
-            rng.randint(0, 10**6), rng.randint(0, 10**6), rng.choice([1e-4, 3e-4, 1e-3]))
-
-
-def _update_model(norm: str, n_layer: int, model_seed: int):
-    import torch
-
-    from ..ch6_residual_stream import TASK
-    from ..nets.transformer import Transformer, TransformerConfig
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(model_seed)
-        return Transformer(TransformerConfig(vocab_size=TASK.vocab_size, block_size=TASK.block_size,
-                                             n_layer=n_layer, n_head=2, n_embd=16, norm=norm))
-
-
 def _output_change(model, batch, lr: float, how: str = "right") -> float:
     """‖Δ logits‖ / ‖logits‖ on the scored positions after one Adam-sized step, or one of the usual wrong variants."""
     import torch
@@ -290,18 +237,11 @@ _UPDATE_HINTS = {
 @_checker("Task 2 · how far one update moves the output")
 def check_output_change(output_change: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``output_change(model, batch, lr)``: ‖Δ logits‖ / ‖logits‖ on the scored positions after one Adam-sized step."""
-    import copy
-
-    from ..ch6_residual_stream import TASK
-
-    rng = _rng(0 if seed is None else seed)
-    for _ in range(3 if thorough else 2):
-        norm, n_layer, batch_size, batch_seed, model_seed, lr = _update_case(rng)
-        base = _update_model(norm, n_layer, model_seed)
-        batch = TASK.fixed_batch(batch_size, seed=batch_seed)
+    # `base` is the check's own copy of each model: `output_change` is given another, and changes its weights
+    for norm, n_layer, base, (model, batch, lr) in update_cases(0 if seed is None else seed, thorough):
         call = f"output_change(model, batch, lr={lr:g}) for an untrained {n_layer}-block {norm} model"
         try:
-            got = _run(call, output_change, copy.deepcopy(base), batch, lr)
+            got = _run(call, output_change, model, batch, lr)
         except _Fail as fail:
             if "leaf Variable" in str(fail):  # the weights were changed where autograd records
                 raise _Fail(f"{fail} Change the weights inside `with torch.no_grad():`.") from None
@@ -320,9 +260,10 @@ def check_output_change(output_change: Callable, thorough: bool = False, seed: i
             "of the scored logits: Liu et al.'s measure of how much depth amplifies an update.")
 
 
-# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
+# The grader's judge of each check (the sandbox's answers are in book.exercises.cases.ex06). check_norm_blocks has
+# none: the hidden tests grade the two blocks with check_pre_norm_block and check_post_norm_block.
 JUDGED = {
-    "check_pre_norm_block": (_answer_stream, _judge_pre_norm),
-    "check_post_norm_block": (_answer_stream, _judge_post_norm),
-    "check_output_change": (_replay_answer(check_output_change), _replay_judge(check_output_change)),
+    "check_pre_norm_block": _judge_pre_norm,
+    "check_post_norm_block": _judge_post_norm,
+    "check_output_change": _replay_judge(check_output_change),
 }

@@ -1,7 +1,8 @@
 """The self-checks of Exercise 7, the family of skip connections: what the notebook's check cells run, and, for each, the grader's answer and judge.
 
-Both checks are *replayed*: their cases are drawn from ``_rng(seed)``, the learner's function only returns tensors
-and numbers, and the grader recomputes the reference (and the usual wrong variants, to name the mistake) itself.
+Both checks are *replayed*: their cases are drawn from the seed (:mod:`book.exercises.cases.ex07`), the learner's
+function only returns tensors and numbers, and the grader recomputes the reference (and the usual wrong variants, to
+name the mistake) itself.
 """
 
 from __future__ import annotations
@@ -9,20 +10,14 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .feedback import _Fail, _as_float, _checker, _is_tensor, _rng, _run
-from .protocol import _replay_judge, _replay_answer
+from .cases.ex07 import composite_gain_cases, sinkhorn_cases, trained_gain_cases
+from .feedback import _Fail, _as_float, _checker, _is_tensor, _one_number, _run
+from .protocol import _replay_judge
 
-__all__ = ["check_sinkhorn", "check_composite_gain"]
+__all__ = ["check_sinkhorn", "check_composite_gain", "check_trained_gain"]
 
 
 # --------------------------------------------------------------------------- Task 1 · Sinkhorn–Knopp
-
-def _positive_matrix(rng, n: int):
-    """An n × n matrix of positive entries spread over e^±1.5: far from doubly stochastic, so iterations show."""
-    import torch
-
-    return torch.tensor([[math.exp(rng.gauss(0.0, 0.75)) for _ in range(n)] for _ in range(n)], dtype=torch.float64)
-
 
 def _alternate(m, half_steps: int, rows_first: bool = True, keepdim: bool = True):
     """``half_steps`` normalizations, alternately of the rows (dim 1) and of the columns (dim 0)."""
@@ -80,11 +75,9 @@ def check_sinkhorn(sinkhorn: Callable, thorough: bool = False, seed: int | None 
     """``sinkhorn(M, iters)``: ``iters`` times, normalize the rows of the positive matrix M, then its columns."""
     import torch
 
-    rng = _rng(0 if seed is None else seed)
     worst_rows = 0.0
-    for case in range(3 if thorough else 2):
-        n, iterations = rng.randint(3, 5), rng.choice([2, 3, 4])
-        m = _positive_matrix(rng, n)
+    for m, iterations in sinkhorn_cases(0 if seed is None else seed, thorough):
+        n = m.shape[0]
         given = m.clone()
         call = f"sinkhorn(M, {iterations}) for a {n}×{n} positive M"
         got = _run(call, sinkhorn, given, iterations)
@@ -113,15 +106,6 @@ def check_sinkhorn(sinkhorn: Callable, thorough: bool = False, seed: int | None 
 
 
 # --------------------------------------------------------------------------- Task 2 · the composite gain
-
-def _mixing_matrices(rng, n: int, depth: int):
-    """``depth`` signed n × n matrices I + s·G (float32, as the learner's experiment makes them)."""
-    import torch
-
-    s = rng.uniform(0.25, 0.6)
-    return [torch.tensor([[(1.0 if i == j else 0.0) + s * rng.gauss(0.0, 1.0) for j in range(n)] for i in range(n)],
-                         dtype=torch.float32) for _ in range(depth)]
-
 
 def _product(mats, reverse: bool = False):
     import torch
@@ -187,10 +171,8 @@ _GAIN_HINTS = {
 @_checker("Task 2 · the composite gain")
 def check_composite_gain(composite_gain: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``composite_gain(mixings)`` → ``(forward, backward)``: the largest absolute row and column sums of B_L ⋯ B_1."""
-    rng = _rng(0 if seed is None else seed)
-    for case in range(4 if thorough else 3):
-        n, depth = rng.randint(2, 5), (1 if case == 0 else rng.randint(2, 6))
-        mats = _mixing_matrices(rng, n, depth)
+    for mats, in composite_gain_cases(0 if seed is None else seed, thorough):
+        n, depth = mats[0].shape[0], len(mats)
         given = [b.clone() for b in mats]
         call = f"composite_gain(mixings) for {depth} mixing matrices of size {n}×{n}"
         got = _run(call, composite_gain, given)
@@ -223,8 +205,55 @@ def check_composite_gain(composite_gain: Callable, thorough: bool = False, seed:
             "signal can grow, the largest absolute column sum how much the gradient can.")
 
 
-# The grader's two halves of each check: the answer (inside the learner's sandbox) and the judge (in the grader).
+# --------------------------------------------------------------------------- Task 3 · trained hyper-connections
+
+def _trained_product(depth: int, constrained: bool, seed: int):
+    """The product of the trained mixing matrices of Chapter 7's net, and its gains before training.
+
+    Computed afresh (never read from the cache, which a notebook's process could have written)."""
+    import torch
+
+    from ..ch7_family_of_skips import HyperSpec, _hyper
+
+    run = _hyper(HyperSpec(depth=depth, constrained=constrained, seed=seed))
+    return torch.tensor(run["product"], dtype=torch.float64), run
+
+
+@_checker("Task 3 · the gain of trained hyper-connections")
+def check_trained_gain(trained_gain: Callable, thorough: bool = False, seed: int | None = None) -> str:
+    """``trained_gain(depth, constrained, seed)``: the forward composite gain of the trained net's mixing product."""
+    import torch
+
+    for depth, constrained, s in trained_gain_cases(0 if seed is None else seed, thorough):
+        call = f"trained_gain({depth}, {constrained}, {s})"
+        got = _one_number(_run(call, trained_gain, depth, constrained, s), call,
+                          "the forward composite gain, ‖P‖∞, of the trained product P")
+        product, run = _trained_product(depth, constrained, s)
+        want = product.abs().sum(dim=1).max().item()
+        if abs(got - want) <= 1e-4 * max(1.0, abs(want)):
+            continue
+        slips = {
+            "the backward gain (the largest absolute column sum); the task asks for the forward one":
+                product.abs().sum(dim=0).max().item(),
+            "the gain before training: HyperSpec trains the net, read its run's \"product\"": run["gains_init"][-1],
+            "the largest singular value of P; the mHC paper's gain is the largest absolute row sum":
+                torch.linalg.matrix_norm(product, ord=2).item(),
+            "the largest absolute entry of P, not its largest absolute row sum": product.abs().max().item(),
+            "the gain of the other kind of net (unconstrained and mHC swapped)":
+                _trained_product(depth, not constrained, s)[0].abs().sum(dim=1).max().item(),
+        }
+        slip = next((name for name, value in slips.items() if abs(value - got) <= 1e-4 * max(1.0, abs(value))), None)
+        raise _Fail(f"{call} returned {got:.4g}, which is not the forward gain of that trained net"
+                    + (f": your number is {slip}." if slip else
+                       ": train with hyper_run(HyperSpec(depth=depth, constrained=constrained, seed=seed)), then "
+                       "measure torch.tensor(run[\"product\"]) with your composite_gain."))
+    return ("the forward gain of each trained product, unconstrained and mHC: your measurement can be trusted at "
+            "8 and 32 blocks.")
+
+
+# The grader's judge of each check (the sandbox's answers are in book.exercises.cases.ex07).
 JUDGED = {
-    "check_sinkhorn": (_replay_answer(check_sinkhorn), _replay_judge(check_sinkhorn)),
-    "check_composite_gain": (_replay_answer(check_composite_gain), _replay_judge(check_composite_gain)),
+    "check_sinkhorn": _replay_judge(check_sinkhorn),
+    "check_composite_gain": _replay_judge(check_composite_gain),
+    "check_trained_gain": _replay_judge(check_trained_gain),
 }

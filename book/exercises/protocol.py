@@ -7,8 +7,12 @@ strings, nested lists; JSON). :func:`judge` runs in the grader's own process: it
 from the seed, reads the answer into exact built-in types and decides with the same words as the self-check.
 A learner's code can change what :func:`answer` sends, but not what :func:`judge` expects.
 
-Each exercise's module registers, for each check the grader can ask for, its two halves in ``JUDGED``:
-the answer (inside the sandbox) and the judge (in the grader).
+Each check the grader can ask for has two halves in two places. The answer, which runs inside the sandbox, is
+registered in ``book.exercises.cases.ANSWERS``: it draws the check's cases from the seed and writes down what the
+learner's code returns on them, and it holds no reference solution. The judge, which runs in the grader, is
+registered in ``JUDGED`` by the exercise's own module (``ex01`` … ``ex07``), next to the references it compares
+with. The grader's sandbox holds the package without those modules (:func:`book.grading.sandbox.learner_package`),
+so a notebook can neither import a judge's reference nor read its source.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from .feedback import NOT_DONE, Feedback, _Fail, _is_tensor
 
 __all__ = ["JUDGED", "GraderError", "answer", "judge", "preload", "varied_call"]
 
-# Every check the grader can ask a learner's kernel for: name -> (answer, judge). Filled by ``book.exercises``
-# from the ``JUDGED`` of each exercise's module (``ex01`` … ``ex07``) when the package is imported.
-JUDGED: dict[str, tuple[Callable, Callable]] = {}
+# Every check the grader can judge: name -> judge. Filled by ``book.exercises`` from the ``JUDGED`` of each
+# exercise's module (``ex01`` … ``ex07``) when the package is imported; the answers are in ``book.exercises.cases``.
+JUDGED: dict[str, Callable] = {}
 
 MAX_ANSWER_CHARS = 30_000_000     # the largest answer the grader reads
 ERROR_CHARS = 200                 # a learner's exception message is cut to this length in the feedback
@@ -175,17 +179,20 @@ class _Replay:
 
 
 # --------------------------------------------------------------------------- replayed checks
-# A check whose learner function takes and returns plain values (numbers, tensors, lists) is run twice with the
-# same seed: in the sandbox with the learner's function (only its return values are kept) and in the grader
-# with those return values replayed. The learner's code never runs where the verdict is reached.
+# A check whose learner function takes and returns plain values (numbers, tensors, lists) draws its cases from the
+# seed with a case generator in ``book.exercises.cases``. In the sandbox the learner's function is called on each
+# case and only its return values are kept (:func:`answers_on`); in the grader the check runs on the same cases with
+# those values replayed, and compares them with its references. The learner's code never runs where the verdict is
+# reached, and the references never reach the sandbox.
 
-def _replay_answer(check):
+def answers_on(cases):
+    """The sandbox's half of a replayed check: the learner's function on each of ``cases(seed, thorough)``, in order.
+
+    Stops at the first call that raises (the grader's replay stops there too). No verdict is reached here.
+    """
     def run(namespace_fn, seed, thorough, answers):
-        def recorder(*args, **kwargs):
-            value = _record(answers, namespace_fn, *args, **kwargs)
-            return _exact(json.loads(json.dumps(_plain(value))))  # the sandbox goes on with what the grader will see
-        kwargs = {"thorough": thorough} if thorough is not None else {}
-        check(recorder, seed=seed, **kwargs)
+        for args in cases(seed, bool(thorough)):
+            _record(answers, namespace_fn, *args)
     return run
 
 
@@ -256,7 +263,9 @@ def answer(request: dict, namespace: dict) -> str:
             for args in [request.get("args", []), *request.get("also", [])]:
                 _record(answers, namespace[request["call"]], *args)
         else:
-            run = JUDGED[request["check"]][0]
+            from .cases import ANSWERS
+
+            run = ANSWERS[request["check"]]
             run(*(namespace[n] for n in names), request["seed"], request.get("thorough"), answers)
     except _Stop:
         pass
@@ -291,7 +300,7 @@ def judge(request: dict, reply: str | None, task: str) -> Feedback:
     try:
         if "call" in request:
             return _judge_call(request, answers, task)
-        return JUDGED[request["check"]][1](answers, request["seed"], request.get("thorough"))
+        return JUDGED[request["check"]](answers, request["seed"], request.get("thorough"))
     except _Fail as fail:      # what the notebook sent, read by the judge's own code: not readable as asked
         return Feedback(task, False, str(fail))
     except MemoryError:

@@ -76,7 +76,9 @@ python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install --index-url https://download.pytorch.org/whl/cpu "torch=={torch}"
 /autograder/venv/bin/python -m pip install "$SOURCE/course" nbclient nbformat ipykernel tqdm
 /autograder/venv/bin/python -m ipykernel install --sys-prefix --name python3
-chmod -R go-rwx "$SOURCE/hidden-tests"
+# private to root: the hidden tests, and the course's source (its exercise modules hold the judges' references;
+# the sandbox sees the installed package without them)
+chmod -R go-rwx "$SOURCE/hidden-tests" "$SOURCE/course"
 """
 
 

@@ -14,7 +14,9 @@
 - a seccomp filter (:func:`seccomp_filter`) that refuses ``ptrace``, ``mount``, namespace creation,
   ``keyctl``, ``bpf``, ``perf_event_open``, module loading, ``kexec`` and the like;
 - a fresh root holding, read-only, the system folders (``/usr``, ``/etc``), the Python installation, the
-  virtual environment and the course package, and nothing else: no home, no ``/root``, no ``/work``;
+  virtual environment and the course package without its graders' code (:func:`learner_package`: no exercise
+  module, so no reference solution, is there to import or read), and nothing else: no home, no ``/root``, no
+  ``/work``;
   ``/proc/sys`` and ``/dev`` read-only;
 - one writable, memory-backed, size-capped folder, ``/scratch`` (the working folder and ``HOME``), which
   also holds ``/tmp``, and a small size-capped ``/dev/shm``: nothing the notebook writes reaches the host's
@@ -28,11 +30,12 @@
 ``"user"`` (for hosts where bubblewrap cannot start, such as Gradescope's containers; the grader must be
 root) runs the command as a dedicated unprivileged host user with the same ``prlimit`` limits, in a scratch
 folder that user owns. It hides only what that user cannot read, so the grader keeps the hidden tests, the
-submissions and its output folder unreadable to it; when the command ends, every process of that user is
+submissions and its output folder unreadable to it; in a private mount namespace, the learner package
+(:func:`learner_package`) covers the course package, as in ``"bwrap"`` mode; when the command ends, every process of that user is
 killed before the grader writes anything.
 
 ``"none"`` (the grader's ``--unsafe-no-sandbox``) runs it as a plain child process with the same limits:
-nothing is hidden from it, and it can change anything the grader can.
+nothing is hidden from it (the judges' references included), and it can change anything the grader can.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Limits", "Sandbox", "unavailable_reason", "HOW_TO_INSTALL", "SCRATCH", "seccomp_filter",
-           "learner_user", "dedicated_user", "kill_user", "remove_tree"]
+           "learner_user", "dedicated_user", "kill_user", "remove_tree", "learner_package", "GRADER_ONLY"]
 
 SCRATCH = "/scratch"    # where the scratch folder appears inside the sandbox
 LEARNER_USER = "book-learner"   # the dedicated host user the sandbox runs as, when it exists
@@ -118,6 +121,56 @@ def python_paths() -> list[Path]:
     package = Path(__file__).resolve().parents[1]     # all of ``book``: the runner is ``book.grading.runner``
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package}
     return sorted(paths)
+
+
+# The grader's own files, left out of the sandbox's copy of the package: the exercise modules hold each task's
+# reference solution and its judge (a notebook that could import or read them would not need to solve anything).
+# The sandbox's side of every check is in ``book/exercises/cases``, which holds no reference.
+GRADER_ONLY = ("exercises/ex[0-9][0-9].py", "exercises/__pycache__/ex[0-9][0-9].*.pyc")
+
+_LEARNER_PACKAGE: list[Path] = []
+
+
+def learner_package() -> Path:
+    """The course package as the sandbox sees it: a read-only copy made once per grader, without :data:`GRADER_ONLY`.
+
+    The copy keeps the files' times, so the package's bytecode stays valid for the sources it was compiled from; it
+    is removed when the grader exits.
+    """
+    import atexit
+    import fnmatch
+
+    if _LEARNER_PACKAGE and _LEARNER_PACKAGE[0].is_dir():
+        return _LEARNER_PACKAGE[0] / "book"
+    package = Path(__file__).resolve().parents[1]
+    top = Path(tempfile.mkdtemp(prefix="book-learner-package-"))
+    os.chmod(top, 0o755)
+
+    def left_out(folder, names):
+        rel = Path(folder).resolve().relative_to(package)
+        return {n for n in names if any(fnmatch.fnmatch(str(rel / n), pattern) for pattern in GRADER_ONLY)}
+
+    shutil.copytree(package, top / "book", ignore=left_out, copy_function=shutil.copy2)
+    for folder, _dirs, files in os.walk(top, topdown=False):    # readable by the sandbox's user, writable by none
+        for name in files:
+            os.chmod(Path(folder) / name, 0o444)
+        os.chmod(folder, 0o555)
+    _LEARNER_PACKAGE[:] = [top]
+    atexit.register(_remove_learner_package, top)
+    return top / "book"
+
+
+def _remove_learner_package(top: Path) -> None:
+    for folder, _dirs, _files in os.walk(top):
+        with contextlib.suppress(OSError):
+            os.chmod(folder, 0o755)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def sandbox_sources() -> list[Path]:
+    """Where each of :func:`python_paths` comes from in the sandbox: the same folder, but the learner package."""
+    package = Path(__file__).resolve().parents[1]
+    return [learner_package() if path == package else path for path in python_paths()]
 
 
 # --------------------------------------------------------------------------- seccomp
@@ -420,12 +473,14 @@ class Sandbox:
             self.limits_in_force.append(f"{lim.processes} processes of uid {self.user[0]} (RLIMIT_NPROC)")
         return args + ["--"]
 
-    def _reach(self, paths: list[Path]) -> list[str]:
-        """In "user" mode: a prefix that lets the learner user reach ``paths`` where a folder above them is private.
+    def _reach(self, paths: list[Path], covers: list[tuple[Path, Path]] = ()) -> list[str]:
+        """In "user" mode: a prefix that lets the learner user reach ``paths`` where a folder above them is private,
+        and shows it each ``(source, path)`` of ``covers`` in place of ``path``.
 
         Root, in a private mount namespace, binds each such path aside, covers the private folder above it
         (``/root`` for a pyenv Python) with an empty memory-backed folder, and binds the path back in place:
-        the learner sees the Python it needs and nothing else of that folder. Empty when nothing is private.
+        the learner sees the Python it needs and nothing else of that folder. Then it binds each cover's source
+        read-only over its path (the learner package over the course package). Empty when there is nothing to do.
         """
         if self.user is None or self.work is None:
             return []
@@ -434,7 +489,7 @@ class Sandbox:
             top = next((a for a in reversed(path.parents) if a != Path("/") and not os.stat(a).st_mode & 0o001), None)
             if top is not None:
                 blocked.append((path, top))
-        if not blocked:
+        if not blocked and not covers:
             return []
         lines, args = [], []
         for n, (path, top) in enumerate(blocked):
@@ -448,6 +503,9 @@ class Sandbox:
         for n, (path, _top) in enumerate(blocked):
             i = 2 * n + 1
             lines.append(f'mkdir -p "${i}" && mount --bind -o ro "${i + 1}" "${i}"')
+        for source, path in covers:
+            args += [str(source), str(path)]
+            lines.append(f'mount --bind -o ro "${len(args) - 1}" "${len(args)}"')
         script = " && ".join(lines) + f' && shift {len(args)} && exec "$@"'
         return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", *args]
 
@@ -499,7 +557,7 @@ class Sandbox:
             else:
                 self.limits_in_force.append("no seccomp filter (not x86-64)")
             pass_fds = to_close[:]
-            sources, stage = python_paths(), []
+            sources, stage = sandbox_sources(), []
             if self.user is not None:
                 # The Python installation may sit where the learner user cannot reach it (pyenv under /root).
                 # In a private mount namespace, root binds each folder under a staging folder the user can
@@ -507,7 +565,7 @@ class Sandbox:
                 self.work = Path(tempfile.mkdtemp(prefix="book-grade-"))
                 os.chmod(self.work, 0o711)
                 sources = []
-                for n, path in enumerate(python_paths()):
+                for n, path in enumerate(sandbox_sources()):
                     (self.work / f"p{n}").mkdir(mode=0o755)
                     sources.append(self.work / f"p{n}")
                     stage += [str(path), str(self.work / f"p{n}")]
@@ -520,7 +578,9 @@ class Sandbox:
             command += self._bwrap_args(env, notebook_fd, seccomp_fd, sources) + ["--", *argv]
             full_env, cwd = {"PATH": "/usr/bin:/bin"}, "/"
         else:
-            command = self._prlimit() + self._reach(python_paths()) + \
+            covers = [(source, path) for source, path in zip(sandbox_sources(), python_paths()) if source != path] \
+                if self.mode == "user" else []
+            command = self._prlimit() + self._reach(python_paths(), covers) + \
                 (_drop_privileges(self.user) if self.user else []) + argv
             full_env = {**env, "PATH": env.get("PATH", "/usr/bin:/bin")}
             cwd = self.work / "scratch"

@@ -57,7 +57,15 @@ Exercises (:mod:`book.exercises`: import foundations, networks and chapters)
     - :mod:`book.exercises.ex04`  Exercise 4: a basic block; a CIFAR ResNet's parameter count
     - :mod:`book.exercises.ex05`  Exercise 5: counting paths; the network as a sum of paths
     - :mod:`book.exercises.ex06`  Exercise 6: pre- and post-norm blocks; which of DeepNorm's constants keeps the output still
-    - :mod:`book.exercises.ex07`  Exercise 7: Sinkhorn–Knopp and the composite gain of products of mixing matrices
+    - :mod:`book.exercises.ex07`  Exercise 7: Sinkhorn–Knopp; the composite gain of products of mixing matrices; trained hyper-connections
+    - :mod:`book.exercises.cases`  what the grader's sandbox runs: each check's cases, drawn from a seed, and the answer on them
+    - :mod:`book.exercises.cases.ex01`  Exercise 1's cases: drawn nets, made-up runs, smaller data sets
+    - :mod:`book.exercises.cases.ex02`  Exercise 2's cases: branches, blocks and stacks to wrap, zero and measure
+    - :mod:`book.exercises.cases.ex03`  Exercise 3's cases: stacks to probe and initialize; the predicted activation stds
+    - :mod:`book.exercises.cases.ex04`  Exercise 4's cases: block inputs, depths, the tiny data of the early-loss runs
+    - :mod:`book.exercises.cases.ex05`  Exercise 5's cases: path counts, branches to unroll, trained nets to swap blocks in
+    - :mod:`book.exercises.cases.ex06`  Exercise 6's cases: sublayers and streams, the models a step is taken on
+    - :mod:`book.exercises.cases.ex07`  Exercise 7's cases: positive and mixing matrices, small hyper-connected nets
 
 Grading (:mod:`book.grading`: imports foundations, the exercises and itself), in the order a submission meets it
     - :mod:`book.grade`                ``python -m book.grade``: the grader's command (calls :func:`book.grading.cli.main`)

@@ -37,6 +37,7 @@ with solutions) and ``exercises/exNN_name.ipynb`` (the student notebook for Cola
 from __future__ import annotations
 
 from .feedback import NOT_DONE, Feedback, TaskFailed, grade_task
+from . import cases  # noqa: F401 - fills protocol.ANSWERS, the sandbox's half of each check
 from .protocol import JUDGED
 
 import importlib as _importlib

@@ -8,7 +8,7 @@ from the seed, reads the answer into exact built-in types and decides with the s
 A learner's code can change what :func:`answer` sends, but not what :func:`judge` expects.
 
 Each check the grader can ask for has two halves in two places. The answer, which runs inside the sandbox, is
-registered in ``book.exercises.cases.ANSWERS``: it draws the check's cases from the seed and writes down what the
+registered in ``ANSWERS`` by ``book.exercises.cases``: it draws the check's cases from the seed and writes down what the
 learner's code returns on them, and it holds no reference solution. The judge, which runs in the grader, is
 registered in ``JUDGED`` by the exercise's own module (``ex01`` … ``ex07``), next to the references it compares
 with. The grader's sandbox holds the package without those modules (:func:`book.grading.sandbox.learner_package`),
@@ -23,11 +23,14 @@ from typing import Callable
 
 from .feedback import NOT_DONE, Feedback, _Fail, _is_tensor
 
-__all__ = ["JUDGED", "GraderError", "answer", "judge", "preload", "varied_call"]
+__all__ = ["JUDGED", "ANSWERS", "GraderError", "answer", "judge", "preload", "varied_call"]
 
 # Every check the grader can judge: name -> judge. Filled by ``book.exercises`` from the ``JUDGED`` of each
 # exercise's module (``ex01`` … ``ex07``) when the package is imported; the answers are in ``book.exercises.cases``.
 JUDGED: dict[str, Callable] = {}
+# Every check the sandbox can answer: name -> answer. Filled by ``book.exercises.cases`` (which ``book.exercises``
+# imports) from the ``ANSWERS`` of each case module.
+ANSWERS: dict[str, Callable] = {}
 
 MAX_ANSWER_CHARS = 30_000_000     # the largest answer the grader reads
 ERROR_CHARS = 200                 # a learner's exception message is cut to this length in the feedback
@@ -263,8 +266,6 @@ def answer(request: dict, namespace: dict) -> str:
             for args in [request.get("args", []), *request.get("also", [])]:
                 _record(answers, namespace[request["call"]], *args)
         else:
-            from .cases import ANSWERS
-
             run = ANSWERS[request["check"]]
             run(*(namespace[n] for n in names), request["seed"], request.get("thorough"), answers)
     except _Stop:

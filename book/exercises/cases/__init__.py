@@ -10,11 +10,11 @@ modules, which the grader's sandbox does not hold (:func:`book.grading.sandbox.l
 
 from __future__ import annotations
 
+from ..protocol import ANSWERS
 from . import ex01, ex02, ex03, ex04, ex05, ex06, ex07
 
 CASE_MODULES = (ex01, ex02, ex03, ex04, ex05, ex06, ex07)
 
-ANSWERS: dict = {}
 for _module in CASE_MODULES:
     _clash = set(_module.ANSWERS) & set(ANSWERS)
     if _clash:

@@ -27,8 +27,10 @@ def test_the_sandbox_sees_the_learner_package_where_the_course_package_is(tmp_pa
     box = Sandbox(b"{}", mode="none")
     box.user, box.work = (65534, 65534), tmp_path      # as a root grader's "user" mode sets them
     prefix = box._reach([], [(copy, package)])
-    assert prefix[:2] == ["unshare", "--mount"] and 'mount --bind -o ro "$1" "$2"' in prefix[7]
+    assert prefix[:2] == ["unshare", "--mount"] and 'mount --bind -o ro "${1}" "${2}"' in prefix[7]
     assert prefix[-2:] == [str(copy), str(package)]
+    many = box._reach([], [(copy, package)] * 6)       # twelve arguments: the tenth is ${10}, not $1 and a 0
+    assert '"${10}"' in many[7] and '"$1"' not in many[7]
 
 
 def test_python_paths_cover_the_interpreter_the_environment_and_the_package():

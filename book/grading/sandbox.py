@@ -477,7 +477,7 @@ class Sandbox:
         """In "user" mode: a prefix that lets the learner user reach ``paths`` where a folder above them is private,
         and shows it each ``(source, path)`` of ``covers`` in place of ``path``.
 
-        Root, in a private mount namespace, binds each such path aside, covers the private folder above it
+        Root, in a private mount namespace (the script names its arguments ``${n}``: ``$10`` would be ``$1`` and a 0), binds each such path aside, covers the private folder above it
         (``/root`` for a pyenv Python) with an empty memory-backed folder, and binds the path back in place:
         the learner sees the Python it needs and nothing else of that folder. Then it binds each cover's source
         read-only over its path (the learner package over the course package). Empty when there is nothing to do.
@@ -496,16 +496,16 @@ class Sandbox:
             stage = self.work / f"p{n}"
             stage.mkdir(mode=0o755)
             args += [str(path), str(stage)]
-            lines.append(f'mount --bind "${len(args) - 1}" "${len(args)}"')
+            lines.append(f'mount --bind "${{{len(args) - 1}}}" "${{{len(args)}}}"')
         for top in sorted({top for _, top in blocked}):
             args.append(str(top))
-            lines.append(f'mount -t tmpfs -o mode=0755,size=1m book-grade "${len(args)}"')
+            lines.append(f'mount -t tmpfs -o mode=0755,size=1m book-grade "${{{len(args)}}}"')
         for n, (path, _top) in enumerate(blocked):
             i = 2 * n + 1
-            lines.append(f'mkdir -p "${i}" && mount --bind -o ro "${i + 1}" "${i}"')
+            lines.append(f'mkdir -p "${{{i}}}" && mount --bind -o ro "${{{i + 1}}}" "${{{i}}}"')
         for source, path in covers:
             args += [str(source), str(path)]
-            lines.append(f'mount --bind -o ro "${len(args) - 1}" "${len(args)}"')
+            lines.append(f'mount --bind -o ro "${{{len(args) - 1}}}" "${{{len(args)}}}"')
         script = " && ".join(lines) + f' && shift {len(args)} && exec "$@"'
         return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", *args]
 

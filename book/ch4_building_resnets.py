@@ -2,9 +2,10 @@
 
 The nets are :class:`~book.trained_nets.TrainedNet` specs (Chapter 1's runs plus a scaled shortcut, zero-initialised
 branches or another learning rate), trained once and stored by :mod:`book.trained_nets`. This module holds the
-chapter's settings and its two recordings: the nets trained on partly random labels
-(``python -m book.ch4_building_resnets record-noise``) and the learning-rate sweep
-(``python -m book.ch4_building_resnets record-lr``).
+chapter's settings and its three recordings: the nets trained on partly random labels
+(``python -m book.ch4_building_resnets record-noise``), the learning-rate sweep
+(``python -m book.ch4_building_resnets record-lr``) and the original against the pre-activation ResNet-110
+(``python -m book.ch4_building_resnets record-preact``).
 
 The image ResNets of the chapter (CIFAR 6n+2, ImageNet 18–152) live in :mod:`book.nets.resnets`; the paper's
 CIFAR-10 figure is ``python -m book.reproduce``.
@@ -18,13 +19,14 @@ import torch
 
 from .data import load_mnist1d
 from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
-from .trained_nets import STUDY_DEPTH, DepthRun, prefix_mismatches, run_depth, train_net
+from .trained_nets import STUDY_DEPTH, DepthRun, TrainedNet, prefix_mismatches, run_depth, train_net
 from .training import CLAIM_SEEDS, evaluate
 
 __all__ = ["SCALED_SHORTCUT", "NOISE", "NOISE_EPOCHS", "NOISE_SEEDS", "RECORDED_NOISE",
            "noisy_training_set", "record_noisy_labels", "recorded_noisy_labels", "noisy_label_problems", "SWEEP_LRS",
            "SWEEP_DEPTHS", "SWEEP_SEEDS", "RECORDED_LR_SWEEP", "record_lr_sweep", "recorded_lr_sweep",
-           "lr_sweep_problems"]
+           "lr_sweep_problems", "PREACT_DEPTHS", "PREACT_SEEDS", "RECORDED_PREACT", "preact_specs",
+           "record_preactivation", "recorded_preactivation", "preactivation_problems"]
 
 SCALED_SHORTCUT = 0.5            # He et al. 2016's constant scaling
 
@@ -141,8 +143,58 @@ def lr_sweep_problems(record: dict, cases: int = 2, epochs: int = 2, tolerance: 
     return problems
 
 
+# --------------------------------------------------------------------------- where the activation goes, trained
+
+PREACT_DEPTHS = (110, 218)          # Table 2's depth, and twice as many blocks: does a gap grow with depth?
+PREACT_SEEDS = (0, 1, 2, 3, 4)
+RECORDED_PREACT = RECORDED_DIR / "ch4_preactivation.json"
+
+
+def preact_specs(depth: int, seed: int) -> tuple[TrainedNet, TrainedNet]:
+    """``(original, pre-activation)`` ResNet-``depth`` on Chapter 1's recipe: same seed, same batches."""
+    return (TrainedNet(depth=depth, seed=seed), TrainedNet(depth=depth, seed=seed, preactivation=True))
+
+
+def record_preactivation(path=RECORDED_PREACT, seeds=PREACT_SEEDS, progress: bool = True) -> dict:
+    """Train the original and the pre-activation ResNet at :data:`PREACT_DEPTHS` on Chapter 1's recipe over
+    ``seeds``; record the curves.
+
+    ``python -m book.ch4_building_resnets record-preact`` (about half an hour on one core).
+    """
+    import time
+
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        for depth in PREACT_DEPTHS:
+            for spec in preact_specs(depth, seed):
+                result = run_depth(spec, progress=progress)
+                runs.append({"depth": depth, "preactivation": spec.preactivation, "seed": seed, **result.to_dict()})
+    about = provenance("python -m book.ch4_building_resnets record-preact", time.perf_counter() - start,
+                       depths=list(PREACT_DEPTHS), seeds=list(seeds), spec=asdict(DepthRun()))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_preactivation(path=RECORDED_PREACT) -> dict:
+    """``{(depth, preactivation, seed): run dict}`` from the recording, and its provenance."""
+    record = read_record(path)
+    return {"provenance": record["provenance"],
+            "runs": {(r["depth"], r["preactivation"], r["seed"]): r for r in record["runs"]}}
+
+
+def preactivation_problems(record: dict, cases: int = 2, epochs: int = 1, tolerance: float = 0.0) -> list[str]:
+    """Re-run the first ``epochs`` epochs of ``cases`` recorded runs; describe every mismatch."""
+    problems = setting_problems(record, DepthRun())
+    for r in record.get("runs", [])[:cases]:
+        spec = preact_specs(r["depth"], r["seed"])[int(r["preactivation"])]
+        problems += prefix_mismatches(spec, r, epochs, tolerance, name=f"{spec.label} seed {spec.seed}")
+    return problems
+
+
 if __name__ == "__main__":
     import sys
 
     sys.exit(main(sys.argv[1:], "book.ch4_building_resnets",
-                  {"record-noise": (record_noisy_labels, RECORDED_NOISE), "record-lr": (record_lr_sweep, RECORDED_LR_SWEEP)}))
+                  {"record-noise": (record_noisy_labels, RECORDED_NOISE), "record-lr": (record_lr_sweep, RECORDED_LR_SWEEP),
+                   "record-preact": (record_preactivation, RECORDED_PREACT)}))

@@ -25,7 +25,7 @@ from ..errors import ConfigError, is_whole_number
 from .shortcuts import PadChannelsShortcut
 
 __all__ = [
-    "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "StochasticDepthBlock1d",
+    "ConvNetConfig", "ConvNet1d", "PlainBlock1d", "BasicBlock1d", "PreActBlock1d", "StochasticDepthBlock1d",
     "conv_net", "plain_net", "resnet", "he_init_", "validate_6n_plus_2_depth", "validate_conv_config",
     "deepen_with_identities", "make_identity_",
 ]
@@ -85,6 +85,29 @@ class BasicBlock1d(nn.Module):
         nn.init.zeros_(self.branch.bn2.weight)
 
 
+class PreActBlock1d(nn.Module):
+    """He et al. 2016's full pre-activation block: ``y = F(x) + shortcut(x)``, nothing after the sum.
+
+    The branch is BN → ReLU → conv → BN → ReLU → conv, so BatchNorm and ReLU act *before* each weight layer and
+    the shortcut path from block to block holds no layer at all (arXiv 1603.05027, Fig. 4e). A net of these
+    blocks ends with one BN → ReLU before its pooling, as the paper's does.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.branch = nn.Sequential(OrderedDict(
+            bn1=nn.BatchNorm1d(in_channels), relu1=nn.ReLU(), conv1=conv3(in_channels, out_channels, stride),
+            bn2=nn.BatchNorm1d(out_channels), relu2=nn.ReLU(), conv2=conv3(out_channels, out_channels),
+        ))
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut: nn.Module = nn.Identity()
+        else:
+            self.shortcut = PadChannelsShortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.branch(x) + self.shortcut(x)  # the residual sum, and nothing after it
+
+
 class StochasticDepthBlock1d(BasicBlock1d):
     """A basic block whose branch is dropped at random while training (Huang et al. 2016, arXiv 1603.09382).
 
@@ -121,6 +144,7 @@ class ConvNetConfig:
     in_channels: int = 1                 # MNIST-1D has one channel
     num_classes: int = 10
     zero_init_residual: bool = False     # start every residual branch at zero (Goyal et al.)
+    preactivation: bool = False          # PreActBlock1d (He et al. 2016) instead of BasicBlock1d
     final_survival: float = 1.0          # < 1: stochastic depth, survival decaying linearly from 1 to this
                                          # value at the last block (Huang et al. use 0.5)
 
@@ -155,6 +179,10 @@ def validate_conv_config(cfg: ConvNetConfig) -> None:
         raise ConfigError(f"final_survival {cfg.final_survival!r} must be a probability in (0, 1].")
     if cfg.final_survival < 1 and not cfg.residual:
         raise ConfigError("stochastic depth drops residual branches: a plain net has none to drop.")
+    if cfg.preactivation and not cfg.residual:
+        raise ConfigError("pre-activation is a residual block's layout: a plain net has no sum to move it around.")
+    if cfg.preactivation and (cfg.final_survival < 1 or cfg.zero_init_residual):
+        raise ConfigError("the pre-activation net here has neither stochastic depth nor a zero-initialised branch.")
 
 
 class ConvNet1d(nn.Module):
@@ -167,7 +195,7 @@ class ConvNet1d(nn.Module):
         super().__init__()
         validate_conv_config(config)
         self.config = config
-        block = BasicBlock1d if config.residual else PlainBlock1d
+        block = (PreActBlock1d if config.preactivation else BasicBlock1d) if config.residual else PlainBlock1d
         w = config.widths
         self.stem = nn.Sequential(conv3(config.in_channels, w[0]), nn.BatchNorm1d(w[0]), nn.ReLU(inplace=True))
         layers, in_ch = [], w[0]
@@ -184,6 +212,8 @@ class ConvNet1d(nn.Module):
                     layers.append(block(in_ch, out_ch, stride))
                 in_ch = out_ch
         self.blocks = nn.Sequential(*layers)
+        if config.preactivation:  # its last sum is not normalized yet: one BN → ReLU before the pool, as in the paper
+            self.final = nn.Sequential(nn.BatchNorm1d(in_ch), nn.ReLU())
         self.head = nn.Linear(in_ch, config.num_classes)
         self.reset_parameters()
 
@@ -193,6 +223,8 @@ class ConvNet1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)              # (N, w0, 40)
         x = self.blocks(x)            # (N, w2, 10)
+        if self.config.preactivation:
+            x = self.final(x)
         x = x.mean(dim=-1)            # global average pool → (N, w2)
         return self.head(x)           # (N, num_classes)
 

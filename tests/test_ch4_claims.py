@@ -116,3 +116,70 @@ def test_below_the_largest_rate_the_residual_net_trains_better_than_the_plain_on
         plain = sum(_final(runs, depth, False, lr, s) for s in SWEEP_SEEDS) / len(SWEEP_SEEDS)
         residual = sum(_final(runs, depth, True, lr, s) for s in SWEEP_SEEDS) / len(SWEEP_SEEDS)
         assert residual < plain - 0.1, lr
+
+
+# --------------------------------------------------------------------------- the original block against pre-activation
+
+import math  # noqa: E402
+
+from book.ch4_building_resnets import (PREACT_DEPTHS, PREACT_SEEDS, RECORDED_PREACT, preact_specs,  # noqa: E402
+                                       preactivation_problems, recorded_preactivation)
+from book.data import load_mnist1d  # noqa: E402
+from book.training import seeded  # noqa: E402
+
+
+@pytest.mark.skipif(not pinned(), reason="native kernels (RESIDUAL_COURSE_NATIVE_KERNELS=1): recordings are bit-exact only on the pinned path")
+def test_the_recorded_preactivation_runs_still_match_the_code_and_a_tampered_one_is_caught():
+    record = json.loads(RECORDED_PREACT.read_text())
+    assert record["provenance"]["seeds"] == list(PREACT_SEEDS) and record["provenance"]["depths"] == list(PREACT_DEPTHS)
+    assert len(record["runs"]) == 2 * len(PREACT_DEPTHS) * len(PREACT_SEEDS)
+    assert preactivation_problems(record) == []                 # ResNet-110, both blocks, seed 0: the first epoch
+    tampered = json.loads(json.dumps(record))
+    tampered["runs"][1]["train_loss"][0] *= 1.001
+    assert any("epoch 1" in p for p in preactivation_problems(tampered, cases=2))
+
+
+def test_the_preactivation_block_builds_the_papers_layout():
+    original, pre = (spec.build() for spec in preact_specs(110, 0))
+    assert sum(p.numel() for p in pre.parameters()) > sum(p.numel() for p in original.parameters())  # the final BN
+    block = pre.blocks[1]
+    assert [type(m).__name__ for m in block.branch] == ["BatchNorm1d", "ReLU", "Conv1d", "BatchNorm1d", "ReLU", "Conv1d"]
+    x = torch.randn(3, 8, 40)
+    assert torch.equal(block(x), block.branch(x) + x)                   # nothing after the sum
+
+
+@pytest.mark.parametrize("seed", PREACT_SEEDS)
+def test_at_218_layers_the_preactivation_net_is_ahead_and_the_original_net_is_worse_than_at_110(seed):
+    """Final training error (ten epochs, the recording, pinned kernels). At 218 layers, original minus
+    pre-activation: measured 0.40-0.65 over seeds 0-4. The original block from 110 to 218 layers: it rises by
+    0.12-0.58. (At 110 layers the chapter claims no winner: see the next test.)"""
+    runs = recorded_preactivation()["runs"]
+    final = {(d, pre): runs[(d, pre, seed)]["train_error"][-1] for d in PREACT_DEPTHS for pre in (False, True)}
+    assert final[(218, False)] - final[(218, True)] > 0.25, final
+    assert final[(218, False)] - final[(110, False)] > 0.06, final
+
+
+def test_at_110_layers_the_seeds_disagree_as_the_chapter_says():
+    """The chapter reports 110 layers as unsettled: the pre-activation net ahead on most seeds (by 0.10-0.33) and
+    behind on at least one (seed 3: 0.43 against 0.12, stalled from the fourth epoch). A recording where one block
+    won on every seed would make that sentence wrong."""
+    runs = recorded_preactivation()["runs"]
+    gaps = [runs[(110, False, s)]["train_error"][-1] - runs[(110, True, s)]["train_error"][-1] for s in PREACT_SEEDS]
+    assert sum(g > 0 for g in gaps) >= 3 and min(gaps) < -0.1, gaps
+
+
+def test_the_original_nets_start_far_above_chance_and_the_preactivation_nets_at_it():
+    """The loss before any step on 256 training sequences, 110 and 218 layers, seeds 0-4: the original nets'
+    unnormalized stream makes them start confidently wrong (measured 3.0-5.7 on seeds 0-2), the pre-activation
+    nets start at ln 10 (2.30-2.34)."""
+    data = load_mnist1d()
+    for depth in PREACT_DEPTHS:
+        for seed in PREACT_SEEDS:
+            losses = []
+            for spec in preact_specs(depth, seed):
+                with seeded(seed):
+                    model = spec.build()
+                with torch.no_grad():
+                    losses.append(torch.nn.functional.cross_entropy(model(data.x_train[:256]), data.y_train[:256]).item())
+            original, pre = losses
+            assert abs(pre - math.log(10)) < 0.1 and original > pre + 0.4, (depth, seed, losses)

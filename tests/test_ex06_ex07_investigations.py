@@ -59,23 +59,7 @@ def ex07():
         torch.set_num_threads(threads)
 
 
-# --------------------------------------------------------------------------- Exercise 6, Task 1 · the two blocks
-
-def test_the_two_blocks_are_checked_in_one_cell_and_name_each_mistake(ex06):
-    pre, post = ex06["PreNormBlock"], ex06["PostNormBlock"]
-    assert ex.check_norm_blocks(pre, post) and ex.check_norm_blocks(pre, post, thorough=True)
-    _fails_with(ex.check_norm_blocks(post, post), "PreNormBlock:", "that is post-norm")
-    _fails_with(ex.check_norm_blocks(pre, pre), "PostNormBlock:", "that is pre-norm")
-
-    class Unfinished(torch.nn.Module):
-        def __init__(self, d_model, sublayer):
-            raise NotImplementedError("not done yet")
-
-    assert ex.check_norm_blocks(Unfinished, post).message == ex.NOT_DONE
-    assert ex.check_norm_blocks(pre, Unfinished).message == ex.NOT_DONE
-
-
-# --------------------------------------------------------------------------- Exercise 6, Task 2 · the output change
+# --------------------------------------------------------------------------- Exercise 6, Task 1 · the output change
 
 def test_output_change_solution_passes_on_many_seeds_and_through_the_grader(ex06):
     right = ex06["output_change"]
@@ -148,7 +132,7 @@ def test_output_change_bad_returns_and_autograd_errors_are_reported_in_words():
 
 
 def test_deepnorm_ablation_findings_hold_and_the_range_test_has_margin(ex06):
-    """What the model answer of 2b says, on the three seeds the notebook runs, and the hidden range test's bounds."""
+    """What the model answer of 1b says, on the three seeds the notebook runs, and the hidden range test's bounds."""
     sizes = ex06["sizes"]
     for seed in (0, 1, 2):
         post, alpha, beta, both = (sizes[(v, 24, seed)] for v in ("post-ln", "alpha-only", "beta-only", "deepnorm"))
@@ -258,7 +242,7 @@ def test_composite_gain_bad_returns_are_reported_in_words():
 
 
 def test_mixing_findings_hold_and_the_range_tests_have_margin(ex07):
-    """What the model answer of 2b says, on the seeds the notebook runs, and the hidden range tests' bounds."""
+    """What the model answer of 1b says, on the seeds the notebook runs, and the hidden range tests' bounds."""
     gain = ex07["random_product_gain"]
     for seed in range(5):
         raw = gain(256, 0.2, "none", seed)

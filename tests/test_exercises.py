@@ -57,14 +57,15 @@ def _code(nb) -> list[str]:
 
 # --------------------------------------------------------------------------- generated files
 
-def test_one_exercise_per_chapter_with_two_to_five_graded_tasks():
+def test_one_exercise_per_chapter_with_one_to_five_graded_tasks():
     chapters = sorted(p.stem[:2] for p in (ROOT / "chapters").glob("[0-9][0-9]_*.md"))
     assert [n[2:4] for n in NAMES] == chapters
     for source in SOURCES:
         tests = sources.hidden_tests(source)
         tasks = sorted({t["task"] for t in tests} | {a["task"] for a in sources.written_answers(source)})
-        assert 2 <= len(tasks) <= 5, source.name
+        assert 1 <= len(tasks) <= 5, source.name      # one investigation can be the whole exercise
         assert tasks == list(range(1, len(tasks) + 1)), source.name
+        assert len(tests) >= 2, source.name              # a check and a measured range at least
         assert all(t["points"] > 0 and t["title"] for t in tests)
 
 
@@ -85,8 +86,10 @@ def test_every_exercise_is_an_investigation_with_objectives_time_and_points():
         assert explained and all(a in models for a in explained), f"{source.name}: a written answer has no model answer"
         page = (ROOT / "exercises" / f"{source.stem}.md").read_text()
         assert "**Tasks and points**" in page and "A model answer" in page
-        warmups = [t for t in sources.hidden_tests(source) if t["task"] == 1]
-        assert sum(t["points"] for t in warmups) <= 3, f"{source.name}: the warm-up carries too many points"
+        tasks = {t["task"] for t in sources.hidden_tests(source)} | {a["task"] for a in answers}
+        if len(tasks) > 1:    # Task 1 is then a warm-up before the investigation
+            warmups = [t for t in sources.hidden_tests(source) if t["task"] == 1]
+            assert sum(t["points"] for t in warmups) <= 3, f"{source.name}: the warm-up carries too many points"
 
 
 def test_answer_cells_reach_the_student_notebook_and_rubrics_do_not():
@@ -177,7 +180,7 @@ def test_blank_student_notebook_fails_each_task_with_the_not_done_message(name):
     nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
     namespace, results = _run_cells(_code(nb))
     checks = [(i, v) for i, src, v in results if src.startswith("check_")]
-    assert len(checks) == len({t["task"] for t in sources.hidden_tests(SOURCE_DIR / f"{name}.md")})
+    assert len(checks) >= len({t["task"] for t in sources.hidden_tests(SOURCE_DIR / f"{name}.md")})  # a step may have its own
     for _, value in checks:
         assert isinstance(value, ex.Feedback) and not value and value.message == ex.NOT_DONE, value
     first_check = checks[0][0]
@@ -204,7 +207,7 @@ def test_the_solution_scores_full_marks_through_answer_and_judge(name):
 def test_checks_never_raise_and_leave_the_random_state_alone():
     torch.manual_seed(123)
     state = torch.random.get_rng_state()
-    for check in (ex.check_basic_block, ex.check_residual, ex.check_pre_norm_block, ex.check_init_linear):
+    for check in (ex.check_basic_block, ex.check_residual, ex.check_init_linear):
         feedback = check("not a class")
         assert isinstance(feedback, ex.Feedback) and not feedback
         assert "Traceback" not in feedback.message and "book/" not in feedback.message
@@ -395,25 +398,6 @@ def test_path_mistakes():
     _fails_with(ex.check_unrolled_output(lambda b, x: x + sum(f(x) for f in b)), "two or more")
 
 
-def test_transformer_block_mistakes():
-    ns = _solution_namespace("ex06_transformer_residual_stream")
-    Pre, Post = ns["PreNormBlock"], ns["PostNormBlock"]
-    # post-norm where pre-norm was asked, and the other way round
-    _fails_with(ex.check_pre_norm_block(Post), "that is post-norm")
-    _fails_with(ex.check_post_norm_block(Pre), "that is pre-norm")
-
-    class FinalNorm(Pre):
-        def forward(self, x):
-            return self.norm(super().forward(x))
-
-    class NoResidual(Pre):
-        def forward(self, x):
-            return self.sublayer(self.norm(x))
-
-    _fails_with(ex.check_pre_norm_block(FinalNorm), "normalizes the sum")
-    _fails_with(ex.check_pre_norm_block(NoResidual), "residual connection is missing")
-
-
 def test_learner_errors_are_reported_in_words():
     class Broken(nn.Module):
         def __init__(self, c_in, c_out, stride=1):
@@ -519,7 +503,7 @@ def test_no_self_check_message_holds_a_target_value():
     MESSAGES.clear()
     mistakes = [test_block_mistakes, test_parameter_count_mistakes, test_residual_mistakes, test_zero_init_mistakes,
                 test_weighted_layer_and_identity_block_mistakes, test_gradient_probe_mistakes,
-                test_initialization_mistakes, test_path_mistakes, test_transformer_block_mistakes,
+                test_initialization_mistakes, test_path_mistakes,
                 test_final_error_mistakes]
     for mistake in mistakes:
         mistake()

@@ -19,6 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from book.grading import cli
 from book.grading.results import GradeConfig, SubmissionResult
 from book.grading.sandbox import unavailable_reason
+from conftest import record_margins
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"no sandbox: {unavailable_reason()}")
 
@@ -122,6 +123,8 @@ def test_jobs_2_writes_the_same_gradebook_as_jobs_1_in_less_time(tmp_path):
     print(f"\n{count} submissions: --jobs 1 {serial_s:.1f} s ({serial_s / count:.2f} s each, "
           f"{serial_s / count * 100 / 60:.1f} min per 100); --jobs 2 {parallel_s:.1f} s ({parallel_s / count:.2f} s "
           f"each, {parallel_s / count * 100 / 60:.1f} min per 100)")
+    record_margins("grading seconds, --jobs 1 against --jobs 2", submissions=count, jobs1_s=round(serial_s, 1),
+                   jobs2_s=round(parallel_s, 1))
     assert len(serial) == count
     book1 = (tmp_path / "out1" / "gradebook.csv").read_text()
     assert book1 == (tmp_path / "out2" / "gradebook.csv").read_text()

@@ -69,45 +69,6 @@ def test_basic_block_judge_recomputes_the_real_output():
         assert phrase in own.message and phrase in graded.message, (own.message, graded.message)
 
 
-# --------------------------------------------------------------------------- Exercise 6, Task 1
-
-class PreNormBlock(nn.Module):
-    def __init__(self, d_model, sublayer):
-        super().__init__()
-        self.norm, self.sublayer = nn.LayerNorm(d_model), sublayer
-
-    def forward(self, x):
-        return x + self.sublayer(self.norm(x))
-
-
-class PostNormBlock(PreNormBlock):
-    def forward(self, x):
-        return self.norm(x + self.sublayer(x))
-
-
-def _silenced(cls, then):
-    """The attack: zero the sublayer's weights during the forward, then return ``then(self, x)``."""
-
-    class Silenced(cls):
-        def forward(self, x):
-            with torch.no_grad():
-                for p in self.sublayer.parameters():
-                    p.zero_()
-            return then(self, x)
-
-    return Silenced
-
-
-def test_norm_block_judges_use_the_sublayer_as_given():
-    for check, right in (("check_pre_norm_block", PreNormBlock), ("check_post_norm_block", PostNormBlock)):
-        name = right.__name__
-        assert getattr(ex, check)(right, thorough=True) and _graded(check, {name: right}, name)
-        for then in (lambda self, x: x, lambda self, x: self.norm(x), lambda self, x: right.forward(self, x)):
-            attack = _silenced(right, then)
-            own, graded = getattr(ex, check)(attack, thorough=True), _graded(check, {name: attack}, name)
-            assert not own and not graded, (check, own, graded)
-
-
 # --------------------------------------------------------------------------- Exercise 3, Task 2
 
 class Liar(torch.Tensor):

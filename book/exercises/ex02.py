@@ -55,7 +55,7 @@ def _residual_verdict(y, x, branch) -> None:
                 f"by up to {(y - want).abs().max().item():.3g}.")
 
 
-@_checker("Task 1 · y = F(x) + x")
+@_checker("Task 1 · step 1, your block")
 def check_residual(Residual, thorough: bool = False) -> str:
     """``Residual(branch)`` computes ``branch(x) + x`` with ``self.shortcut = nn.Identity()``."""
     import torch
@@ -80,7 +80,7 @@ def check_residual(Residual, thorough: bool = False) -> str:
     return _RESIDUAL_PASSED
 
 
-@_checker("Task 2 · start the block as the identity")
+@_checker("Task 1 · step 1, the zero start")
 def check_zero_init_branch(zero_init_branch: Callable, thorough: bool = False) -> str:
     """``zero_init_branch(block)`` zeroes the branch's last layer (weight and bias) and nothing else."""
     import torch
@@ -109,7 +109,7 @@ def check_zero_init_branch(zero_init_branch: Callable, thorough: bool = False) -
     return "the block starts as the identity, and its last layer still gets a gradient, so it learns the change from there."
 
 
-@_checker("Task 1 · y = F(x) + x")
+@_checker("Task 1 · step 1, your block")
 def _judge_residual(answers, seed, thorough) -> str:
     replay = _Replay(answers)
     for width, s in _residual_cases(seed, thorough):
@@ -129,7 +129,7 @@ def _judge_residual(answers, seed, thorough) -> str:
     return _RESIDUAL_PASSED
 
 
-@_checker("Task 2 · start the block as the identity")
+@_checker("Task 1 · step 1, the zero start")
 def _judge_zero_init(answers, seed, thorough) -> str:
     from torch import nn
 
@@ -217,7 +217,7 @@ def _same(got: list[float], want: list[float]) -> bool:
     return all(math.isfinite(g) and math.isclose(g, w, rel_tol=1e-4, abs_tol=1e-7) for g, w in zip(got, want))
 
 
-@_checker("Task 3 · how big is each block's change?")
+@_checker("Task 1 · how big is each block's change?")
 def check_block_changes(block_changes: Callable, thorough: bool = False, seed: int | None = None) -> str:
     """``block_changes(blocks, x)``: per block, the mean over rows of ‖block(h) − h‖ / ‖h‖ on the h that reaches it."""
     for stack, x in block_changes_cases(seed, thorough):

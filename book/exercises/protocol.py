@@ -23,7 +23,7 @@ from typing import Callable
 
 from .feedback import NOT_DONE, Feedback, _Fail, _is_tensor
 
-__all__ = ["JUDGED", "ANSWERS", "GraderError", "answer", "judge", "preload", "varied_call"]
+__all__ = ["JUDGED", "ANSWERS", "GraderError", "answer", "judge", "preload", "remember_calls", "varied_call"]
 
 # Every check the grader can judge: name -> judge. Filled by ``book.exercises`` from the ``JUDGED`` of each
 # exercise's module (``ex01`` … ``ex07``) when the package is imported; the answers are in ``book.exercises.cases``.
@@ -247,6 +247,61 @@ def preload() -> None:
     import torch  # noqa: F401
 
     from ..nets import conv1d, mlp  # noqa: F401
+
+
+_REMEMBERED_TYPES = (int, float, bool, str, type(None))
+
+
+def remember_calls(names, shell) -> None:
+    """Inside the learner's kernel, before the notebook's cells run: after every cell, wrap each function of
+    ``names`` the notebook (re)defined so that it remembers what it returned for each call with plain arguments
+    (numbers, strings, ``None``; defaults filled in) and returns the same number when called so again.
+
+    A measured range (``assert 1.3 <= early_training_loss(20, True, 1) <= 2.0``) then costs nothing where the
+    notebook's own experiment already made that call: the number is the one the learner's function computed in
+    this kernel, so it is exactly what a fresh call would compute on the same numerical path and thread setting.
+    Calls with any other argument (a data set, a tensor), and results that are not a number, are not remembered.
+    """
+    import functools
+    import inspect
+    import types
+
+    def remembering(fn):
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return fn
+        kept: dict = {}
+
+        @functools.wraps(fn)
+        def remembered(*args, **kwargs):
+            try:
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                values = list(bound.arguments.items())
+                key = tuple((k, type(v).__name__, v) for k, v in values)
+                plain = all(type(v) in _REMEMBERED_TYPES for _, v in values)
+            except TypeError:
+                plain = False
+            if not plain:
+                return fn(*args, **kwargs)
+            if key in kept:
+                return kept[key]
+            result = fn(*args, **kwargs)
+            if type(result) in (int, float):
+                kept[key] = result
+            return result
+
+        remembered.__grader_remembers__ = True
+        return remembered
+
+    def after_cell(*_):
+        for name in names:
+            fn = shell.user_ns.get(name)
+            if isinstance(fn, types.FunctionType) and not getattr(fn, "__grader_remembers__", False):
+                shell.user_ns[name] = remembering(fn)
+
+    shell.events.register("post_run_cell", after_cell)
 
 
 def answer(request: dict, namespace: dict) -> str:

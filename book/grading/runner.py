@@ -82,8 +82,18 @@ def _answer_source(request: dict) -> str:
             f"print({MARKER!r} + _grader_protocol.answer(_grader_json.loads({json.dumps(request)!r}), globals()))")
 
 
+def _remember_source(names: list[str]) -> str:
+    return ("import book.exercises.protocol as _grader_protocol\n"
+            f"_grader_protocol.remember_calls({[n for n in names if n.isidentifier()]!r}, get_ipython())\n"
+            "del _grader_protocol")
+
+
 def execute(code: list[str], args, deadline: float, ask=None) -> Run:
-    """Run ``code`` in one fresh kernel; then, if ``ask`` is given, a cell that answers each request it returns."""
+    """Run ``code`` in one fresh kernel; then, if ``ask`` is given, a cell that answers each request it returns.
+
+    With ``args.remember`` a first cell, not one of the notebook's, makes the kernel remember what those functions
+    return (:func:`book.exercises.protocol.remember_calls`), so that a request repeats none of the notebook's work.
+    """
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbclient.util import run_sync
     from nbformat.v4 import new_code_cell, new_notebook
@@ -123,7 +133,12 @@ def execute(code: list[str], args, deadline: float, ask=None) -> Run:
     try:
         with client.setup_kernel(stdout=subprocess_devnull(), stderr=subprocess_devnull()):
             watchdog.start()
-            for index, cell in enumerate(nb.cells):
+            if getattr(args, "remember", None):
+                # after the notebook's cells in the notebook (nbclient stores a cell at the index it runs it as),
+                # before them in the kernel
+                nb.cells.append(new_code_cell(_remember_source(args.remember)))
+                run_cell(nb.cells[-1], len(nb.cells) - 1, args.cell_timeout)
+            for index, cell in enumerate(nb.cells[:len(code)]):
                 if deadline - time.monotonic() <= 1:
                     run.out_of_time = True
                     break
@@ -189,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=float, default=60)
     parser.add_argument("--test-timeout", type=float, default=60)
     parser.add_argument("--max-output", type=int, default=100_000)
+    parser.add_argument("--remember", action="append", default=[],
+                        help="a function whose results the kernel keeps for the requests (repeatable)")
     args = parser.parse_args(argv)
     _not_dumpable()
     channel = os.fdopen(os.dup(1), "w")      # the grader's line; anything else printed goes to stderr

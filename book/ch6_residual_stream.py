@@ -20,7 +20,11 @@ module constants below; the claim tests import them, so they cannot drift.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .cache import atomic_write, cached, forget, result_key, result_path
+from .cache import atomic_write, cached, forget, is_cached, result_key, result_path
 from .errors import ConfigError, validate_whole_number
 from .nets.transformer import Transformer, TransformerConfig, validate_transformer_config
 from .records import RECORDED_DIR, main, provenance, read_record, setting_problems, write_record
@@ -37,7 +41,7 @@ from .training import CLAIM_SEEDS, one_thread, seeded, train_adam
 
 __all__ = [
     "InitGradients", "gradients_at_init", "TrainSpec", "SequenceRun", "run_training", "validate_train_spec",
-    "warmup_comparison", "lr_sweep", "deep_comparison", "unevenness", "trained_transformer",
+    "warmup_specs", "warmup_comparison", "lr_sweep", "deep_specs", "deep_comparison", "train_in_parallel", "unevenness", "trained_transformer",
     "record_sweep", "recorded_sweep", "recording_problems", "stable_range", "RECORDED_SWEEP", "PREFIX_STEPS",
     "LENS_NORMS", "ADDITIVE_NORMS", "lens_run", "LensSpec", "logit_lens", "first_readable_block",
     "AMPLIFICATION_NORMS", "AMPLIFICATION_LR", "Amplification", "amplification",
@@ -257,14 +261,18 @@ def trained_transformer(spec: TrainSpec, progress: bool = True) -> tuple[Transfo
 
 # --------------------------------------------------------------------------- the chapter's experiments
 
-def warmup_comparison(seed: int = 0, progress: bool = True) -> dict[str, SequenceRun]:
+def warmup_specs(seed: int = 0) -> dict[str, TrainSpec]:
     """Post-LN without and with warm-up and pre-LN without, at the chapter's learning rate."""
-    specs = {
+    return {
         "post-ln, no warm-up": TrainSpec(norm="post-ln", seed=seed),
         "post-ln, warm-up": TrainSpec(norm="post-ln", warmup_steps=CHAPTER_WARMUP, seed=seed),
         "pre-ln, no warm-up": TrainSpec(norm="pre-ln", seed=seed),
     }
-    return {name: run_training(spec, progress=progress) for name, spec in specs.items()}
+
+
+def warmup_comparison(seed: int = 0, progress: bool = True) -> dict[str, SequenceRun]:
+    """The runs of :func:`warmup_specs`, trained (or fetched from the cache)."""
+    return {name: run_training(spec, progress=progress) for name, spec in warmup_specs(seed).items()}
 
 
 def lr_sweep(seed: int = 0, norms=SWEEP_NORMS, lrs=SWEEP_LRS, progress: bool = True) -> dict[tuple[str, float], SequenceRun]:
@@ -338,16 +346,77 @@ def stable_range(runs: dict, norm: str, seeds=CLAIM_SEEDS, lrs=SWEEP_LRS) -> lis
     return [lr for lr in lrs if all(runs[(norm, lr, s)].reached() for s in seeds)]
 
 
-def deep_comparison(seed: int = 0, norms=DEEP_NORMS, progress: bool = True) -> dict[str, SequenceRun]:
-    """The deep stack (``DEEP_LAYERS`` blocks) at ``DEEP_LR``, no warm-up: ``{norm: run}``."""
+def deep_specs(seed: int = 0, norms=DEEP_NORMS) -> dict[str, TrainSpec]:
+    """The deep stack (``DEEP_LAYERS`` blocks) at ``DEEP_LR``, no warm-up: ``{norm: spec}``."""
     base = TrainSpec(n_layer=DEEP_LAYERS, lr=DEEP_LR, seed=seed)
-    return {norm: run_training(replace(base, norm=norm), progress=progress) for norm in norms}
+    return {norm: replace(base, norm=norm) for norm in norms}
+
+
+def deep_comparison(seed: int = 0, norms=DEEP_NORMS, progress: bool = True) -> dict[str, SequenceRun]:
+    """The runs of :func:`deep_specs`, trained (or fetched from the cache): ``{norm: run}``."""
+    return {norm: run_training(spec, progress=progress) for norm, spec in deep_specs(seed, norms).items()}
+
+
+# --------------------------------------------------------------------------- several runs at once
+
+def _cost(spec: TrainSpec) -> int:
+    return spec.n_layer * spec.steps * spec.batch_size
+
+
+def train_in_parallel(specs, processes: int | None = None) -> None:
+    """Train every spec of ``specs`` that is not cached yet, ``processes`` at a time; read them with :func:`run_training`.
+
+    Every run is on one thread (:func:`run_training`'s rule), so on a machine with two free cores two runs
+    take the time of one. The runs are shared out by length (longest first, each to the least loaded
+    process); this process trains the first share and a fresh Python process trains each other share into
+    the same cache. A worker computes what this process would (the same code, kernels and thread count), so
+    the results are the same bits. ``processes`` defaults to the cores this process may use, at most 4; a
+    worker that fails leaves its share to this process.
+    """
+    todo = [spec for spec in dict.fromkeys(specs) if not is_cached("transformer-train", spec)]
+    for spec in todo:
+        validate_train_spec(spec)
+    if processes is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        processes = min(cores, 4)
+    shares: list[list[TrainSpec]] = [[] for _ in range(max(1, min(processes, len(todo))))]
+    load = [0] * len(shares)
+    for spec in sorted(todo, key=_cost, reverse=True):
+        i = load.index(min(load))
+        shares[i].append(spec)
+        load[i] += _cost(spec)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))   # the same package and cache
+    code = f"from {__name__} import _train_worker; _train_worker()"
+    workers = [subprocess.Popen([sys.executable, "-c", code, json.dumps([asdict(s) for s in share])], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for share in shares[1:]]
+    if workers:
+        print(f"training {len(todo)} runs, {len(shares)} at a time (the bars show this process's share)")
+    try:
+        for spec in shares[0]:
+            run_training(spec, progress=True)
+        for worker, share in zip(workers, shares[1:]):
+            worker.wait()
+            for spec in share:             # read back from the cache; trained here if the worker failed
+                run_training(spec, progress=True)
+    finally:                               # an interrupted cell stops its workers too
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+
+
+def _train_worker() -> None:
+    """A worker of :func:`train_in_parallel`: train the specs given as JSON in ``sys.argv[1]``.
+
+    It inherits the parent's environment, so it computes on the parent's kernel path (:mod:`book.numerics`).
+    """
+    for fields in json.loads(sys.argv[1]):
+        run_training(TrainSpec(**{**fields, "betas": tuple(fields["betas"])}), progress=False)
 
 
 
 # --------------------------------------------------------------------------- reading the stream (trained models)
 
-LENS_NORMS = ("post-ln", "pre-ln", "deepnorm", "rezero")   # the four placements the chapter trains and reads
+LENS_NORMS = ("post-ln", "pre-ln")                          # the placements the chapter reads (its warm-up runs)
 ADDITIVE_NORMS = ("pre-ln", "pre-ln-scaled", "rezero")     # the stream is exactly a sum of writes (no LN on it)
 
 

@@ -1,5 +1,6 @@
-"""Chapter 7, the family of skip connections: highway gates, dense concatenation, the ODE view,
-U-Net long skips and hyper-connections, each trained briefly on MNIST-1D and cached.
+"""Chapter 7, the family of skip connections: highway gates, dense concatenation, reversible blocks (RevNet), the
+ODE view, U-Net long skips and hyper-connections, each trained briefly (or measured at initialization) on MNIST-1D
+and cached.
 
 Every experiment is a frozen spec plus a function of it, computed through :func:`book.cache.cached`, so the
 page and the claim tests share results. The networks live in :mod:`book.nets.skips`; the chapter's settings are
@@ -23,14 +24,15 @@ from torch import nn
 from .cache import cached
 from .data import load_mnist1d
 from .nets.counting import count_parameters
-from .nets.skips import (DenseNet1d, HyperNet, ODENet, PreActResNet1d, SkipMLP, SkipMLPConfig, UNet1d,
-                         sinkhorn)
+from .nets.skips import (DenseNet1d, HyperNet, ODENet, PreActResNet1d, RevNet1d, ReversibleBlock1d, SkipMLP,
+                         SkipMLPConfig, UNet1d, sinkhorn)
 from .training import one_thread, seeded, train_adam
 
 __all__ = [
     "CHEAP_SEEDS", "fit",
     "HIGHWAY_KINDS", "HighwaySpec", "highway_run",
     "DenseSpec", "dense_run", "matched_width", "MemorySpec", "saved_activation_bytes", "MEMORY_DEPTHS",
+    "RevNetSpec", "revnet_run", "matched_rev_width",
     "ODESpec", "ode_run", "ODE_EVAL_STEPS", "euler_growth", "euler_spiral", "block_updates",
     "UNetSpec", "unet_run",
     "HyperSpec", "hyper_run", "random_mixing_gains", "MIXING_DEPTHS",
@@ -197,6 +199,117 @@ def _memory(spec: MemorySpec) -> dict:
 def saved_activation_bytes(spec: MemorySpec) -> dict:
     """``{"saved_bytes", "params"}``: what one forward pass stores for its backward pass (cached)."""
     return cached("ch7-memory", spec, lambda: _memory(spec))
+
+
+# --------------------------------------------------------------------------- RevNet: a residual stack that stores nothing
+
+def matched_rev_width(depth: int, growth: int, stem: int) -> int:
+    """The (even) width of a :class:`RevNet1d` of ``depth`` blocks whose parameter count is closest to the DenseNet's."""
+    target = count_parameters(DenseNet1d(depth, growth, stem))
+    width, count = 0, 0
+    while count < target:                      # the count grows with the width: stop at the first one above
+        width += 2                             # a one-block net plus depth − 1 more blocks, without building them all
+        below = count
+        count = count_parameters(RevNet1d(1, width)) + (depth - 1) * count_parameters(ReversibleBlock1d(width))
+    return width if count - target < target - below else width - 2
+
+
+@dataclass(frozen=True)
+class RevNetSpec:
+    """A RevNet parameter-matched to :class:`MemorySpec`'s DenseNet of the same depth, measured at initialization."""
+
+    depth: int = 8
+    growth: int = 8            # of the DenseNet it is matched to
+    stem: int = 16
+    batch_size: int = 128
+    seed: int = 0
+
+
+def _saved_bytes_and_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, list[torch.Tensor]]:
+    """Bytes of the activations that the forward pass leaves for the backward pass (each storage once, no weights),
+    and the gradients of the cross-entropy loss."""
+    weights = {p.data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        if t.data_ptr() not in weights:
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.zero_grad()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        logits = model(x)
+    F.cross_entropy(logits, y).backward()
+    return sum(saved.values()), [p.grad.clone() for p in model.parameters()]
+
+
+def _block_bytes(block: nn.Module, x: torch.Tensor) -> int:
+    """Bytes that autograd saves for one block's backward: what the reconstruction holds, one block at a time."""
+    saved: dict[int, int] = {}
+    weights = {p.data_ptr() for p in block.parameters()}
+
+    def pack(t):
+        if t.data_ptr() not in weights:
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        block(x.requires_grad_())
+    return sum(saved.values())
+
+
+@torch.no_grad()
+def _reconstruct(stack, x: torch.Tensor) -> dict:
+    """Run ``stack`` forward from ``x``, then back from its output block by block. Returns the relative float32 error
+    of the reconstructed input and how many ReLU inputs of the branches the reconstruction puts on the other side of
+    zero."""
+    inputs = [x]
+    for block in stack.blocks:
+        inputs.append(block(inputs[-1]))
+    y, switches = inputs[-1], 0
+    for block, x_true, out_true in zip(reversed(stack.blocks), reversed(inputs[:-1]), reversed(inputs[1:])):
+        x_back = block.inverse(y)
+        (_, x2_true), (_, x2_back) = x_true.chunk(2, 1), x_back.chunk(2, 1)
+        y1_true, y1_back = out_true.chunk(2, 1)[0], y.chunk(2, 1)[0]     # G reads y1, F reads x2
+        switches += ((block.g.norm(y1_true) > 0) != (block.g.norm(y1_back) > 0)).sum().item()
+        switches += ((block.f.norm(x2_true) > 0) != (block.f.norm(x2_back) > 0)).sum().item()
+        y = x_back
+    return {"reconstruction_error": ((y - x).norm() / x.norm()).item(), "relu_switches": switches}
+
+
+@one_thread
+def _revnet(spec: RevNetSpec) -> dict:
+    data = load_mnist1d()
+    x, y = data.x_train[:spec.batch_size], data.y_train[:spec.batch_size]
+    width = matched_rev_width(spec.depth, spec.growth, spec.stem)
+    with seeded(spec.seed):
+        model = RevNet1d(spec.depth, width, recompute=True)
+    out = {"width": width, "params": count_parameters(model)}
+    calls = [0]   # how often the branches F and G run in one forward and backward pass
+    hooks = [m.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+             for block in model.stack.blocks for m in (block.f, block.g)]
+    grads = {}
+    for recompute, name in ((True, ""), (False, "_autograd")):
+        model.stack.recompute, calls[0] = recompute, 0
+        out["saved_bytes" + name], grads[recompute] = _saved_bytes_and_gradients(model, x, y)
+        out["branch_calls" + name] = calls[0]
+    for hook in hooks:
+        hook.remove()
+    diff = torch.cat([(a - b).flatten() for a, b in zip(grads[True], grads[False])])
+    out["gradient_error"] = (diff.norm() / torch.cat([b.flatten() for b in grads[False]]).norm()).item()
+    h0 = model.stem(x).detach()
+    out["block_bytes"] = _block_bytes(model.stack.blocks[0], h0)
+    out.update(_reconstruct(model.stack, h0))   # float32: the stack's input from its output
+    return out
+
+
+def revnet_run(spec: RevNetSpec) -> dict:
+    """At initialization: bytes a forward pass keeps for backward with the reconstruction (``saved_bytes``) and with
+    plain autograd (``saved_bytes_autograd``), one block's graph (``block_bytes``, held during backward), the relative
+    difference ‖g_rev − g‖ / ‖g‖ between the two gradients of every parameter (``gradient_error``), branch evaluations each way, and the relative float32
+    reconstruction error of the stack's input, and ``relu_switches``: branch ReLU inputs whose sign the reconstruction
+    flips (cached)."""
+    return cached("ch7-revnet", spec, lambda: _revnet(spec))
 
 
 # --------------------------------------------------------------------------- the ODE view

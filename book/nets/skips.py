@@ -14,7 +14,10 @@ One file, read top to bottom, one family per section:
   encoder's features of the same resolution; the skip is a module, ``nn.Identity()`` or :class:`ZeroSkip`;
 - **hyper-connections** (Zhu et al. 2024) and **mHC** (Xie et al. 2025): ``n`` parallel residual streams,
   mixed before and after every block by learned weights; mHC projects the stream-mixing matrix onto the
-  doubly stochastic matrices with Sinkhorn–Knopp.
+  doubly stochastic matrices with Sinkhorn–Knopp;
+- **reversible residual blocks** (Gomez et al. 2017): the channels split in halves coupled by two residual
+  sums, :math:`y_1 = x_1 + F(x_2)`, :math:`y_2 = x_2 + G(y_1)`, so that a block's input can be computed from its
+  output and the backward pass need not store activations.
 
 Every network maps MNIST-1D (``(N, 1, 40)``) to logits, except the U-Net, which maps a sequence to a sequence.
 """
@@ -36,6 +39,7 @@ __all__ = [
     "EulerStack", "ODENet",
     "ZeroSkip", "UNet1d",
     "sinkhorn", "HyperConnection", "HyperNet",
+    "ReversibleBlock1d", "ReversibleStack", "RevNet1d",
 ]
 
 
@@ -381,3 +385,120 @@ class HyperNet(nn.Module):
             product = block.mixing() @ product
             gains.append(product.abs().sum(dim=1).max().item())
         return gains
+
+
+# --------------------------------------------------------------------------- reversible residual networks
+
+class ReversibleBlock1d(nn.Module):
+    r"""A reversible residual block (Gomez et al. 2017): split the channels in halves ``x1, x2`` and couple them,
+
+    :math:`y_1 = x_1 + F(x_2)`, :math:`y_2 = x_2 + G(y_1)`, so the input can be computed from the output,
+    :math:`x_2 = y_2 - G(y_1)`, :math:`x_1 = y_1 - F(x_2)`. ``F`` and ``G`` are GroupNorm → ReLU → 3-tap conv on
+    ``channels // 2`` channels (a norm without running statistics, so recomputing a branch changes nothing).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        if channels % 2:
+            raise ConfigError(f"a reversible block splits its channels in two halves: got an odd number, {channels!r}.")
+        half = channels // 2
+        self.f = self._branch(half)   # F
+        self.g = self._branch(half)   # G
+
+    @staticmethod
+    def _branch(channels: int) -> nn.Sequential:
+        return nn.Sequential(OrderedDict(norm=nn.GroupNorm(1, channels), relu=nn.ReLU(), conv=_conv3(channels, channels)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x.chunk(2, dim=1)                 # (N, c/2, 40) each
+        y1 = x1 + self.f(x2)
+        y2 = x2 + self.g(y1)
+        return torch.cat([y1, y2], dim=1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        y1, y2 = y.chunk(2, dim=1)
+        x2 = y2 - self.g(y1)
+        x1 = y1 - self.f(x2)
+        return torch.cat([x1, x2], dim=1)
+
+
+class _ReversibleStackFunction(torch.autograd.Function):
+    """Backpropagate through a stack of :class:`ReversibleBlock1d` keeping only the stack's output.
+
+    Forward runs without building a graph. Backward walks the blocks from the last: it evaluates ``G(y1)`` and
+    ``F(x2)`` once more with a graph (one extra forward pass in all), takes the block's input from them,
+    ``x2 = y2 − G(y1)``, ``x1 = y1 − F(x2)``, and backpropagates through just that block (Gomez et al. 2017, Alg. 1).
+    """
+
+    @staticmethod
+    def forward(ctx, x, blocks, *params):
+        ctx.blocks = blocks
+        with torch.no_grad():
+            for block in blocks:
+                x = block(x)
+        ctx.save_for_backward(x)                   # the only activation kept for the backward pass
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        grads = {}
+        for block in reversed(ctx.blocks):
+            y1, y2 = (t.detach() for t in y.chunk(2, dim=1))
+            gy1, gy2 = grad.chunk(2, dim=1)
+            with torch.enable_grad():
+                y1.requires_grad_()
+                g = block.g(y1)
+            x2 = (y2 - g).detach().requires_grad_()
+            with torch.enable_grad():
+                f = block.f(x2)
+            x1 = (y1 - f).detach()
+            # y2 = x2 + G(y1): dL/dy1 gains G's vector-Jacobian product; then y1 = x1 + F(x2)
+            g_params = tuple(block.g.parameters())
+            dy1, *dg = torch.autograd.grad(g, (y1, *g_params), gy2)
+            gy1 = gy1 + dy1
+            f_params = tuple(block.f.parameters())
+            dx2, *df = torch.autograd.grad(f, (x2, *f_params), gy1)
+            grads.update(zip(g_params, dg))
+            grads.update(zip(f_params, df))
+            grad, y = torch.cat([gy1, gy2 + dx2], dim=1), torch.cat([x1, x2.detach()], dim=1)
+        params = [p for block in ctx.blocks for p in block.parameters()]
+        return (grad, None, *(grads[p] for p in params))
+
+
+class ReversibleStack(nn.Module):
+    """``depth`` reversible blocks. With ``recompute=True`` the backward pass keeps only the stack's output and
+    reconstructs every block's input from its output (:class:`_ReversibleStackFunction`); with ``False`` autograd
+    stores every block's activations, as for any residual stack."""
+
+    def __init__(self, channels: int, depth: int, recompute: bool = True):
+        super().__init__()
+        self.blocks = nn.ModuleList(ReversibleBlock1d(channels) for _ in range(depth))
+        self.recompute = recompute
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute and torch.is_grad_enabled():
+            return _ReversibleStackFunction.apply(x, self.blocks, *self.parameters())
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    @torch.no_grad()
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """The stack's input, computed from its output block by block."""
+        for block in reversed(self.blocks):
+            y = block.inverse(y)
+        return y
+
+
+class RevNet1d(nn.Module):
+    """Stem conv → ``depth`` reversible blocks of ``width`` channels → the DenseNet's head (BN-ReLU, pool, linear)."""
+
+    def __init__(self, depth: int = 12, width: int = 32, recompute: bool = True, num_classes: int = 10):
+        super().__init__()
+        self.stem = _conv3(1, width)
+        self.stack = ReversibleStack(width, depth, recompute)
+        self.head = _Head(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stack(self.stem(x)))

@@ -170,8 +170,8 @@ def test_at_110_layers_the_seeds_disagree_as_the_chapter_says():
 
 def test_the_original_nets_start_far_above_chance_and_the_preactivation_nets_at_it():
     """The loss before any step on 256 training sequences, 110 and 218 layers, seeds 0-4: the original nets'
-    unnormalized stream makes them start confidently wrong (measured 3.0-5.7 on seeds 0-2), the pre-activation
-    nets start at ln 10 (2.30-2.34)."""
+    unnormalized stream makes them start above chance (measured 2.79-5.56, each 0.49-3.24 above its pre-activation
+    twin), the pre-activation nets at ln 10 (2.30-2.37)."""
     data = load_mnist1d()
     for depth in PREACT_DEPTHS:
         for seed in PREACT_SEEDS:
@@ -182,4 +182,4 @@ def test_the_original_nets_start_far_above_chance_and_the_preactivation_nets_at_
                 with torch.no_grad():
                     losses.append(torch.nn.functional.cross_entropy(model(data.x_train[:256]), data.y_train[:256]).item())
             original, pre = losses
-            assert abs(pre - math.log(10)) < 0.1 and original > pre + 0.4, (depth, seed, losses)
+            assert abs(pre - math.log(10)) < 0.15 and original > pre + 0.25, (depth, seed, losses)

@@ -12,7 +12,8 @@ branches has length k, and k follows Binomial(n, ½). This module
   Veit et al. do, and exactly, all paths of a length added as vectors;
 - slices the loss landscape along filter-normalized random directions
   (Li et al. 2018, arXiv 1712.09913);
-- trains with stochastic depth (Huang et al. 2016, arXiv 1603.09382);
+- records ResNet-20 trained with and without stochastic depth (Huang et al. 2016, arXiv 1603.09382), for ten
+  epochs and four times as long, and lesioned (``python -m book.ch5_unrolled_view record-sd``, :data:`RECORDED_SD`);
 - records the lesion and path study at 110 layers, Veit et al.'s depth
   (``python -m book.ch5_unrolled_view record-deep``, :data:`RECORDED_DEEP`).
 
@@ -43,7 +44,8 @@ __all__ = [
     "path_length_distribution", "deletable_blocks", "downsampling_blocks", "delete_blocks", "lesion_single",
     "lesion_multiple", "path_gradient_by_length", "gradient_by_length", "gradient_weighted_length",
     "filter_normalized_direction", "loss_surface", "slice_summary", "LandscapeSpec", "landscape",
-    "STOCHASTIC_SURVIVAL", "StochasticDepthStudy", "stochastic_depth_study",
+    "STOCHASTIC_SURVIVAL", "SD_EPOCHS", "SD_SEEDS", "SD_LESION_SAMPLES", "RECORDED_SD", "sd_run",
+    "record_stochastic_depth", "recorded_stochastic_depth", "stochastic_depth_problems",
     "DEEP_DEPTH", "DEEP_EPOCHS", "DEEP_RESIDUAL_SEEDS", "DEEP_PLAIN_SEEDS", "DEEP_LESION_KS", "DEEP_LESION_SAMPLES",
     "DEEP_PATH_SAMPLES", "SHALLOW_PATH_SEEDS", "RECORDED_DEEP", "deep_run", "record_deep", "recorded_deep",
     "deep_run_problems",
@@ -337,32 +339,67 @@ def landscape(spec: LandscapeSpec, progress: bool = True) -> dict:
 # --------------------------------------------------------------------------- stochastic depth: training on the paths
 
 STOCHASTIC_SURVIVAL = 0.5        # Huang et al.'s survival probability at the last block (linear decay from 1)
+SD_EPOCHS = (DepthRun.epochs, 4 * DepthRun.epochs)   # Chapter 1's ten epochs, and the same recipe four times as long
+SD_SEEDS = (0, 1, 2, 3, 4)
+SD_LESION_SAMPLES = 10           # random block subsets per number of deleted blocks
+RECORDED_SD = RECORDED_DIR / "ch5_stochastic_depth.json"
 
 
-@dataclass(frozen=True)
-class StochasticDepthStudy:
-    """ResNet-20 trained with and without stochastic depth (same seed, same recipe), then lesioned."""
-
-    depth: int = STUDY_DEPTH
-    seed: int = 0
-    final_survival: float = STOCHASTIC_SURVIVAL
-    lesion_samples: int = 10      # random block subsets per number of deleted blocks
+def sd_run(epochs: int, stochastic: bool, seed: int) -> TrainedNet:
+    """ResNet-20 on Chapter 1's recipe stretched to ``epochs``, with or without stochastic depth."""
+    return TrainedNet(depth=STUDY_DEPTH, seed=seed, epochs=epochs,
+                      final_survival=STOCHASTIC_SURVIVAL if stochastic else 1.0)
 
 
-def stochastic_depth_study(spec: StochasticDepthStudy, progress: bool = True) -> dict:
-    """``{"standard": {...}, "stochastic": {...}}``: final errors, single and multiple lesions of each (cached)."""
-    def compute() -> dict:
-        out = {}
-        for name, survival in (("standard", 1.0), ("stochastic", spec.final_survival)):
-            model, result = trained_net(TrainedNet(depth=spec.depth, residual=True, seed=spec.seed,
-                                                   final_survival=survival), progress=progress)
-            single = lesion_single(model)
-            out[name] = {"train_error": result.final_train_error, "test_error": result.final_test_error,
-                         "base": single["base"], "mean_increase": single["mean_increase"],
-                         "multiple": lesion_multiple(model, samples=spec.lesion_samples, seed=spec.seed)}
-        return out
+def record_stochastic_depth(path=RECORDED_SD, seeds=SD_SEEDS, progress: bool = True) -> dict:
+    """Train ResNet-20 with and without stochastic depth for each of :data:`SD_EPOCHS` over ``seeds``; record the
+    curves and what deleting one block, and several, does to each trained net.
 
-    return cached("stochastic-depth", spec, compute)
+    ``python -m book.ch5_unrolled_view record-sd`` (about five minutes on one core; run it with
+    ``RESIDUAL_COURSE_CACHE`` set to an empty folder so that the wall time includes the training).
+    """
+    import time
+
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        for epochs in SD_EPOCHS:
+            for stochastic in (False, True):
+                model, result = trained_net(sd_run(epochs, stochastic, seed), progress=progress)
+                single = lesion_single(model)
+                runs.append({"epochs": epochs, "stochastic": stochastic, "seed": seed, **result.to_dict(),
+                             "base": single["base"], "mean_increase": single["mean_increase"],
+                             "single": [single["deleted"][i] for i in deletable_blocks(model)],
+                             "multiple": lesion_multiple(model, samples=SD_LESION_SAMPLES, seed=seed)})
+    about = provenance("python -m book.ch5_unrolled_view record-sd", time.perf_counter() - start,
+                       spec=asdict(DepthRun(depth=STUDY_DEPTH, residual=True)), final_survival=STOCHASTIC_SURVIVAL,
+                       epochs=list(SD_EPOCHS), seeds=list(seeds), lesion_samples=SD_LESION_SAMPLES)
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_stochastic_depth(path=RECORDED_SD) -> dict:
+    """``{"provenance": …, "runs": {(epochs, stochastic, seed): run dict}}`` from the recording."""
+    record = read_record(path)
+    return {"provenance": record["provenance"],
+            "runs": {(r["epochs"], r["stochastic"], r["seed"]): r for r in record["runs"]}}
+
+
+def stochastic_depth_problems(record: dict, epochs: int = 1, tolerance: float = 0.0) -> list[str]:
+    """Re-run the first ``epochs`` epochs of the first long standard and stochastic-depth runs; describe every
+    mismatch with the recording, and recordings made with other settings."""
+    problems = setting_problems(record, DepthRun(depth=STUDY_DEPTH, residual=True))
+    about = record.get("provenance", {})
+    if (about.get("epochs"), about.get("seeds"), about.get("final_survival")) != (
+            list(SD_EPOCHS), list(SD_SEEDS), STOCHASTIC_SURVIVAL):
+        problems.append("the recording's epochs, seeds or survival are not the chapter's: record it again")
+    firsts = {}
+    for r in record.get("runs", []):
+        if r["epochs"] == SD_EPOCHS[-1]:
+            firsts.setdefault(r["stochastic"], r)
+    for r in firsts.values():
+        problems += prefix_mismatches(sd_run(r["epochs"], r["stochastic"], r["seed"]), r, epochs, tolerance)
+    return problems
 
 
 # --------------------------------------------------------------------------- the deep nets: a recorded lesion and path study
@@ -471,4 +508,5 @@ def deep_run_problems(record: dict, tolerance: float = 0.0) -> list[str]:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main(sys.argv[1:], "book.ch5_unrolled_view", {"record-deep": (record_deep, RECORDED_DEEP)}))
+    sys.exit(main(sys.argv[1:], "book.ch5_unrolled_view", {"record-deep": (record_deep, RECORDED_DEEP),
+                                                               "record-sd": (record_stochastic_depth, RECORDED_SD)}))

@@ -2,7 +2,7 @@
 
 A recorded run is made by a command of the package (``python -m book.ch1_degradation record-long``,
 ``python -m book.ch3_gradient_highway record-equalized``, ``python -m book.ch5_unrolled_view record-deep``,
-``python -m book.ch6_residual_stream record-sweep``), never by
+``python -m book.ch6_residual_stream record-sweep`` and others), never by
 hand. Its file under ``book/recorded/``
 holds the results and where they came from: the command, the commit, the date, the torch and Python
 versions, the CPU, the thread count and the wall time. The recordings run on the pinned numerical path (:mod:`book.numerics`), which the provenance names

@@ -281,3 +281,49 @@ def test_where_the_references_are_importable_a_notebook_could_copy_them():
     request = {"check": "check_sinkhorn", "names": ["sinkhorn"], "seed": secrets.randbits(62), "thorough": True}
     reply = protocol.answer(json.loads(json.dumps(request)), namespace)
     assert protocol.judge(request, reply, "t").passed
+
+
+# --------------------------------------------------------------------------- the judge computes as the sandbox does
+
+def test_the_judge_computes_on_the_sandboxs_numerical_path_even_when_the_grader_was_not_started_pinned():
+    """A judge recomputes a trained loss and compares it to about 1e-5: on other kernels than the sandbox's, a correct
+    answer fails on some seeds. An instructor's shell is not pinned, so the judge's environment must pin itself."""
+    import os
+    import subprocess
+    import sys
+
+    from book import numerics
+    from book.grading.exchange import sandbox_env
+    from book.grading.verdicts import judge_env
+
+    bare = {k: v for k, v in os.environ.items() if k not in numerics.PINNED and k != numerics.OPT_OUT}
+    env = judge_env(bare)
+    box = sandbox_env("/scratch", "/tmp")
+    assert {k: env[k] for k in numerics.PINNED} == {k: box[k] for k in numerics.PINNED} == numerics.PINNED
+    assert env["OMP_NUM_THREADS"] == box["OMP_NUM_THREADS"] == "1"
+    # and torch in a process started with it really runs the pinned kernels
+    probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().upper() == "AVX2"
+    # a grader asked for native kernels judges on native kernels, whatever its shell had pinned
+    native = judge_env({**os.environ, numerics.OPT_OUT: "1"})
+    assert not any(name in native for name in numerics.PINNED)
+
+
+def test_judge_all_starts_its_child_with_that_environment(monkeypatch):
+    import subprocess
+
+    from book import numerics
+    from book.grading import verdicts
+
+    for name in numerics.PINNED:
+        monkeypatch.delenv(name, raising=False)      # the grader started from a plain shell
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(command, 0, stdout=b'{"passed": true, "message": "ok"}\n', stderr=b"")
+
+    monkeypatch.setattr(verdicts.subprocess, "run", fake_run)
+    assert judge_all([{"request": {}, "reply": {}, "title": "t"}])[0].passed
+    assert {k: seen.get(k) for k in numerics.PINNED} == numerics.PINNED and seen["OMP_NUM_THREADS"] == "1"

@@ -52,6 +52,23 @@ def _child_command(limits: JudgeLimits, prefix: str) -> list[str]:
             sys.executable, "-I", "-B", "-c", bootstrap, prefix]
 
 
+def judge_env(environ=None) -> dict[str, str]:
+    """The judge's environment: the grader's, on one thread and on the sandbox's numerical path.
+
+    A judge recomputes what a learner's code computed in the sandbox and compares to about 1e-5, so it must compute
+    on the same kernels: the pinned path (:mod:`book.numerics`) unless the grader was asked for native kernels,
+    whether or not the grader's own process was started pinned.
+    """
+    from .. import numerics
+
+    environ = os.environ if environ is None else environ
+    env = {name: value for name, value in environ.items() if name not in numerics.PINNED}
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    if not numerics.opted_out(environ):
+        env.update(numerics.PINNED)
+    return env
+
+
 def judge_all(items: list[dict], limits: JudgeLimits | None = None) -> list[Verdict]:
     """One :class:`Verdict` per item (``{"request", "reply", "title"}``), judged in child processes."""
     from .manifest import problems
@@ -63,7 +80,7 @@ def judge_all(items: list[dict], limits: JudgeLimits | None = None) -> list[Verd
         if changed:
             raise GraderFilesChanged("; ".join(changed[:3]))
         rest = items[len(verdicts):]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = judge_env()
         with tempfile.TemporaryDirectory(prefix="book-judge-") as prefix:
             try:
                 done = subprocess.run(_child_command(limits, prefix), input=json.dumps({"items": rest}).encode(),

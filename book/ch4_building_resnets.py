@@ -5,7 +5,8 @@ branches or another learning rate), trained once and stored by :mod:`book.traine
 chapter's settings and its three recordings: the nets trained on partly random labels
 (``python -m book.ch4_building_resnets record-noise``), the learning-rate sweep
 (``python -m book.ch4_building_resnets record-lr``) and the original against the pre-activation ResNet-110
-(``python -m book.ch4_building_resnets record-preact``).
+(``python -m book.ch4_building_resnets record-preact``), with its control, the original net ending in the
+pre-activation net's BatchNorm (``python -m book.ch4_building_resnets record-final-norm``).
 
 The image ResNets of the chapter (CIFAR 6n+2, ImageNet 18–152) live in :mod:`book.nets.resnets`; the paper's
 CIFAR-10 figure is ``python -m book.reproduce``.
@@ -26,7 +27,9 @@ __all__ = ["SCALED_SHORTCUT", "NOISE", "NOISE_EPOCHS", "NOISE_SEEDS", "RECORDED_
            "noisy_training_set", "record_noisy_labels", "recorded_noisy_labels", "noisy_label_problems", "SWEEP_LRS",
            "SWEEP_DEPTHS", "SWEEP_SEEDS", "RECORDED_LR_SWEEP", "record_lr_sweep", "recorded_lr_sweep",
            "lr_sweep_problems", "PREACT_DEPTHS", "PREACT_SEEDS", "RECORDED_PREACT", "preact_specs",
-           "record_preactivation", "recorded_preactivation", "preactivation_problems"]
+           "record_preactivation", "recorded_preactivation", "preactivation_problems",
+           "FINAL_NORM_DEPTH", "RECORDED_FINAL_NORM", "final_norm_spec", "record_final_norm", "recorded_final_norm",
+           "final_norm_problems"]
 
 SCALED_SHORTCUT = 0.5            # He et al. 2016's constant scaling
 
@@ -192,9 +195,56 @@ def preactivation_problems(record: dict, cases: int = 2, epochs: int = 1, tolera
     return problems
 
 
+# --------------------------------------------------------------------------- the control: the ending without the blocks
+
+FINAL_NORM_DEPTH = 218              # where the two blocks part on every seed
+RECORDED_FINAL_NORM = RECORDED_DIR / "ch4_final_norm.json"
+
+
+def final_norm_spec(seed: int) -> TrainedNet:
+    """The original ResNet-:data:`FINAL_NORM_DEPTH` with the pre-activation net's final BatchNorm and ReLU."""
+    return TrainedNet(depth=FINAL_NORM_DEPTH, seed=seed, final_norm=True)
+
+
+def record_final_norm(path=RECORDED_FINAL_NORM, seeds=PREACT_SEEDS, progress: bool = True) -> dict:
+    """Train :func:`final_norm_spec` on Chapter 1's recipe over ``seeds``; record the curves.
+
+    ``python -m book.ch4_building_resnets record-final-norm`` (about a quarter of an hour on one core).
+    """
+    import time
+
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        result = run_depth(final_norm_spec(seed), progress=progress)
+        runs.append({"depth": FINAL_NORM_DEPTH, "seed": seed, **result.to_dict()})
+    about = provenance("python -m book.ch4_building_resnets record-final-norm", time.perf_counter() - start,
+                       depth=FINAL_NORM_DEPTH, seeds=list(seeds), spec=asdict(DepthRun()))
+    write_record(path, about, runs)
+    return {"provenance": about, "runs": runs}
+
+
+def recorded_final_norm(path=RECORDED_FINAL_NORM) -> dict:
+    """``{seed: run dict}`` from the recording, and its provenance."""
+    record = read_record(path)
+    return {"provenance": record["provenance"], "runs": {r["seed"]: r for r in record["runs"]}}
+
+
+def final_norm_problems(record: dict, cases: int = 1, epochs: int = 1, tolerance: float = 0.0) -> list[str]:
+    """Re-run the first ``epochs`` epochs of ``cases`` recorded runs; describe every mismatch."""
+    problems = setting_problems(record, DepthRun())
+    if record.get("provenance", {}).get("depth") != FINAL_NORM_DEPTH:
+        problems.append("the recording's depth is not the chapter's: record it again")
+    for r in record.get("runs", [])[:cases]:
+        spec = final_norm_spec(r["seed"])
+        problems += prefix_mismatches(spec, r, epochs, tolerance, name=f"{spec.label} seed {spec.seed}")
+    return problems
+
+
 if __name__ == "__main__":
     import sys
 
     sys.exit(main(sys.argv[1:], "book.ch4_building_resnets",
                   {"record-noise": (record_noisy_labels, RECORDED_NOISE), "record-lr": (record_lr_sweep, RECORDED_LR_SWEEP),
-                   "record-preact": (record_preactivation, RECORDED_PREACT)}))
+                   "record-preact": (record_preactivation, RECORDED_PREACT),
+                   "record-final-norm": (record_final_norm, RECORDED_FINAL_NORM)}))

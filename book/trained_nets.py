@@ -93,9 +93,11 @@ class TrainedNet:
     zero_init_residual: bool = False     # Goyal et al.: the last BN γ of every branch = 0
     final_survival: float = 1.0          # < 1: stochastic depth (Huang et al. 2016), the last block's survival
     preactivation: bool = False          # He et al. 2016's pre-activation blocks instead of the original ones
+    final_norm: bool = False             # the original blocks with the pre-activation net's final BN → ReLU
 
     def __init__(self, run: DepthRun | None = None, shortcut_scale: float = 1.0, zero_init_residual: bool = False,
-                 final_survival: float = 1.0, preactivation: bool = False, **run_fields):
+                 final_survival: float = 1.0, preactivation: bool = False, final_norm: bool = False,
+                 **run_fields):
         if run is not None and run_fields:
             raise TypeError(f"give a DepthRun or its fields, not both (got {sorted(run_fields)} too).")
         object.__setattr__(self, "run", run if run is not None else DepthRun(**{"residual": True, **run_fields}))
@@ -103,6 +105,7 @@ class TrainedNet:
         object.__setattr__(self, "zero_init_residual", zero_init_residual)
         object.__setattr__(self, "final_survival", final_survival)
         object.__setattr__(self, "preactivation", preactivation)
+        object.__setattr__(self, "final_norm", final_norm)
 
     @property
     def seed(self) -> int:
@@ -112,13 +115,15 @@ class TrainedNet:
     def is_plain_run(self) -> bool:
         """No variant: the net is its :class:`DepthRun`'s."""
         return (self.shortcut_scale == 1.0 and not self.zero_init_residual and self.final_survival == 1.0
-                and not self.preactivation)
+                and not self.preactivation and not self.final_norm)
 
     @property
     def label(self) -> str:
         name = self.run.label
         if self.preactivation:
             name = f"pre-activation {name}"
+        if self.final_norm:
+            name += " (final BN)"
         if self.shortcut_scale != 1.0:
             name += f" (shortcut × {self.shortcut_scale:g})"
         if self.run.lr != DepthRun.lr:
@@ -129,7 +134,7 @@ class TrainedNet:
         run = self.run
         return ConvNetConfig(depth=run.depth, residual=run.residual, widths=run.widths,
                              zero_init_residual=self.zero_init_residual, final_survival=self.final_survival,
-                             preactivation=self.preactivation)
+                             preactivation=self.preactivation, final_norm=self.final_norm)
 
     def train_config(self) -> TrainConfig:
         return self.run.train_config()

@@ -145,6 +145,8 @@ class ConvNetConfig:
     num_classes: int = 10
     zero_init_residual: bool = False     # start every residual branch at zero (Goyal et al.)
     preactivation: bool = False          # PreActBlock1d (He et al. 2016) instead of BasicBlock1d
+    final_norm: bool = False             # original blocks, then the pre-activation net's BN → ReLU before the pool
+                                         # (Chapter 4's control: the ending without the blocks)
     final_survival: float = 1.0          # < 1: stochastic depth, survival decaying linearly from 1 to this
                                          # value at the last block (Huang et al. use 0.5)
 
@@ -183,6 +185,9 @@ def validate_conv_config(cfg: ConvNetConfig) -> None:
         raise ConfigError("pre-activation is a residual block's layout: a plain net has no sum to move it around.")
     if cfg.preactivation and (cfg.final_survival < 1 or cfg.zero_init_residual):
         raise ConfigError("the pre-activation net here has neither stochastic depth nor a zero-initialised branch.")
+    if cfg.final_norm and (cfg.preactivation or not cfg.residual):
+        raise ConfigError("final_norm adds the pre-activation net's last BatchNorm to a net of original residual "
+                          "blocks: the pre-activation net has it already, and a plain net is not the comparison.")
 
 
 class ConvNet1d(nn.Module):
@@ -212,7 +217,8 @@ class ConvNet1d(nn.Module):
                     layers.append(block(in_ch, out_ch, stride))
                 in_ch = out_ch
         self.blocks = nn.Sequential(*layers)
-        if config.preactivation:  # its last sum is not normalized yet: one BN → ReLU before the pool, as in the paper
+        if config.preactivation or config.final_norm:
+            # a pre-activation net's last sum is not normalized yet: one BN → ReLU before the pool, as in the paper
             self.final = nn.Sequential(nn.BatchNorm1d(in_ch), nn.ReLU())
         self.head = nn.Linear(in_ch, config.num_classes)
         self.reset_parameters()
@@ -223,7 +229,7 @@ class ConvNet1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)              # (N, w0, 40)
         x = self.blocks(x)            # (N, w2, 10)
-        if self.config.preactivation:
+        if self.config.preactivation or self.config.final_norm:
             x = self.final(x)
         x = x.mean(dim=-1)            # global average pool → (N, w2)
         return self.head(x)           # (N, num_classes)

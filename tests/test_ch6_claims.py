@@ -99,21 +99,27 @@ def test_warmup_claims(seed):
     assert CHAPTER_WARMUP > 0
 
 
-@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+# the claims Chapter 6 added on the deep stack and the lens hold on two seeds more than the page trains
+FIVE_SEEDS = (0, 1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("seed", FIVE_SEEDS)
 def test_deep_post_ln_fails_where_deepnorm_and_rezero_train(seed):
     shallow_post = run_training(TrainSpec(norm="post-ln", lr=DEEP_LR, seed=seed), progress=False)
     assert shallow_post.reached(TARGET_LOSS)  # the learning rate is fine for a shallow post-LN stack ...
     deep = deep_comparison(seed=seed, progress=False)
     assert not deep["post-ln"].reached(TARGET_LOSS)  # ... but not for DEEP_LAYERS blocks
-    assert deep["post-ln"].diverged or deep["post-ln"].eval_loss > 0.9 * TASK.chance_loss   # no better than guessing
+    # no better than guessing: measured 2.779-2.794 nats over seeds 0-4, chance 2.773
+    assert deep["post-ln"].diverged or deep["post-ln"].eval_loss > 0.9 * TASK.chance_loss
     assert deep["deepnorm"].reached(TARGET_LOSS)
     assert deep["rezero"].reached(TARGET_LOSS)
     assert DEEP_LAYERS >= 2 * CLAIM_DEPTH
 
 
-@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+@pytest.mark.parametrize("seed", FIVE_SEEDS)
 def test_deep_pre_ln_trains_without_a_repair_about_as_well_as_deepnorm(seed):
-    # held-out loss at DEEP_LAYERS blocks: pre-LN 0.180, 0.191, 0.207; DeepNorm 0.183, 0.179, 0.163; ReZero 0.26-0.28
+    # held-out loss at DEEP_LAYERS blocks, seeds 0-4: pre-LN 0.180-0.207, DeepNorm 0.163-0.251 (within 0.057 of
+    # pre-LN), ReZero 0.243-0.306 (0.054-0.112 above pre-LN)
     deep = deep_comparison(seed=seed, norms=("deepnorm", "rezero", "pre-ln"), progress=False)
     assert deep["pre-ln"].reached(TARGET_LOSS)
     assert abs(deep["pre-ln"].eval_loss - deep["deepnorm"].eval_loss) < 0.1
@@ -171,9 +177,10 @@ def test_direct_logit_attributions_add_up_to_the_margin(norm, seed):
     assert all(a > 0 for a in out["attribution"][1:])  # every block's write pushes towards the right answer
 
 
-@pytest.mark.parametrize("seed", CLAIM_SEEDS)
+@pytest.mark.parametrize("seed", FIVE_SEEDS)
 def test_pre_ln_writes_add_less_to_the_margin_towards_the_top(seed):
     attribution = lens("pre-ln", seed)["attribution"]   # [embedding, block 1, ..., block L]
+    # block 1 against the last block: measured 3.65-5.71 over seeds 0-4
     assert attribution[1] > 2 * attribution[-1]
 
 
